@@ -1,0 +1,386 @@
+//! Sans-IO incremental FLV demuxer: feed bytes as they arrive with
+//! [`FlvDemuxer::push`], drain events with [`FlvDemuxer::next_event`].
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::FlvError;
+
+/// Default cap on a tag body. The FLV size field is 24 bits (< 16 MiB), so
+/// this only bites when a caller lowers it; it bounds buffering per tag.
+pub const DEFAULT_MAX_TAG_SIZE: usize = 16 * 1024 * 1024;
+
+const HEADER_LEN: usize = 9;
+const TAG_HEADER_LEN: usize = 11;
+const PREV_TAG_SIZE_LEN: usize = 4;
+/// Real files use 9; anything much larger is garbage, not an extension.
+const MAX_DATA_OFFSET: u32 = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TagKind {
+    Audio,
+    Video,
+    Script,
+    Other(u8),
+}
+
+impl TagKind {
+    pub fn from_type(tag_type: u8) -> Self {
+        match tag_type {
+            8 => TagKind::Audio,
+            9 => TagKind::Video,
+            18 => TagKind::Script,
+            other => TagKind::Other(other),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlvTag {
+    pub kind: TagKind,
+    /// 32-bit timestamp: 24-bit field plus the extended (high) byte.
+    pub timestamp_ms: u32,
+    /// Tag body; shares the demuxer's buffer allocation, no copy.
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlvEvent {
+    Header { has_audio: bool, has_video: bool },
+    Tag(FlvTag),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Header,
+    /// Skipping the rest of the header plus PreviousTagSize0.
+    Skip(usize),
+    Tag,
+}
+
+#[derive(Debug)]
+pub struct FlvDemuxer {
+    buf: BytesMut,
+    state: State,
+    max_tag_size: usize,
+    failed: Option<FlvError>,
+    prev_tag_size_mismatches: u64,
+}
+
+impl Default for FlvDemuxer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FlvDemuxer {
+    /// A demuxer expecting a stream that starts with the FLV file header.
+    pub fn new() -> Self {
+        Self::with_max_tag_size(DEFAULT_MAX_TAG_SIZE)
+    }
+
+    pub fn with_max_tag_size(max_tag_size: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            state: State::Header,
+            max_tag_size,
+            failed: None,
+            prev_tag_size_mismatches: 0,
+        }
+    }
+
+    /// Appends received bytes. Buffering grows only until the caller drains
+    /// events; at most one tag (bounded by `max_tag_size`) stays buffered.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.failed.is_none() {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Bytes received but not yet turned into events.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Tags whose trailing PreviousTagSize disagreed with their size. Not an
+    /// error (players ignore the field) but a sign of a sloppy muxer.
+    pub fn prev_tag_size_mismatches(&self) -> u64 {
+        self.prev_tag_size_mismatches
+    }
+
+    /// Next parsed event; `Ok(None)` means more bytes are needed. After an
+    /// error the stream cannot be resynchronised, so the same error repeats.
+    pub fn next_event(&mut self) -> Result<Option<FlvEvent>, FlvError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        match self.step() {
+            Err(e) => {
+                self.failed = Some(e.clone());
+                self.buf = BytesMut::new();
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<FlvEvent>, FlvError> {
+        loop {
+            match self.state {
+                State::Header => {
+                    if self.buf.len() < 3 {
+                        // Check the signature as early as possible so that a
+                        // wrong URL (HTML error page) fails fast.
+                        if !b"FLV".starts_with(&self.buf) {
+                            let mut sig = [0u8; 3];
+                            sig[..self.buf.len()].copy_from_slice(&self.buf);
+                            return Err(FlvError::BadSignature(sig));
+                        }
+                        return Ok(None);
+                    }
+                    if &self.buf[..3] != b"FLV" {
+                        return Err(FlvError::BadSignature([
+                            self.buf[0],
+                            self.buf[1],
+                            self.buf[2],
+                        ]));
+                    }
+                    if self.buf.len() < HEADER_LEN {
+                        return Ok(None);
+                    }
+                    let flags = self.buf[4];
+                    let offset =
+                        u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]);
+                    if !(HEADER_LEN as u32..=MAX_DATA_OFFSET).contains(&offset) {
+                        return Err(FlvError::BadHeaderSize(offset));
+                    }
+                    self.buf.advance(HEADER_LEN);
+                    self.state = State::Skip(offset as usize - HEADER_LEN + PREV_TAG_SIZE_LEN);
+                    return Ok(Some(FlvEvent::Header {
+                        has_audio: flags & 0x04 != 0,
+                        has_video: flags & 0x01 != 0,
+                    }));
+                }
+                State::Skip(n) => {
+                    let k = n.min(self.buf.len());
+                    self.buf.advance(k);
+                    if k < n {
+                        self.state = State::Skip(n - k);
+                        return Ok(None);
+                    }
+                    self.state = State::Tag;
+                }
+                State::Tag => {
+                    if self.buf.len() < TAG_HEADER_LEN {
+                        return Ok(None);
+                    }
+                    let h = &self.buf[..TAG_HEADER_LEN];
+                    let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+                    if size > self.max_tag_size {
+                        return Err(FlvError::TagTooLarge {
+                            size,
+                            max: self.max_tag_size,
+                        });
+                    }
+                    let total = TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN;
+                    if self.buf.len() < total {
+                        // Reserve once so a large tag is not reallocated on
+                        // every small push.
+                        self.buf.reserve(total - self.buf.len());
+                        return Ok(None);
+                    }
+                    // Bit 5 is the "filter" (encryption) flag; the type is
+                    // the low 5 bits.
+                    let kind = TagKind::from_type(h[0] & 0x1f);
+                    let timestamp_ms = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+                    self.buf.advance(TAG_HEADER_LEN);
+                    let data = self.buf.split_to(size).freeze();
+                    let prev = self.buf.get_u32();
+                    if prev as usize != TAG_HEADER_LEN + size {
+                        self.prev_tag_size_mismatches += 1;
+                    }
+                    return Ok(Some(FlvEvent::Tag(FlvTag {
+                        kind,
+                        timestamp_ms,
+                        data,
+                    })));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::aac::{AudioParams, SyntheticAudio};
+    use crate::media::flv_file::write_flv;
+    use crate::media::h264::{SyntheticVideo, VideoParams};
+    use crate::media::stamp::find_stamp_in_avcc;
+
+    fn sample_flv() -> Vec<u8> {
+        let v = SyntheticVideo::new(&VideoParams {
+            width: 320,
+            height: 240,
+            fps: 10,
+            bitrate_bps: 100_000,
+            gop_frames: 10,
+        })
+        .unwrap();
+        let a = SyntheticAudio::new(&AudioParams {
+            bitrate_bps: 32_000,
+        })
+        .unwrap();
+        write_flv(Some(&v), Some(&a), 2)
+    }
+
+    fn drain(d: &mut FlvDemuxer, out: &mut Vec<FlvEvent>) {
+        while let Some(ev) = d.next_event().unwrap() {
+            out.push(ev);
+        }
+    }
+
+    fn demux_in_chunks(data: &[u8], mut chunk: impl FnMut() -> usize) -> Vec<FlvEvent> {
+        let mut d = FlvDemuxer::new();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let n = chunk().clamp(1, data.len() - pos);
+            d.push(&data[pos..pos + n]);
+            pos += n;
+            drain(&mut d, &mut out);
+        }
+        assert_eq!(d.buffered(), 0);
+        assert_eq!(d.prev_tag_size_mismatches(), 0);
+        out
+    }
+
+    #[test]
+    fn whole_file_events() {
+        let flv = sample_flv();
+        let events = demux_in_chunks(&flv, || usize::MAX);
+        assert_eq!(
+            events[0],
+            FlvEvent::Header {
+                has_audio: true,
+                has_video: true
+            }
+        );
+        let tags: Vec<&FlvTag> = events
+            .iter()
+            .filter_map(|e| match e {
+                FlvEvent::Tag(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tags[0].kind, TagKind::Script);
+        let video: Vec<&&FlvTag> = tags.iter().filter(|t| t.kind == TagKind::Video).collect();
+        assert_eq!(video.len(), 1 + 20);
+        // Frame 10 is at 1000 ms and carries its stamp.
+        let f10 = video[11];
+        assert_eq!(f10.timestamp_ms, 1000);
+        assert_eq!(find_stamp_in_avcc(&f10.data[5..], 4).unwrap().sequence, 10);
+        // Timestamps never go backwards in the interleaved file.
+        assert!(
+            tags.windows(2)
+                .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+        );
+    }
+
+    #[test]
+    fn byte_at_a_time_and_random_chunks_match_whole() {
+        let flv = sample_flv();
+        let whole = demux_in_chunks(&flv, || usize::MAX);
+        assert_eq!(demux_in_chunks(&flv, || 1), whole);
+        // Deterministic xorshift so failures are reproducible.
+        for seed in [1u64, 42, 0xdead_beef] {
+            let mut x = seed;
+            let chunks = demux_in_chunks(&flv, || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 700) as usize + 1
+            });
+            assert_eq!(chunks, whole, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn extended_timestamp_and_other_kinds() {
+        let mut flv = b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        // Video tag at 0x12345678 ms, then type 0x0f, then an encrypted
+        // (filter bit) audio tag.
+        for (ty, ts) in [(9u8, 0x1234_5678u32), (0x0f, 5), (0x28, 6)] {
+            flv.push(ty);
+            flv.extend_from_slice(&[0, 0, 2]);
+            flv.extend_from_slice(&ts.to_be_bytes()[1..]);
+            flv.push((ts >> 24) as u8);
+            flv.extend_from_slice(&[0, 0, 0, 0x27, 0x01]);
+            flv.extend_from_slice(&13u32.to_be_bytes());
+        }
+        let ev = demux_in_chunks(&flv, || 5);
+        assert_eq!(
+            ev[0],
+            FlvEvent::Header {
+                has_audio: false,
+                has_video: true
+            }
+        );
+        let FlvEvent::Tag(t) = &ev[1] else { panic!() };
+        assert_eq!((t.kind, t.timestamp_ms), (TagKind::Video, 0x1234_5678));
+        assert_eq!(&t.data[..], &[0x27, 0x01]);
+        let FlvEvent::Tag(t) = &ev[2] else { panic!() };
+        assert_eq!(t.kind, TagKind::Other(0x0f));
+        let FlvEvent::Tag(t) = &ev[3] else { panic!() };
+        assert_eq!(t.kind, TagKind::Audio);
+    }
+
+    #[test]
+    fn errors() {
+        let mut d = FlvDemuxer::new();
+        d.push(b"<ht");
+        assert_eq!(d.next_event(), Err(FlvError::BadSignature(*b"<ht")));
+        // Sticky.
+        d.push(b"FLV");
+        assert!(d.next_event().is_err());
+
+        // Early detection on a single byte.
+        let mut d = FlvDemuxer::new();
+        d.push(b"H");
+        assert!(matches!(d.next_event(), Err(FlvError::BadSignature(_))));
+
+        let mut d = FlvDemuxer::new();
+        d.push(b"FLV\x01\x05\x00\x00\x00\x03");
+        assert_eq!(d.next_event(), Err(FlvError::BadHeaderSize(3)));
+
+        let mut d = FlvDemuxer::with_max_tag_size(100);
+        d.push(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
+        assert!(matches!(d.next_event(), Ok(Some(FlvEvent::Header { .. }))));
+        d.push(&[9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            d.next_event(),
+            Err(FlvError::TagTooLarge {
+                size: 256,
+                max: 100
+            })
+        );
+    }
+
+    #[test]
+    fn header_with_larger_data_offset() {
+        let mut flv = b"FLV\x01\x04\x00\x00\x00\x0c\xaa\xbb\xcc\x00\x00\x00\x00".to_vec();
+        flv.extend_from_slice(&[8, 0, 0, 1, 0, 0, 7, 0, 0, 0, 0, 0xaf]);
+        flv.extend_from_slice(&99u32.to_be_bytes()); // wrong on purpose
+        let mut d = FlvDemuxer::new();
+        d.push(&flv);
+        assert!(matches!(d.next_event(), Ok(Some(FlvEvent::Header { .. }))));
+        let Ok(Some(FlvEvent::Tag(t))) = d.next_event() else {
+            panic!()
+        };
+        assert_eq!(
+            (t.kind, t.timestamp_ms, &t.data[..]),
+            (TagKind::Audio, 7, &[0xaf][..])
+        );
+        assert_eq!(d.prev_tag_size_mismatches(), 1);
+        assert_eq!(d.next_event(), Ok(None));
+    }
+}

@@ -1,0 +1,8 @@
+//! A xiu topology on loopback, started and stopped by xiuload itself: the quick start and the
+//! integration tests need no cluster.
+
+pub mod config;
+pub mod xiu;
+
+pub use config::{XiuPorts, render_config};
+pub use xiu::{LocalError, LocalXiu, find_xiu_binary};

@@ -1,0 +1,118 @@
+use clap::Parser;
+use std::process::ExitCode;
+use xiuload::cli::{Cli, Command};
+use xiuload::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::BAD_INPUT as u8
+            } else {
+                0
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::RUNTIME_FAILURE as u8);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli));
+    // Do not wait for stray tasks (a hung socket) on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code as u8)
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Validate { scenarios } => validate(&scenarios),
+        Command::Run {
+            scenario,
+            out,
+            quiet,
+        } => run(scenario, out, quiet).await,
+    }
+}
+
+fn validate(paths: &[std::path::PathBuf]) -> i32 {
+    let mut code = exit::OK;
+    for path in paths {
+        match xiuload::scenario::load(path) {
+            Ok(_) => println!("{}: ok", path.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                code = exit::BAD_INPUT;
+            }
+        }
+    }
+    code
+}
+
+async fn run(path: std::path::PathBuf, out: Option<std::path::PathBuf>, quiet: bool) -> i32 {
+    let scenario = match xiuload::scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let options = xiuload::run::RunOptions {
+        scenario_file: path,
+        out_dir: out,
+        status_line: !quiet,
+    };
+    let outcome = match xiuload::run::run(scenario, options, shutdown_signal()).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                xiuload::run::RunError::Output(_) => exit::BAD_INPUT,
+                _ => exit::RUNTIME_FAILURE,
+            };
+        }
+    };
+    println!("{}", xiuload::report::markdown::render(&outcome.report));
+    println!("Reports in {}", outcome.out.dir.display());
+    use xiuload::report::model::{StopReason, Verdict};
+    match (outcome.report.run.stopped_by, outcome.report.verdict) {
+        (StopReason::Interrupted, _) => exit::INTERRUPTED,
+        (_, Verdict::Pass) => exit::OK,
+        (_, Verdict::Fail) => exit::CHECK_FAILED,
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    wait_for_signal(&mut term).await;
+    eprintln!(
+        "\nstopping: writing the report with what was measured (press Ctrl-C again to quit at once)"
+    );
+    tokio::spawn(async move {
+        wait_for_signal(&mut term).await;
+        std::process::exit(exit::INTERRUPTED);
+    });
+}
+
+async fn wait_for_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term.as_mut() {
+        Some(t) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = t.recv() => {},
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The load generator's own health: CPU use and event-loop lag. A saturated loader measures
+//! itself, not the server, so the report must say when that happened.
+
+use super::histogram::LatencyHistogram;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Reads this process's CPU time from `/proc/self/stat` (Linux). Returns `None` elsewhere.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_micros(ticks * 1_000_000 / hz)
+    })
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2) may
+/// contain spaces and parentheses, so fields are counted after its closing parenthesis.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // After the comm, field 3 (state) is index 0, so utime (14) is index 11.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Resident set size of a process in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU percentage of one core between successive calls.
+pub struct CpuSampler {
+    last: Option<(Instant, Duration)>,
+}
+
+impl Default for CpuSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuSampler {
+    pub fn new() -> Self {
+        CpuSampler {
+            last: process_cpu_time().map(|c| (Instant::now(), c)),
+        }
+    }
+
+    pub fn sample(&mut self) -> Option<f64> {
+        let now = Instant::now();
+        let cpu = process_cpu_time()?;
+        let (then, before) = self.last.replace((now, cpu))?;
+        let wall = now.duration_since(then).as_secs_f64();
+        (wall > 0.0).then(|| cpu.saturating_sub(before).as_secs_f64() / wall * 100.0)
+    }
+}
+
+/// Measures how late a timer fires on the runtime: when tasks hog the event loop, every client's
+/// timestamps are late too.
+#[derive(Clone, Default)]
+pub struct LagProbe {
+    window: Arc<Mutex<LatencyHistogram>>,
+}
+
+impl LagProbe {
+    pub const PERIOD: Duration = Duration::from_millis(50);
+
+    pub fn spawn(&self, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+        let window = Arc::clone(&self.window);
+        tokio::spawn(async move {
+            loop {
+                let intended = tokio::time::Instant::now() + Self::PERIOD;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(intended) => {}
+                }
+                let lag = tokio::time::Instant::now().saturating_duration_since(intended);
+                window
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record_micros(lag.as_micros() as u64 + 1);
+            }
+        })
+    }
+
+    pub fn take_window(&self) -> LatencyHistogram {
+        std::mem::take(&mut *self.window.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Per-second samples folded into the run's loader verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoaderHealth {
+    pub cores: usize,
+    pub cpu_percent_mean: f64,
+    pub cpu_percent_max: f64,
+    pub lag_ms_p99: Option<f64>,
+    pub lag_ms_max: Option<f64>,
+    pub saturated: bool,
+    pub reasons: Vec<String>,
+    #[serde(skip)]
+    cpu_samples: Vec<f64>,
+    #[serde(skip)]
+    lag: LatencyHistogram,
+}
+
+/// CPU above this share of all cores in a second counts as a saturated second.
+const SATURATED_CPU_SHARE: f64 = 0.90;
+/// Saturated seconds above this share of the run flag the run.
+const SATURATED_SECONDS_SHARE: f64 = 0.10;
+/// Event-loop lag p99 above this flags the run: timestamps would be off by as much.
+const LAG_P99_LIMIT_MS: f64 = 50.0;
+
+impl LoaderHealth {
+    pub fn new(cores: usize) -> Self {
+        LoaderHealth {
+            cores: cores.max(1),
+            ..Default::default()
+        }
+    }
+
+    pub fn add_second(&mut self, cpu_percent: Option<f64>, lag: &LatencyHistogram) {
+        if let Some(c) = cpu_percent {
+            self.cpu_samples.push(c);
+        }
+        self.lag.merge(lag);
+        self.conclude();
+    }
+
+    /// Recomputes the verdict; pure over the samples so far.
+    fn conclude(&mut self) {
+        let n = self.cpu_samples.len();
+        self.cpu_percent_mean = if n == 0 {
+            0.0
+        } else {
+            self.cpu_samples.iter().sum::<f64>() / n as f64
+        };
+        self.cpu_percent_max = self.cpu_samples.iter().cloned().fold(0.0, f64::max);
+        self.lag_ms_p99 = self.lag.quantile_ms(0.99);
+        self.lag_ms_max = self.lag.max_ms();
+        self.reasons.clear();
+        let limit = SATURATED_CPU_SHARE * 100.0 * self.cores as f64;
+        let hot = self.cpu_samples.iter().filter(|c| **c >= limit).count();
+        if n > 0 && hot as f64 / n as f64 > SATURATED_SECONDS_SHARE {
+            self.reasons.push(format!(
+                "CPU at or above {:.0}% of {} core(s) in {hot} of {n} seconds",
+                SATURATED_CPU_SHARE * 100.0,
+                self.cores
+            ));
+        }
+        if let Some(p99) = self.lag_ms_p99
+            && p99 > LAG_P99_LIMIT_MS
+        {
+            self.reasons.push(format!(
+                    "event-loop lag p99 {p99:.1} ms exceeds {LAG_P99_LIMIT_MS} ms: client timestamps are late by as much"
+                ));
+        }
+        self.saturated = !self.reasons.is_empty();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_stat_with_spaces_in_comm() {
+        let line = "1234 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 8 0";
+        assert_eq!(parse_cpu_ticks(line), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable_here() {
+        assert!(process_cpu_time().is_some());
+        assert!(rss_bytes(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn saturation_needs_sustained_cpu_or_lag() {
+        let quiet = LatencyHistogram::new();
+        let mut h = LoaderHealth::new(2);
+        for _ in 0..20 {
+            h.add_second(Some(50.0), &quiet);
+        }
+        assert!(!h.saturated, "{:?}", h.reasons);
+        for _ in 0..5 {
+            h.add_second(Some(195.0), &quiet);
+        }
+        assert!(h.saturated);
+        assert!(h.reasons[0].contains("5 of 25 seconds"), "{:?}", h.reasons);
+
+        let mut laggy = LatencyHistogram::new();
+        laggy.record_micros(200_000);
+        let mut h = LoaderHealth::new(2);
+        h.add_second(Some(10.0), &laggy);
+        assert!(h.saturated && h.reasons[0].contains("lag"));
+    }
+}

@@ -1,0 +1,89 @@
+//! RTMP viewer. xiu answers `Play.Start` even for a stream that does not exist, so a session only
+//! counts as served when a keyframe arrives.
+
+use super::PlayerTiming;
+use super::viewer::Viewer;
+use crate::clock::RunClock;
+use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
+use crate::rtmp::url::RtmpBase;
+use crate::rtmp::{RtmpConnection, RtmpError};
+use crate::session::SessionEnd;
+use rml_rtmp::sessions::ClientSessionEvent;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[allow(clippy::too_many_arguments)]
+pub async fn play_rtmp(
+    base: &RtmpBase,
+    app: &str,
+    stream: &str,
+    timing: &PlayerTiming,
+    metrics: &Arc<GroupMetrics<PlayerStats>>,
+    clock: &RunClock,
+    cancel: &CancellationToken,
+) -> SessionEnd {
+    let _active = metrics.active_guard();
+    let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
+    let end = tokio::select! {
+        _ = cancel.cancelled() => SessionEnd::Cancelled,
+        end = watch(base, app, stream, timing, &mut viewer) => end,
+    };
+    if let SessionEnd::Failed(kind) = end {
+        metrics.record(|s| s.errors.add(kind));
+    }
+    viewer.finish(Instant::now());
+    end
+}
+
+async fn watch(
+    base: &RtmpBase,
+    app: &str,
+    stream: &str,
+    timing: &PlayerTiming,
+    viewer: &mut Viewer<'_>,
+) -> SessionEnd {
+    let started = viewer.started_at();
+    let (mut conn, setup) = match RtmpConnection::open(base, app, timing.first_frame_timeout).await
+    {
+        Ok(c) => c,
+        Err(e) => return SessionEnd::Failed(e.kind()),
+    };
+    viewer.connected(setup.connected_in);
+    let remaining = timing.first_frame_timeout.saturating_sub(started.elapsed());
+    if let Err(e) = conn.play(stream, remaining).await {
+        return SessionEnd::Failed(e.kind());
+    }
+    let first_frame_deadline = tokio::time::Instant::from_std(started + timing.first_frame_timeout);
+    let session_end = timing
+        .session_length
+        .map(|len| tokio::time::Instant::from_std(started + len));
+    let mut counted = conn.bytes_read();
+    loop {
+        let deadline = if viewer.has_media() {
+            tokio::time::Instant::now() + timing.read_timeout
+        } else {
+            first_frame_deadline
+        };
+        let deadline = session_end.map_or(deadline, |e| e.min(deadline));
+        let event = match tokio::time::timeout_at(deadline, conn.next_event()).await {
+            Err(_) if session_end.is_some_and(|e| tokio::time::Instant::now() >= e) => {
+                return SessionEnd::Completed;
+            }
+            Err(_) if viewer.has_media() => return SessionEnd::Failed(ErrorKind::ReadTimeout),
+            Err(_) => return SessionEnd::Failed(ErrorKind::NoMedia),
+            Ok(Err(RtmpError::Eof)) if !viewer.has_media() => {
+                return SessionEnd::Failed(ErrorKind::NoMedia);
+            }
+            Ok(Err(e)) => return SessionEnd::Failed(e.kind()),
+            Ok(Ok(event)) => event,
+        };
+        let now = Instant::now();
+        let read = conn.bytes_read();
+        viewer.on_bytes(now, (read - counted) as usize);
+        counted = read;
+        if let ClientSessionEvent::VideoDataReceived { timestamp, data } = event {
+            viewer.on_flv_video(now, timestamp.value, &data);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `summary.md` and the end-of-run terminal summary (the same text: Markdown reads fine in a
+//! terminal).
+
+use super::model::{PlayerSummary, Report, StopReason, Verdict};
+use crate::metrics::Summary;
+use std::fmt::Write;
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
+}
+
+fn pcts(s: &Summary) -> String {
+    format!("{} / {} / {}", ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms))
+}
+
+fn errors(s: &crate::metrics::stats::ErrorCounts) -> String {
+    if s.0.is_empty() {
+        "0".into()
+    } else {
+        s.0.iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
+    let _ = writeln!(
+        out,
+        "| {name} | {protocol} | {} / {} | {} | {} | {} | {:.2}% | {} | {:.1} |",
+        p.sessions_with_media,
+        p.sessions,
+        pcts(&p.startup_ms),
+        pcts(&p.latency_ms),
+        p.stalls,
+        p.stall_ratio * 100.0,
+        errors(&p.errors),
+        p.mbps,
+    );
+}
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let _ = writeln!(out, "# xiuload run `{}`: {verdict}\n", r.run.name);
+    let stopped = match r.run.stopped_by {
+        StopReason::Completed => "ran to the end of its plan".to_string(),
+        StopReason::Interrupted => format!(
+            "**interrupted** after {:.1}s of {:.1}s planned: partial results",
+            r.run.duration_s, r.run.planned_duration_s
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "- run `{}` against {} from {}, {stopped}",
+        r.run.id, r.run.target, r.run.started_at
+    );
+    let _ = writeln!(
+        out,
+        "- measured after a {:.0}s warm-up; percentiles are p50 / p95 / p99 in ms",
+        r.run.warmup_s
+    );
+    if r.loader.saturated {
+        let _ = writeln!(
+            out,
+            "- **WARNING: the load generator was saturated**: {}. Results describe xiuload, not the server; use more or bigger load-generator pods.",
+            r.loader.reasons.join("; ")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "- load generator healthy: CPU mean {:.0}% / max {:.0}% of one core ({} cores), event-loop lag p99 {} ms",
+            r.loader.cpu_percent_mean,
+            r.loader.cpu_percent_max,
+            r.loader.cores,
+            r.loader
+                .lag_ms_p99
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "–".into())
+        );
+    }
+
+    if !r.players.is_empty() {
+        let _ = writeln!(out, "\n## Players\n");
+        let _ = writeln!(
+            out,
+            "| group | protocol | served / sessions | startup ms | latency ms | stalls | stall time | errors | Mbit/s |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        for g in &r.players {
+            player_row(&mut out, &g.name, &g.protocol, &g.summary);
+        }
+        if r.players.len() > 1 {
+            player_row(&mut out, "**all**", "", &r.all_players);
+        }
+        let lost: u64 = r.players.iter().map(|g| g.summary.lost_frames).sum();
+        let unstamped: u64 = r.players.iter().map(|g| g.summary.unstamped_frames).sum();
+        let _ = writeln!(
+            out,
+            "\nFrames: {} received, {lost} lost, {} duplicated, {} reordered, {unstamped} without our stamp.",
+            r.all_players.frames, r.all_players.duplicate_frames, r.all_players.reordered_frames
+        );
+        if let Some(hls) = r.protocols.get("hls") {
+            let _ = writeln!(
+                out,
+                "HLS: {} segments ({} slower than real time, {} skipped), {} stale playlists, playlist fetch {} ms, segment download {} ms.",
+                hls.segments,
+                hls.slow_segments,
+                hls.skipped_segments,
+                hls.stale_playlists,
+                pcts(&hls.playlist_ms),
+                pcts(&hls.segment_ms)
+            );
+        }
+    }
+    if !r.publishers.is_empty() {
+        let _ = writeln!(out, "\n## Publishers\n");
+        let _ = writeln!(
+            out,
+            "| group | streams | sessions | connect ms | send lateness ms | frames | errors | Mbit/s |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for p in &r.publishers {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                p.name,
+                p.streams.len(),
+                p.sessions,
+                pcts(&p.connect_ms),
+                pcts(&p.lateness_ms),
+                p.frames,
+                errors(&p.errors),
+                p.mbps
+            );
+        }
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "\n## Thresholds\n");
+        let _ = writeln!(out, "| | metric | scope | limit | measured |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for t in &r.thresholds {
+            let limit = match (t.min, t.max) {
+                (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
+                (Some(lo), None) => format!("≥ {lo}"),
+                (None, Some(hi)) => format!("≤ {hi}"),
+                (None, None) => "–".into(),
+            };
+            let value = t
+                .value
+                .map(|v| format!("{v}"))
+                .unwrap_or_else(|| t.note.clone().unwrap_or_else(|| "–".into()));
+            let mark = if t.pass { "✅ pass" } else { "❌ FAIL" };
+            let _ = writeln!(
+                out,
+                "| {mark} | `{}` | {} | {limit} | {value} |",
+                t.metric, t.scope
+            );
+        }
+    }
+    out
+}

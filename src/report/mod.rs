@@ -1,0 +1,74 @@
+//! Reports: one model, several writers. Output files are created before the load starts so that a
+//! bad path fails in the first second, not after an hour.
+
+pub mod markdown;
+pub mod model;
+pub mod thresholds;
+
+pub use model::{Report, SCHEMA_VERSION};
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot create output directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The run directory and its files.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    pub dir: PathBuf,
+}
+
+impl OutputDir {
+    pub const REPORT_JSON: &'static str = "report.json";
+    pub const SUMMARY_MD: &'static str = "summary.md";
+    pub const TIMELINE: &'static str = "timeline.jsonl";
+
+    /// Creates the directory and placeholder files, proving they can be written.
+    pub fn prepare(dir: &Path) -> Result<Self, OutputError> {
+        std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let out = OutputDir {
+            dir: dir.to_path_buf(),
+        };
+        out.write(
+            Self::REPORT_JSON,
+            b"{\"schema_version\": 1, \"status\": \"running\"}\n",
+        )?;
+        out.write(Self::SUMMARY_MD, b"# xiuload run in progress\n")?;
+        Ok(out)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        // Write-then-rename so a reader never sees half a report.
+        let path = self.path(name);
+        let tmp = self.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|source| OutputError::Write { path, source })
+    }
+
+    pub fn write_report(&self, report: &Report) -> Result<(), OutputError> {
+        let json = serde_json::to_vec_pretty(report).expect("report serialises");
+        self.write(Self::REPORT_JSON, &json)?;
+        self.write(Self::SUMMARY_MD, markdown::render(report).as_bytes())
+    }
+}

@@ -1,0 +1,224 @@
+//! The report view model: one structure that every writer (JSON, Markdown, terminal, HTML)
+//! renders. `report.json` is this structure serialised; its schema is versioned and documented in
+//! README.md ("Report reference").
+
+use crate::metrics::loader::LoaderHealth;
+use crate::metrics::stats::ErrorCounts;
+use crate::metrics::{PlayerStats, PublisherStats, Summary};
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any incompatible change to `report.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub run: RunInfo,
+    pub scenario: Scenario,
+    pub publishers: Vec<PublisherGroupReport>,
+    pub players: Vec<PlayerGroupReport>,
+    /// All player groups of one protocol merged.
+    pub protocols: BTreeMap<String, PlayerSummary>,
+    /// Every player merged.
+    pub all_players: PlayerSummary,
+    pub loader: LoaderHealth,
+    pub thresholds: Vec<ThresholdResult>,
+    /// `pass` when every threshold passed, else `fail`.
+    pub verdict: Verdict,
+    /// Raw mergeable measurements (histograms in HdrHistogram V2 base64) after warm-up, per group,
+    /// so reports of several load-generator pods combine exactly.
+    pub raw: RawMeasurements,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The plan ran to its end.
+    Completed,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: String,
+    pub name: String,
+    pub scenario_file: String,
+    pub target: String,
+    pub started_at: String,
+    pub ended_at: String,
+    /// Wall clock of the run's time zero, ms since the Unix epoch: the timeline's `t` is relative
+    /// to it.
+    pub start_unix_ms: u64,
+    pub planned_duration_s: f64,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub stopped_by: StopReason,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublisherGroupReport {
+    pub name: String,
+    pub streams: Vec<String>,
+    pub sessions: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub mbps: f64,
+    pub disconnects: u64,
+    pub errors: ErrorCounts,
+    pub errors_during_warmup: ErrorCounts,
+    pub error_rate: f64,
+    pub connect_ms: Summary,
+    pub publish_accept_ms: Summary,
+    pub lateness_ms: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlayerGroupReport {
+    pub name: String,
+    pub protocol: String,
+    #[serde(flatten)]
+    pub summary: PlayerSummary,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlayerSummary {
+    pub sessions: u64,
+    pub sessions_with_media: u64,
+    pub errors: ErrorCounts,
+    pub errors_during_warmup: ErrorCounts,
+    pub error_rate: f64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub mbps: f64,
+    pub stalls: u64,
+    pub stall_ratio: f64,
+    pub lost_frames: u64,
+    pub lost_frame_ratio: f64,
+    pub duplicate_frames: u64,
+    pub reordered_frames: u64,
+    pub unstamped_frames: u64,
+    pub reconnects: u64,
+    pub abandoned: u64,
+    pub segments: u64,
+    pub slow_segments: u64,
+    pub skipped_segments: u64,
+    pub stale_playlists: u64,
+    pub connect_ms: Summary,
+    pub ttfb_ms: Summary,
+    pub startup_ms: Summary,
+    pub latency_ms: Summary,
+    pub frame_gap_ms: Summary,
+    pub stall_ms: Summary,
+    pub playlist_ms: Summary,
+    pub segment_ms: Summary,
+}
+
+impl PlayerSummary {
+    /// Summarises steady-state stats; `warmup` only contributes its error counts.
+    pub fn from_stats(s: &PlayerStats, warmup: &PlayerStats, seconds: f64) -> Self {
+        PlayerSummary {
+            sessions: s.sessions,
+            sessions_with_media: s.sessions_with_media,
+            errors: s.errors.clone(),
+            errors_during_warmup: warmup.errors.clone(),
+            error_rate: round4(s.error_rate()),
+            frames: s.frames,
+            bytes: s.bytes,
+            mbps: mbps(s.bytes, seconds),
+            stalls: s.stalls,
+            stall_ratio: round4(s.stall_ratio()),
+            lost_frames: s.lost_frames,
+            lost_frame_ratio: round4(s.lost_frame_ratio()),
+            duplicate_frames: s.duplicate_frames,
+            reordered_frames: s.reordered_frames,
+            unstamped_frames: s.unstamped_frames,
+            reconnects: s.reconnects,
+            abandoned: s.abandoned,
+            segments: s.segments,
+            slow_segments: s.slow_segments,
+            skipped_segments: s.skipped_segments,
+            stale_playlists: s.stale_playlists,
+            connect_ms: s.connect.summary(),
+            ttfb_ms: s.ttfb.summary(),
+            startup_ms: s.startup.summary(),
+            latency_ms: s.latency.summary(),
+            frame_gap_ms: s.frame_gap.summary(),
+            stall_ms: s.stall.summary(),
+            playlist_ms: s.playlist.summary(),
+            segment_ms: s.segment.summary(),
+        }
+    }
+}
+
+impl PublisherGroupReport {
+    pub fn from_stats(
+        name: &str,
+        streams: Vec<String>,
+        s: &PublisherStats,
+        warmup: &PublisherStats,
+        seconds: f64,
+    ) -> Self {
+        PublisherGroupReport {
+            name: name.to_string(),
+            streams,
+            sessions: s.sessions,
+            frames: s.frames,
+            bytes: s.bytes,
+            mbps: mbps(s.bytes, seconds),
+            disconnects: s.disconnects,
+            errors: s.errors.clone(),
+            errors_during_warmup: warmup.errors.clone(),
+            error_rate: round4(s.error_rate()),
+            connect_ms: s.connect.summary(),
+            publish_accept_ms: s.publish_accept.summary(),
+            lateness_ms: s.lateness.summary(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub metric: String,
+    pub scope: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The measured value; `null` when nothing was measured (which fails the threshold).
+    pub value: Option<f64>,
+    pub pass: bool,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawMeasurements {
+    pub players: BTreeMap<String, PlayerStats>,
+    pub publishers: BTreeMap<String, PublisherStats>,
+}
+
+pub fn mbps(bytes: u64, seconds: f64) -> f64 {
+    if seconds <= 0.0 {
+        0.0
+    } else {
+        ((bytes as f64 * 8.0 / 1e6 / seconds) * 100.0).round() / 100.0
+    }
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}

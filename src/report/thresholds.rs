@@ -1,0 +1,129 @@
+//! Judging thresholds against measurements. Pure.
+
+use super::model::{ThresholdResult, Verdict};
+use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
+use crate::scenario::Threshold;
+use crate::scenario::threshold::{Stat, parse_metric};
+
+/// The merged stats a threshold's scope selects.
+pub enum Scoped<'a> {
+    Players(&'a PlayerStats),
+    Publishers(&'a PublisherStats),
+}
+
+pub fn value_of(metric: &str, scoped: &Scoped<'_>) -> Option<f64> {
+    let for_publishers = matches!(scoped, Scoped::Publishers(_));
+    let m = parse_metric(metric, for_publishers).ok()?;
+    let hist: Option<&LatencyHistogram> = match (scoped, m.name.as_str()) {
+        (Scoped::Players(s), "startup_ms") => Some(&s.startup),
+        (Scoped::Players(s), "latency_ms") => Some(&s.latency),
+        (Scoped::Players(s), "connect_ms") => Some(&s.connect),
+        (Scoped::Players(s), "ttfb_ms") => Some(&s.ttfb),
+        (Scoped::Players(s), "frame_gap_ms") => Some(&s.frame_gap),
+        (Scoped::Players(s), "playlist_ms") => Some(&s.playlist),
+        (Scoped::Players(s), "segment_ms") => Some(&s.segment),
+        (Scoped::Publishers(s), "lateness_ms") => Some(&s.lateness),
+        (Scoped::Publishers(s), "connect_ms") => Some(&s.connect),
+        _ => None,
+    };
+    if let (Some(h), Some(stat)) = (hist, m.stat) {
+        return match stat {
+            Stat::Max => h.max_ms(),
+            Stat::Mean => h.mean_ms(),
+            q => h.quantile_ms(q.quantile().unwrap_or(0.5)),
+        };
+    }
+    match (scoped, m.name.as_str()) {
+        (Scoped::Players(s), "stall_ratio") => {
+            (s.play_micros + s.stall_micros > 0).then(|| s.stall_ratio())
+        }
+        (Scoped::Players(s), "error_rate") => (s.sessions > 0).then(|| s.error_rate()),
+        (Scoped::Players(s), "lost_frame_ratio") => (s.frames > 0).then(|| s.lost_frame_ratio()),
+        (Scoped::Publishers(s), "error_rate") => (s.sessions > 0).then(|| s.error_rate()),
+        _ => None,
+    }
+}
+
+pub fn judge(t: &Threshold, scoped: &Scoped<'_>) -> ThresholdResult {
+    let value = value_of(&t.metric, scoped);
+    let (pass, note) = match value {
+        None => (
+            false,
+            Some("nothing was measured for this metric and scope".to_string()),
+        ),
+        Some(v) => {
+            let over = t.max.is_some_and(|max| v > max);
+            let under = t.min.is_some_and(|min| v < min);
+            (!(over || under), None)
+        }
+    };
+    ThresholdResult {
+        metric: t.metric.clone(),
+        scope: t.scope.clone(),
+        min: t.min,
+        max: t.max,
+        value: value.map(|v| (v * 1000.0).round() / 1000.0),
+        pass,
+        note,
+    }
+}
+
+pub fn verdict(results: &[ThresholdResult]) -> Verdict {
+    if results.iter().all(|r| r.pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threshold(metric: &str, max: Option<f64>, min: Option<f64>) -> Threshold {
+        Threshold {
+            metric: metric.into(),
+            scope: "all".into(),
+            max,
+            min,
+        }
+    }
+
+    #[test]
+    fn percentile_thresholds_pass_and_fail() {
+        let mut s = PlayerStats::default();
+        for ms in 1..=100u64 {
+            s.startup.record_micros(ms * 1000);
+        }
+        let scoped = Scoped::Players(&s);
+        assert!(judge(&threshold("startup_ms.p99", Some(150.0), None), &scoped).pass);
+        let r = judge(&threshold("startup_ms.p99", Some(50.0), None), &scoped);
+        assert!(!r.pass);
+        assert_eq!(r.value.map(f64::round), Some(99.0));
+        assert_eq!(verdict(&[r]), Verdict::Fail);
+    }
+
+    #[test]
+    fn nothing_measured_fails_with_a_note() {
+        let s = PlayerStats::default();
+        let r = judge(
+            &threshold("latency_ms.p95", Some(1e9), None),
+            &Scoped::Players(&s),
+        );
+        assert!(!r.pass && r.note.is_some());
+    }
+
+    #[test]
+    fn ratios_and_minimums() {
+        let s = PlayerStats {
+            sessions: 10,
+            stall_micros: 1,
+            play_micros: 99,
+            ..Default::default()
+        };
+        let scoped = Scoped::Players(&s);
+        assert!(judge(&threshold("stall_ratio", Some(0.02), None), &scoped).pass);
+        assert!(!judge(&threshold("stall_ratio", None, Some(0.5)), &scoped).pass);
+        assert_eq!(value_of("error_rate", &scoped), Some(0.0));
+    }
+}

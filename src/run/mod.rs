@@ -1,0 +1,750 @@
+//! `xiuload run`: drive the scenario's publishers and players, collect measurements once a second,
+//! and write the reports, also when stopped early.
+
+pub mod endpoints;
+pub mod slots;
+pub mod status;
+
+use crate::clock::{RunClock, rfc3339_from_unix_micros};
+use crate::local::{LocalError, LocalXiu, find_xiu_binary};
+use crate::media::aac::{AudioParams, SyntheticAudio};
+use crate::media::h264::{SyntheticVideo, VideoParams};
+use crate::metrics::loader::{CpuSampler, LagProbe, LoaderHealth};
+use crate::metrics::timeline::{PlayerSecond, TimelineWriter, build_point};
+use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
+use crate::player::PlayerTiming;
+use crate::report::model::*;
+use crate::report::thresholds::{Scoped, judge, verdict};
+use crate::report::{OutputDir, OutputError};
+use crate::rtmp::publisher::{PublisherSpec, publish_session};
+use crate::rtmp::url::RtmpBase;
+use crate::scenario::plan::{Shape, run_length};
+use crate::scenario::select::Selector;
+use crate::scenario::{PlayerGroup, Protocol, PublisherGroup, Scenario, Selection};
+use endpoints::{Endpoints, stream_name};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use slots::{Next, control, decide, pause};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub scenario_file: PathBuf,
+    /// Output directory; `reports/<run-id>` when absent.
+    pub out_dir: Option<PathBuf>,
+    /// Print the live status line (to stderr).
+    pub status_line: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error("synthetic media for publisher group {group:?}: {message}")]
+    Media { group: String, message: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub struct Outcome {
+    pub report: Report,
+    pub out: OutputDir,
+}
+
+struct PublisherGroupRun {
+    config: PublisherGroup,
+    shape: Shape,
+    streams: Vec<String>,
+    video: SyntheticVideo,
+    audio: Option<SyntheticAudio>,
+    metrics: Arc<GroupMetrics<PublisherStats>>,
+    steady: PublisherStats,
+    warmup: PublisherStats,
+}
+
+struct PlayerGroupRun {
+    config: PlayerGroup,
+    shape: Shape,
+    streams: Arc<Vec<String>>,
+    metrics: Arc<GroupMetrics<PlayerStats>>,
+    steady: PlayerStats,
+    warmup: PlayerStats,
+}
+
+/// Runs a validated scenario until its plan ends or `shutdown` resolves, then writes the report.
+pub async fn run(
+    scenario: Scenario,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, RunError> {
+    let clock = RunClock::start_now();
+    let name = scenario.run.name.clone().unwrap_or_else(|| {
+        options
+            .scenario_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into())
+    });
+    let run_id = format!("{name}-{}", compact_timestamp(clock.start_unix_micros()));
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    // Fail fast on a missing xiu, before creating any output.
+    let xiu_bin = match &scenario.target.local {
+        Some(local) => Some(find_xiu_binary(local.xiu_bin.as_deref())?),
+        None => None,
+    };
+    let out = OutputDir::prepare(&out_dir)?;
+    let timeline_path = out.path(OutputDir::TIMELINE);
+    let mut timeline =
+        TimelineWriter::create(&timeline_path).map_err(|source| OutputError::Write {
+            path: timeline_path.clone(),
+            source,
+        })?;
+
+    // The target: a local xiu we start, or the cluster's addresses.
+    let (local, endpoints, target_label) = match &scenario.target.local {
+        Some(local) => {
+            let bin = xiu_bin.as_deref().expect("resolved above for local targets");
+            let xiu = LocalXiu::start(bin, local.hls_fragment_secs, None).await?;
+            let p = xiu.ports;
+            let endpoints = Endpoints {
+                app: scenario.target.app.clone(),
+                rtmp_publish: Some(RtmpBase {
+                    host: "127.0.0.1".into(),
+                    port: p.rtmp,
+                }),
+                rtmp_play: Some(RtmpBase {
+                    host: "127.0.0.1".into(),
+                    port: p.rtmp,
+                }),
+                flv_base: Some(format!("http://127.0.0.1:{}", p.flv)),
+                hls_base: Some(format!("http://127.0.0.1:{}", p.hls)),
+            };
+            let label = format!(
+                "a local xiu (rtmp {}, http-flv {}, hls {})",
+                p.rtmp, p.flv, p.hls
+            );
+            (Some(xiu), endpoints, label)
+        }
+        None => {
+            let e = Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?;
+            let label = e
+                .rtmp_publish
+                .as_ref()
+                .map(|b| format!("rtmp://{}", b.addr()))
+                .or_else(|| e.flv_base.clone())
+                .or_else(|| e.hls_base.clone())
+                .unwrap_or_else(|| "remote".into());
+            (None, e, label)
+        }
+    };
+    let endpoints = Arc::new(endpoints);
+    let http = build_http_client(&scenario)?;
+
+    let mut publishers = Vec::new();
+    for g in &scenario.publishers {
+        let video = SyntheticVideo::new(&VideoParams {
+            width: g.video.width,
+            height: g.video.height,
+            fps: g.video.fps,
+            bitrate_bps: g.video.bitrate.bps(),
+            gop_frames: ((g.video.gop.0.as_secs_f64() * g.video.fps as f64).round() as u32).max(1),
+        })
+        .map_err(|e| RunError::Media {
+            group: g.name.clone(),
+            message: e.to_string(),
+        })?;
+        let audio = if g.audio.enabled {
+            Some(
+                SyntheticAudio::new(&AudioParams {
+                    bitrate_bps: g.audio.bitrate.bps(),
+                })
+                .map_err(|e| RunError::Media {
+                    group: g.name.clone(),
+                    message: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        let shape = Shape::from_group(g.count, g.ramp.as_deref());
+        let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
+        publishers.push(PublisherGroupRun {
+            streams: (0..slots).map(|i| stream_name(&g.stream, i)).collect(),
+            config: g.clone(),
+            shape,
+            video,
+            audio,
+            metrics: GroupMetrics::new(),
+            steady: PublisherStats::default(),
+            warmup: PublisherStats::default(),
+        });
+    }
+    let mut players = Vec::new();
+    for g in &scenario.players {
+        let streams = match (&g.publishers, &g.streams) {
+            (Some(group), _) => publishers
+                .iter()
+                .find(|p| &p.config.name == group)
+                .map(|p| p.streams.clone())
+                .unwrap_or_default(),
+            (None, Some(list)) => list.clone(),
+            (None, None) => Vec::new(),
+        };
+        players.push(PlayerGroupRun {
+            shape: Shape::from_group(g.count, g.ramp.as_deref()),
+            config: g.clone(),
+            streams: Arc::new(streams),
+            metrics: GroupMetrics::new(),
+            steady: PlayerStats::default(),
+            warmup: PlayerStats::default(),
+        });
+    }
+    let shapes: Vec<Shape> = publishers
+        .iter()
+        .map(|p| p.shape.clone())
+        .chain(players.iter().map(|p| p.shape.clone()))
+        .collect();
+    let planned = run_length(scenario.run.duration.map(|d| d.0), &shapes);
+    let warmup = scenario.run.warmup.0;
+
+    // Load starts here.
+    let root = CancellationToken::new();
+    let run_start = tokio::time::Instant::now();
+    let mut controllers = tokio::task::JoinSet::new();
+    for (gi, g) in publishers.iter().enumerate() {
+        let ctx = PublisherSlotContext {
+            base: endpoints
+                .rtmp_publish
+                .clone()
+                .ok_or_else(|| RunError::Setup("no rtmp_publish address".into()))?,
+            app: endpoints.app.clone(),
+            streams: g.streams.clone(),
+            video: g.video.clone(),
+            audio: g.audio.clone(),
+            metrics: g.metrics.clone(),
+            clock,
+            config: g.config.clone(),
+            seed: scenario.run.seed ^ ((gi as u64 + 1) * 0x9E37_79B9),
+        };
+        let ctx = Arc::new(ctx);
+        controllers.spawn(control(
+            g.shape.clone(),
+            run_start,
+            root.clone(),
+            move |i, token| publisher_slot(ctx.clone(), i, token),
+        ));
+    }
+    for (gi, g) in players.iter().enumerate() {
+        let selector = match g.config.select {
+            Selection::RoundRobin => Selector::round_robin(g.streams.len()),
+            Selection::Zipf { exponent } => Selector::zipf(g.streams.len(), exponent),
+        };
+        let ctx = Arc::new(PlayerSlotContext {
+            endpoints: endpoints.clone(),
+            http: http.clone(),
+            streams: g.streams.clone(),
+            selector: Mutex::new((
+                selector,
+                StdRng::seed_from_u64(scenario.run.seed ^ ((gi as u64 + 101) * 0x9E37_79B9)),
+            )),
+            timing_base: PlayerTiming {
+                first_frame_timeout: g.config.first_frame_timeout.0,
+                read_timeout: g.config.read_timeout.0,
+                startup_buffer: g.config.startup_buffer.map(|d| d.0).unwrap_or(
+                    match g.config.protocol {
+                        Protocol::Hls => Duration::from_secs(2),
+                        _ => Duration::from_millis(500),
+                    },
+                ),
+                session_length: None,
+            },
+            metrics: g.metrics.clone(),
+            clock,
+            config: g.config.clone(),
+        });
+        controllers.spawn(control(
+            g.shape.clone(),
+            run_start,
+            root.clone(),
+            move |i, token| player_slot(ctx.clone(), i, token),
+        ));
+    }
+    let lag = LagProbe::default();
+    let lag_task = lag.spawn(root.clone());
+    let mut cpu = CpuSampler::new();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut loader = LoaderHealth::new(cores);
+
+    let tty = options.status_line && std::io::stderr().is_terminal();
+    let mut ticker =
+        tokio::time::interval_at(run_start + Duration::from_secs(1), Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = run_start;
+    tokio::pin!(shutdown);
+    let stopped_by = loop {
+        let elapsed = run_start.elapsed();
+        if elapsed >= planned {
+            break StopReason::Completed;
+        }
+        let next_end = run_start + planned;
+        tokio::select! {
+            _ = &mut shutdown => break StopReason::Interrupted,
+            _ = ticker.tick() => {},
+            _ = tokio::time::sleep_until(next_end) => {},
+        }
+        let now = tokio::time::Instant::now();
+        let point = collect_second(
+            &mut publishers,
+            &mut players,
+            &clock,
+            now.duration_since(run_start),
+            now.duration_since(last_tick),
+            warmup,
+            &mut loader,
+            &mut cpu,
+            &lag,
+        );
+        last_tick = now;
+        let _ = timeline.append(&point);
+        if options.status_line {
+            let stage = shapes.iter().find_map(|s| match s {
+                Shape::Ramp(st) => s
+                    .stage_at(Duration::from_secs_f64(point.t))
+                    .map(|i| (i, st.len())),
+                _ => None,
+            });
+            let line = status::status_line(&point, planned.as_secs_f64(), stage);
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+            } else if (point.t as u64).is_multiple_of(5) {
+                eprintln!("{line}");
+            }
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+
+    // Stop the load, briefly wait for sessions to account their last moments, then report.
+    root.cancel();
+    let stop_deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+    while tokio::time::timeout_at(stop_deadline, controllers.join_next())
+        .await
+        .is_ok_and(|r| r.is_some())
+    {}
+    controllers.abort_all();
+    lag_task.abort();
+    let now = tokio::time::Instant::now();
+    let point = collect_second(
+        &mut publishers,
+        &mut players,
+        &clock,
+        now.duration_since(run_start),
+        now.duration_since(last_tick),
+        warmup,
+        &mut loader,
+        &mut cpu,
+        &lag,
+    );
+    let _ = timeline.append(&point);
+
+    let ended = now.duration_since(run_start);
+    let report = build_report(
+        &scenario,
+        &options,
+        &run_id,
+        &name,
+        &target_label,
+        &clock,
+        planned,
+        ended,
+        warmup,
+        stopped_by,
+        &publishers,
+        &players,
+        loader,
+    );
+    out.write_report(&report)?;
+    if let Some(xiu) = local {
+        xiu.stop().await;
+    }
+    Ok(Outcome { report, out })
+}
+
+fn compact_timestamp(unix_micros: u64) -> String {
+    // 2026-11-25T19:55:33.000Z -> 20261125-195533
+    let s = rfc3339_from_unix_micros(unix_micros);
+    format!(
+        "{}{}{}-{}{}{}",
+        &s[0..4],
+        &s[5..7],
+        &s[8..10],
+        &s[11..13],
+        &s[14..16],
+        &s[17..19]
+    )
+}
+
+fn build_http_client(scenario: &Scenario) -> Result<reqwest::Client, RunError> {
+    let tls = &scenario.target.tls;
+    let mut builder = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("xiuload/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))
+}
+
+struct PublisherSlotContext {
+    base: RtmpBase,
+    app: String,
+    streams: Vec<String>,
+    video: SyntheticVideo,
+    audio: Option<SyntheticAudio>,
+    metrics: Arc<GroupMetrics<PublisherStats>>,
+    clock: RunClock,
+    config: PublisherGroup,
+    seed: u64,
+}
+
+async fn publisher_slot(ctx: Arc<PublisherSlotContext>, index: u32, cancel: CancellationToken) {
+    let mut rng = StdRng::seed_from_u64(ctx.seed ^ index as u64);
+    let jitter = ctx.config.start_jitter.0;
+    if !jitter.is_zero() && !pause(jitter.mul_f64(rng.random::<f64>()), &cancel).await {
+        return;
+    }
+    let spec = PublisherSpec {
+        base: ctx.base.clone(),
+        app: ctx.app.clone(),
+        stream: ctx.streams[index as usize % ctx.streams.len().max(1)].clone(),
+        video: ctx.video.clone(),
+        audio: ctx.audio.clone(),
+        connect_timeout: Duration::from_secs(10),
+    };
+    let mut attempts = 0;
+    loop {
+        let tag: u32 = rng.random();
+        let end = publish_session(&spec, &ctx.metrics, &ctx.clock, &cancel, tag).await;
+        let delay = match decide(end, &mut attempts, &ctx.config.reconnect) {
+            Next::Stop => return,
+            // A publisher never gives up while its slot exists: it keeps retrying at the
+            // policy's slowest pace.
+            Next::Retry(d) | Next::Replace(d) => d,
+        };
+        if !pause(delay, &cancel).await {
+            return;
+        }
+    }
+}
+
+struct PlayerSlotContext {
+    endpoints: Arc<Endpoints>,
+    http: reqwest::Client,
+    streams: Arc<Vec<String>>,
+    selector: Mutex<(Selector, StdRng)>,
+    timing_base: PlayerTiming,
+    metrics: Arc<GroupMetrics<PlayerStats>>,
+    clock: RunClock,
+    config: PlayerGroup,
+}
+
+impl PlayerSlotContext {
+    /// A new viewer: which stream, how long they stay, how long they wait before joining.
+    fn new_viewer(&self) -> (String, Option<Duration>, Duration) {
+        let mut guard = self.selector.lock().unwrap_or_else(|e| e.into_inner());
+        let (selector, rng) = &mut *guard;
+        let index = selector.pick(rng);
+        let stream = self.streams.get(index).cloned().unwrap_or_default();
+        let length = self.config.session.as_ref().map(|s| {
+            let span = s.max.0.saturating_sub(s.min.0);
+            s.min.0 + span.mul_f64(rng.random::<f64>())
+        });
+        let jitter = self.config.start_jitter.0.mul_f64(rng.random::<f64>());
+        (stream, length, jitter)
+    }
+}
+
+async fn player_slot(ctx: Arc<PlayerSlotContext>, _index: u32, cancel: CancellationToken) {
+    let (mut stream, mut length, jitter) = ctx.new_viewer();
+    if !pause(jitter, &cancel).await {
+        return;
+    }
+    let mut attempts = 0;
+    loop {
+        let timing = PlayerTiming {
+            session_length: length,
+            ..ctx.timing_base.clone()
+        };
+        let end = match ctx.config.protocol {
+            Protocol::Flv => {
+                let url = ctx.endpoints.flv_url(&stream).unwrap_or_default();
+                crate::player::flv::play_flv(
+                    &ctx.http,
+                    &url,
+                    &timing,
+                    &ctx.metrics,
+                    &ctx.clock,
+                    &cancel,
+                )
+                .await
+            }
+            Protocol::Hls => {
+                let url = ctx.endpoints.hls_url(&stream).unwrap_or_default();
+                crate::player::hls::play_hls(
+                    &ctx.http,
+                    &url,
+                    &timing,
+                    &ctx.metrics,
+                    &ctx.clock,
+                    &cancel,
+                )
+                .await
+            }
+            Protocol::Rtmp => match &ctx.endpoints.rtmp_play {
+                Some(base) => {
+                    crate::player::rtmp::play_rtmp(
+                        base,
+                        &ctx.endpoints.app,
+                        &stream,
+                        &timing,
+                        &ctx.metrics,
+                        &ctx.clock,
+                        &cancel,
+                    )
+                    .await
+                }
+                None => return,
+            },
+        };
+        match decide(end, &mut attempts, &ctx.config.reconnect) {
+            Next::Stop => return,
+            Next::Retry(d) => {
+                ctx.metrics.record(|s| s.reconnects += 1);
+                if !pause(d, &cancel).await {
+                    return;
+                }
+            }
+            Next::Replace(d) => {
+                if matches!(end, crate::session::SessionEnd::Failed(_)) {
+                    ctx.metrics.record(|s| s.abandoned += 1);
+                }
+                let (s, l, _) = ctx.new_viewer();
+                stream = s;
+                length = l;
+                if !pause(d, &cancel).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Takes every group's window, folds it into the run totals, and returns the timeline point.
+#[allow(clippy::too_many_arguments)]
+fn collect_second(
+    publishers: &mut [PublisherGroupRun],
+    players: &mut [PlayerGroupRun],
+    clock: &RunClock,
+    at: Duration,
+    window: Duration,
+    warmup: Duration,
+    loader: &mut LoaderHealth,
+    cpu: &mut CpuSampler,
+    lag: &LagProbe,
+) -> crate::metrics::timeline::TimelinePoint {
+    let in_warmup = at <= warmup;
+    let pub_windows: Vec<(u64, PublisherStats)> = publishers
+        .iter()
+        .map(|g| (g.metrics.active(), g.metrics.take_window()))
+        .collect();
+    let player_windows: Vec<(u64, PlayerStats)> = players
+        .iter()
+        .map(|g| (g.metrics.active(), g.metrics.take_window()))
+        .collect();
+    let point = {
+        let pubs: Vec<(u64, &PublisherStats)> = pub_windows.iter().map(|(a, w)| (*a, w)).collect();
+        let plays: Vec<PlayerSecond<'_>> = players
+            .iter()
+            .zip(&player_windows)
+            .map(|(g, (active, w))| PlayerSecond {
+                protocol: g.config.protocol.as_str(),
+                active: *active,
+                window: w,
+            })
+            .collect();
+        let wall_ms = (clock.start_unix_micros() + at.as_micros() as u64) / 1000;
+        build_point(
+            at.as_secs_f64(),
+            wall_ms,
+            window.as_secs_f64(),
+            &pubs,
+            &plays,
+        )
+    };
+    for (g, (_, w)) in publishers.iter_mut().zip(&pub_windows) {
+        if in_warmup {
+            g.warmup.merge(w)
+        } else {
+            g.steady.merge(w)
+        }
+    }
+    for (g, (_, w)) in players.iter_mut().zip(&player_windows) {
+        if in_warmup {
+            g.warmup.merge(w)
+        } else {
+            g.steady.merge(w)
+        }
+    }
+    let cpu_percent = cpu.sample();
+    let lag_window = lag.take_window();
+    let mut point = point;
+    point.loader_cpu_percent = cpu_percent.map(|c| (c * 10.0).round() / 10.0);
+    point.loader_lag_ms_max = lag_window.max_ms();
+    loader.add_second(cpu_percent, &lag_window);
+    point
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    scenario: &Scenario,
+    options: &RunOptions,
+    run_id: &str,
+    name: &str,
+    target: &str,
+    clock: &RunClock,
+    planned: Duration,
+    ended: Duration,
+    warmup: Duration,
+    stopped_by: StopReason,
+    publishers: &[PublisherGroupRun],
+    players: &[PlayerGroupRun],
+    loader: LoaderHealth,
+) -> Report {
+    let steady_s = ended.saturating_sub(warmup).as_secs_f64();
+    let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
+    let mut all = PlayerStats::default();
+    let mut all_warmup = PlayerStats::default();
+    for g in players {
+        let e = by_protocol
+            .entry(g.config.protocol.as_str().to_string())
+            .or_default();
+        e.0.merge(&g.steady);
+        e.1.merge(&g.warmup);
+        all.merge(&g.steady);
+        all_warmup.merge(&g.warmup);
+    }
+    let mut all_publishers = PublisherStats::default();
+    for g in publishers {
+        all_publishers.merge(&g.steady);
+    }
+    let thresholds: Vec<ThresholdResult> = scenario
+        .thresholds
+        .iter()
+        .map(|t| {
+            let merged;
+            let scoped = match t.scope.as_str() {
+                "all" => Scoped::Players(&all),
+                "publishers" => Scoped::Publishers(&all_publishers),
+                proto @ ("flv" | "hls" | "rtmp") => {
+                    merged = by_protocol
+                        .get(proto)
+                        .map(|(s, _)| s.clone())
+                        .unwrap_or_default();
+                    Scoped::Players(&merged)
+                }
+                group => {
+                    merged = players
+                        .iter()
+                        .find(|g| g.config.name == group)
+                        .map(|g| g.steady.clone())
+                        .unwrap_or_default();
+                    Scoped::Players(&merged)
+                }
+            };
+            judge(t, &scoped)
+        })
+        .collect();
+    let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "xiuload".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        run: RunInfo {
+            id: run_id.into(),
+            name: name.into(),
+            scenario_file: options.scenario_file.display().to_string(),
+            target: target.into(),
+            started_at: rfc3339_from_unix_micros(clock.start_unix_micros()),
+            ended_at: rfc3339_from_unix_micros(ended_micros),
+            start_unix_ms: clock.start_unix_micros() / 1000,
+            planned_duration_s: planned.as_secs_f64(),
+            duration_s: (ended.as_secs_f64() * 1000.0).round() / 1000.0,
+            warmup_s: warmup.as_secs_f64(),
+            stopped_by,
+        },
+        scenario: scenario.clone(),
+        publishers: publishers
+            .iter()
+            .map(|g| {
+                PublisherGroupReport::from_stats(
+                    &g.config.name,
+                    g.streams.clone(),
+                    &g.steady,
+                    &g.warmup,
+                    steady_s,
+                )
+            })
+            .collect(),
+        players: players
+            .iter()
+            .map(|g| PlayerGroupReport {
+                name: g.config.name.clone(),
+                protocol: g.config.protocol.as_str().into(),
+                summary: PlayerSummary::from_stats(&g.steady, &g.warmup, steady_s),
+            })
+            .collect(),
+        protocols: by_protocol
+            .iter()
+            .map(|(k, (s, w))| (k.clone(), PlayerSummary::from_stats(s, w, steady_s)))
+            .collect(),
+        all_players: PlayerSummary::from_stats(&all, &all_warmup, steady_s),
+        loader,
+        verdict: verdict(&thresholds),
+        thresholds,
+        raw: RawMeasurements {
+            players: players
+                .iter()
+                .map(|g| (g.config.name.clone(), g.steady.clone()))
+                .collect(),
+            publishers: publishers
+                .iter()
+                .map(|g| (g.config.name.clone(), g.steady.clone()))
+                .collect(),
+        },
+    }
+}

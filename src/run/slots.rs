@@ -1,0 +1,179 @@
+//! Group controllers: keep as many client slots running as the plan asks for at each moment, and
+//! run each slot's sessions with the reconnect policy.
+
+use crate::scenario::ReconnectPolicy;
+use crate::scenario::plan::Shape;
+use crate::session::SessionEnd;
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How often the controller compares active slots with the plan.
+const CONTROL_PERIOD: Duration = Duration::from_millis(100);
+
+/// Runs slots following `shape` until `cancel`. `spawn_slot(index, token)` returns the slot's
+/// future; a ramp-down cancels the newest slots first.
+pub async fn control<F, Fut>(
+    shape: Shape,
+    run_start: tokio::time::Instant,
+    cancel: CancellationToken,
+    mut spawn_slot: F,
+) where
+    F: FnMut(u32, CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut slots: Vec<CancellationToken> = Vec::new();
+    let mut ticker = tokio::time::interval(CONTROL_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let want = shape.target_at(run_start.elapsed()) as usize;
+        while slots.len() < want {
+            let token = cancel.child_token();
+            tasks.spawn(spawn_slot(slots.len() as u32, token.clone()));
+            slots.push(token);
+        }
+        while slots.len() > want {
+            if let Some(t) = slots.pop() {
+                t.cancel();
+            }
+        }
+        // Reap finished tasks so the set does not grow over a long run.
+        while tasks.try_join_next().is_some() {}
+    }
+    for t in &slots {
+        t.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// What a slot does after a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Stop,
+    /// Same client tries again after the delay (counts as a reconnect).
+    Retry(Duration),
+    /// The client gave up or left; a new one takes the slot after the delay.
+    Replace(Duration),
+}
+
+/// The reconnect policy as a pure decision. `attempts` is the number of consecutive failures.
+pub fn decide(end: SessionEnd, attempts: &mut u32, policy: &ReconnectPolicy) -> Next {
+    match end {
+        SessionEnd::Cancelled => Next::Stop,
+        SessionEnd::Completed => {
+            *attempts = 0;
+            Next::Replace(Duration::ZERO)
+        }
+        SessionEnd::Failed(_) if *attempts < policy.max_attempts => {
+            *attempts += 1;
+            let factor = 1u32 << (*attempts - 1).min(6);
+            Next::Retry(policy.backoff.0 * factor)
+        }
+        SessionEnd::Failed(_) => {
+            *attempts = 0;
+            Next::Replace(policy.backoff.0)
+        }
+    }
+}
+
+/// Sleeps unless cancelled first; returns false when cancelled.
+pub async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
+    if d.is_zero() {
+        return !cancel.is_cancelled();
+    }
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ErrorKind;
+    use crate::units::HumanDuration;
+
+    #[test]
+    fn reconnects_back_off_then_give_up() {
+        let policy = ReconnectPolicy {
+            max_attempts: 2,
+            backoff: HumanDuration::secs(1),
+        };
+        let mut attempts = 0;
+        let fail = SessionEnd::Failed(ErrorKind::Eof);
+        assert_eq!(
+            decide(fail, &mut attempts, &policy),
+            Next::Retry(Duration::from_secs(1))
+        );
+        assert_eq!(
+            decide(fail, &mut attempts, &policy),
+            Next::Retry(Duration::from_secs(2))
+        );
+        assert_eq!(
+            decide(fail, &mut attempts, &policy),
+            Next::Replace(Duration::from_secs(1))
+        );
+        assert_eq!(attempts, 0);
+        assert_eq!(
+            decide(SessionEnd::Cancelled, &mut attempts, &policy),
+            Next::Stop
+        );
+        assert_eq!(
+            decide(SessionEnd::Completed, &mut attempts, &policy),
+            Next::Replace(Duration::ZERO)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn controller_follows_the_ramp_up_and_down() {
+        use crate::scenario::Stage;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let shape = Shape::Ramp(vec![
+            Stage {
+                duration: HumanDuration::secs(1),
+                target: 4,
+            },
+            Stage {
+                duration: HumanDuration::secs(1),
+                target: 4,
+            },
+            Stage {
+                duration: HumanDuration::secs(1),
+                target: 1,
+            },
+            Stage {
+                duration: HumanDuration::secs(1),
+                target: 1,
+            },
+        ]);
+        let cancel = CancellationToken::new();
+        let (r, p) = (running.clone(), peak.clone());
+        let start = tokio::time::Instant::now();
+        let controller = tokio::spawn(control(shape, start, cancel.clone(), move |_, token| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                token.cancelled().await;
+                r.fetch_sub(1, Ordering::SeqCst);
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 4);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        cancel.cancel();
+        controller.await.unwrap();
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+    }
+}

@@ -1,0 +1,12 @@
+//! Scenario files: model, loading with located errors, validation and the load plan.
+
+mod load;
+mod model;
+pub mod plan;
+pub mod select;
+pub mod threshold;
+mod validate;
+
+pub use load::{LoadError, Located, line_col, load, parse};
+pub use model::*;
+pub use validate::{Problem, max_slots};
