@@ -1,0 +1,132 @@
+//! The binary as users run it: exit codes, error messages, signals.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn xiuload() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xiuload"))
+}
+
+#[test]
+fn validate_accepts_every_example_scenario() {
+    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let out = xiuload().arg("validate").args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_scenario_exits_2_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(f, "[run]\nduration = \"5s\"\n[target.local]\n[[players]]\nname = \"v\"\nprotocol = \"flv\"\nstreams = [\"a\"]\ncount = 1\nstartup_bufer = \"1s\"").unwrap();
+    for sub in ["validate", "run"] {
+        let out = xiuload().arg(sub).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sub}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml:9:1"), "{sub}: {err}");
+        assert!(err.contains("players[0].startup_bufer"), "{sub}: {err}");
+        assert!(err.contains("hint:"), "{sub}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    }
+}
+
+#[test]
+fn missing_file_and_bad_flags_exit_2() {
+    let out = xiuload().args(["validate", "/nonexistent/x.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
+    let out = xiuload().args(["run", "--frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = xiuload().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("run") && help.contains("validate") && help.contains("Exit codes"));
+}
+
+#[test]
+fn unwritable_output_directory_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, "[run]\nduration = \"5s\"\n[target]\nflv_base = \"http://127.0.0.1:9\"\n[[players]]\nname = \"v\"\nprotocol = \"flv\"\nstreams = [\"a\"]\ncount = 1\n").unwrap();
+    let started = Instant::now();
+    let out = xiuload()
+        .args(["run", "--quiet", "--out"])
+        .arg(blocker.join("sub"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create output directory"));
+}
+
+#[test]
+fn sigint_mid_run_writes_a_partial_report_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let scenario = dir.path().join("long.toml");
+    std::fs::write(
+        &scenario,
+        "[run]\nduration = \"60s\"\n[target.local]\n[[publishers]]\nname = \"cams\"\ncount = 1\n\
+         [[players]]\nname = \"v\"\nprotocol = \"flv\"\npublishers = \"cams\"\n\
+         ramp = [{ duration = \"2s\", target = 0 }, { duration = \"58s\", target = 2 }]\n",
+    )
+    .unwrap();
+    let _ = common::xiu_bin();
+    let mut child = xiuload()
+        .args(["run", "--quiet", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until players have measured something: the timeline is the run's own
+    // progress signal.
+    let timeline = out_dir.join("timeline.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let frames = xiuload::metrics::timeline::read_timeline(&timeline)
+            .map(|t| t.iter().any(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0)))
+            .unwrap_or(false);
+        if frames {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no playback within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(5), "did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let report = common::read_json(&out_dir.join("report.json"));
+    let stopped_report_written_in = signalled.elapsed();
+    assert_eq!(report["run"]["stopped_by"], "interrupted");
+    assert!(report["run"]["duration_s"].as_f64().unwrap() < 60.0);
+    assert!(report["players"][0]["frames"].as_u64().unwrap() > 0);
+    assert!(
+        stopped_report_written_in < Duration::from_secs(4),
+        "{stopped_report_written_in:?}"
+    );
+}

@@ -1,0 +1,200 @@
+//! End-to-end runs against a real xiu 0.14.0 on loopback.
+
+mod common;
+
+use std::time::Duration;
+use xiuload::report::model::StopReason;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_to_flv_hls_and_rtmp_players_measures_clean_playback() {
+    let xiu = common::start_xiu().await;
+    let out = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[run]
+duration = "22s"
+warmup = "10s"
+{target}
+[[publishers]]
+name = "cams"
+stream = "e2e-{{i}}"
+count = 1
+video = {{ width = 640, height = 360, fps = 25, bitrate = "800kbps", gop = "1s" }}
+
+[[players]]
+name = "flv"
+protocol = "flv"
+publishers = "cams"
+ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 3 }}, {{ duration = "19s", target = 3 }}]
+
+[[players]]
+name = "rtmp"
+protocol = "rtmp"
+publishers = "cams"
+ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "19s", target = 2 }}]
+
+[[players]]
+name = "hls"
+protocol = "hls"
+publishers = "cams"
+first_frame_timeout = "15s"
+ramp = [{{ duration = "3s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "18s", target = 2 }}]
+
+[[thresholds]]
+metric = "error_rate"
+max = 0.0
+"#,
+        target = common::remote_target(&xiu)
+    );
+    let outcome = common::run(&text, out.path()).await;
+    let r = &outcome.report;
+    assert_eq!(r.run.stopped_by, StopReason::Completed);
+    for g in &r.players {
+        let s = &g.summary;
+        assert!(s.errors.0.is_empty(), "{} errors after warm-up: {:?}", g.name, s.errors);
+        assert!(s.frames > 0, "{} received no frames", g.name);
+        assert_eq!(s.lost_frames, 0, "{} lost frames", g.name);
+        assert_eq!(s.unstamped_frames, 0, "{}: frames without our stamp", g.name);
+        let p50 = s.latency_ms.p50_ms.unwrap_or_else(|| panic!("{}: no latency", g.name));
+        // Loopback: FLV/RTMP deliver within a frame or two (xiu may hold a GOP at start); HLS
+        // adds a segment (2 s) or more.
+        let limit = if g.protocol == "hls" { 12_000.0 } else { 1_500.0 };
+        assert!(p50 > 0.0 && p50 < limit, "{}: latency p50 {p50} ms", g.name);
+    }
+    let flv = &r.protocols["flv"];
+    // 3 viewers of an 800 kbit/s + 128 kbit/s stream.
+    assert!(flv.mbps > 2.0 && flv.mbps < 3.5, "flv Mbit/s {}", flv.mbps);
+    assert!(r.publishers[0].lateness_ms.p99_ms.unwrap() < 100.0);
+    assert_eq!(r.verdict, xiuload::report::model::Verdict::Pass);
+    // Files a user reads.
+    let json = common::read_json(&out.path().join("report.json"));
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["verdict"], "pass");
+    let timeline = xiuload::metrics::timeline::read_timeline(&out.path().join("timeline.jsonl")).unwrap();
+    assert!(timeline.len() >= 20, "{} timeline points", timeline.len());
+    assert!(timeline.iter().any(|p| p.players.get("hls").is_some_and(|h| h.active == 2)));
+    assert!(std::fs::read_to_string(out.path().join("summary.md")).unwrap().contains("PASS"));
+    xiu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_of_a_missing_stream_count_errors_instead_of_hanging() {
+    let xiu = common::start_xiu().await;
+    let out = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[run]
+duration = "6s"
+{target}
+[[players]]
+name = "flv"
+protocol = "flv"
+streams = ["does-not-exist"]
+count = 1
+first_frame_timeout = "2s"
+reconnect = {{ max_attempts = 0, backoff = "10s" }}
+
+[[players]]
+name = "rtmp"
+protocol = "rtmp"
+streams = ["does-not-exist"]
+count = 1
+first_frame_timeout = "2s"
+reconnect = {{ max_attempts = 0, backoff = "10s" }}
+
+[[players]]
+name = "hls"
+protocol = "hls"
+streams = ["does-not-exist"]
+count = 1
+first_frame_timeout = "2s"
+reconnect = {{ max_attempts = 0, backoff = "10s" }}
+"#,
+        target = common::remote_target(&xiu)
+    );
+    let started = std::time::Instant::now();
+    let outcome = common::run(&text, out.path()).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "run hung: {:?}", started.elapsed());
+    let by_name = |n: &str| &outcome.report.players.iter().find(|g| g.name == n).unwrap().summary;
+    // xiu's HTTP-FLV answers an unknown stream with an empty 200.
+    assert_eq!(by_name("flv").errors.0.get("empty_200"), Some(&1), "{:?}", by_name("flv").errors);
+    // RTMP says Play.Start anyway; nothing arrives.
+    assert_eq!(by_name("rtmp").errors.0.get("no_media"), Some(&1), "{:?}", by_name("rtmp").errors);
+    // HLS: 404 playlists until the first-frame timeout.
+    assert_eq!(by_name("hls").errors.0.get("no_media"), Some(&1), "{:?}", by_name("hls").errors);
+    assert!(by_name("hls").sessions_with_media == 0);
+    assert_eq!(outcome.report.verdict, xiuload::report::model::Verdict::Pass, "no thresholds set");
+    xiu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_killed_mid_run_shows_as_player_eofs_and_the_report_is_written() {
+    let xiu = common::start_xiu().await;
+    let out = tempfile::tempdir().unwrap();
+    // An independent publisher (ffmpeg) that we kill mid-run.
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{}/live/victim", xiu.ports.rtmp))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed (scripts/install-deps.sh)");
+    let text = format!(
+        r#"
+[run]
+duration = "12s"
+{target}
+[[players]]
+name = "flv"
+protocol = "flv"
+streams = ["victim"]
+first_frame_timeout = "5s"
+ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "9s", target = 2 }}]
+reconnect = {{ max_attempts = 0, backoff = "20s" }}
+
+[[players]]
+name = "rtmp"
+protocol = "rtmp"
+streams = ["victim"]
+first_frame_timeout = "5s"
+ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "9s", target = 2 }}]
+reconnect = {{ max_attempts = 0, backoff = "20s" }}
+"#,
+        target = common::remote_target(&xiu)
+    );
+    let run = tokio::spawn({
+        let out = out.path().to_path_buf();
+        async move { common::run(&text, &out).await }
+    });
+    // Kill the publisher once the players have watched for a while.
+    let timeline = out.path().join("timeline.jsonl");
+    let watched = wait_for(Duration::from_secs(12), || {
+        xiuload::metrics::timeline::read_timeline(&timeline)
+            .map(|t| t.iter().filter(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0)).count() >= 2)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(watched, "players never received the ffmpeg stream");
+    ffmpeg.kill().await.unwrap();
+    let outcome = run.await.unwrap();
+    for g in &outcome.report.players {
+        let eofs = g.summary.errors.0.get("eof").copied().unwrap_or(0);
+        assert!(eofs >= 1, "{}: expected EOF errors, got {:?}", g.name, g.summary.errors);
+        assert!(g.summary.sessions_with_media >= 2, "{}", g.name);
+    }
+    assert!(out.path().join("report.json").exists());
+    xiu.stop().await;
+}
+
+/// Polls a condition that has no event to wait on (a file another task appends to), bounded.
+async fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ready()
+}
