@@ -28,10 +28,49 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Semantic checks of Kubernetes manifests for a xiu deployment (files or directories of YAML).
+    ///
+    /// Exit 0 when clean, 1 when something was found, 2 when input cannot be read.
+    Lint {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run beside a xiu edge: keep the edge subscribed to every stream live on the origin (xiu
+    /// edges pull only when an RTMP/FLV player asks, and HLS never does), and serve deep probes on
+    /// `--listen`: /livez, /readyz, /startupz.
+    Sidecar(SidecarArgs),
     /// Check scenario files without running them.
     Validate {
         /// One or more scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SidecarArgs {
+    /// The origin's xiu HTTP API.
+    #[arg(long, default_value = "http://xiu-origin:8000")]
+    pub origin_api: String,
+    /// This edge's HTTP-FLV base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub edge_flv: String,
+    /// This edge's RTMP listener (probed with a handshake).
+    #[arg(long, default_value = "127.0.0.1:1935")]
+    pub edge_rtmp: std::net::SocketAddr,
+    /// This edge's xiu HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub edge_api: String,
+    /// This edge's HLS base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub edge_hls: String,
+    /// Only mirror streams of this RTMP application ("" = every app).
+    #[arg(long, default_value = "live")]
+    pub app: String,
+    /// Where the probe server listens.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub listen: std::net::SocketAddr,
+    /// How often the origin's stream list is read.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub poll_interval: std::time::Duration,
 }

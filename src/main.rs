@@ -39,7 +39,61 @@ async fn dispatch(cli: Cli) -> i32 {
             out,
             quiet,
         } => run(scenario, out, quiet).await,
+        Command::Lint { paths } => lint(&paths),
+        Command::Sidecar(args) => sidecar(args).await,
     }
+}
+
+fn lint(paths: &[std::path::PathBuf]) -> i32 {
+    match xiuload::lint::lint_paths(paths) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+        Ok(findings) if findings.is_empty() => {
+            println!("xiuload lint: no findings");
+            exit::OK
+        }
+        Ok(findings) => {
+            for f in &findings {
+                println!("{f}");
+            }
+            println!("xiuload lint: {} finding(s)", findings.len());
+            exit::CHECK_FAILED
+        }
+    }
+}
+
+async fn sidecar(args: xiuload::cli::SidecarArgs) -> i32 {
+    init_logging();
+    let config = xiuload::sidecar::SidecarConfig {
+        origin_api: args.origin_api,
+        edge_flv: args.edge_flv,
+        edge_rtmp: args.edge_rtmp,
+        edge_api: args.edge_api,
+        edge_hls: args.edge_hls,
+        app: args.app,
+        listen: args.listen,
+        poll_interval: args.poll_interval,
+    };
+    match xiuload::sidecar::run(config, shutdown_signal()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::RUNTIME_FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): the sidecar runs in a pod, where
+/// stderr is the log.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn validate(paths: &[std::path::PathBuf]) -> i32 {

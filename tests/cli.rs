@@ -20,7 +20,11 @@ fn validate_accepts_every_example_scenario() {
     files.sort();
     assert!(!files.is_empty());
     let out = xiuload().arg("validate").args(&files).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -36,13 +40,19 @@ fn bad_scenario_exits_2_with_file_line_and_field() {
         assert!(err.contains("bad.toml:9:1"), "{sub}: {err}");
         assert!(err.contains("players[0].startup_bufer"), "{sub}: {err}");
         assert!(err.contains("hint:"), "{sub}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
     }
 }
 
 #[test]
 fn missing_file_and_bad_flags_exit_2() {
-    let out = xiuload().args(["validate", "/nonexistent/x.toml"]).output().unwrap();
+    let out = xiuload()
+        .args(["validate", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
     let out = xiuload().args(["run", "--frobnicate"]).output().unwrap();
@@ -67,7 +77,12 @@ fn unwritable_output_directory_fails_at_once() {
         .arg(&scenario)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create output directory"));
 }
@@ -99,7 +114,10 @@ fn sigint_mid_run_writes_a_partial_report_within_two_seconds() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let frames = xiuload::metrics::timeline::read_timeline(&timeline)
-            .map(|t| t.iter().any(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0)))
+            .map(|t| {
+                t.iter()
+                    .any(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0))
+            })
             .unwrap_or(false);
         if frames {
             break;
@@ -116,7 +134,10 @@ fn sigint_mid_run_writes_a_partial_report_within_two_seconds() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(signalled.elapsed() < Duration::from_secs(5), "did not stop after SIGINT");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "did not stop after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));

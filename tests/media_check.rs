@@ -37,13 +37,19 @@ audio = {{ enabled = true, bitrate = "128kbps" }}
     let mut captured = false;
     for _ in 0..10 {
         let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-i", &url, "-t", "8", "-c", "copy", "-f", "flv"])
+            .args([
+                "-v", "error", "-y", "-i", &url, "-t", "8", "-c", "copy", "-f", "flv",
+            ])
             .arg(&capture)
             .stdin(Stdio::null())
             .status()
             .await
             .expect("ffmpeg is installed (scripts/install-deps.sh)");
-        if status.success() && std::fs::metadata(&capture).map(|m| m.len() > 100_000).unwrap_or(false) {
+        if status.success()
+            && std::fs::metadata(&capture)
+                .map(|m| m.len() > 100_000)
+                .unwrap_or(false)
+        {
             captured = true;
             break;
         }
@@ -79,16 +85,30 @@ audio = {{ enabled = true, bitrate = "128kbps" }}
         .find(|s| s["codec_type"] == "video")
         .expect("a video stream");
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(1280), Some(720)));
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
     assert_eq!(video["r_frame_rate"], "30/1");
     assert!(
-        streams["streams"].as_array().unwrap().iter().any(|s| s["codec_name"] == "aac"),
+        streams["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["codec_name"] == "aac"),
         "no AAC stream"
     );
 
     // 3. Bit rate: sum of video packet sizes over their time span, within ±10 % of 2 Mbit/s.
     let packets = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,size"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time,size",
+        ])
         .args(["-of", "csv=p=0"])
         .arg(&capture)
         .output()

@@ -51,14 +51,30 @@ max = 0.0
     assert_eq!(r.run.stopped_by, StopReason::Completed);
     for g in &r.players {
         let s = &g.summary;
-        assert!(s.errors.0.is_empty(), "{} errors after warm-up: {:?}", g.name, s.errors);
+        assert!(
+            s.errors.0.is_empty(),
+            "{} errors after warm-up: {:?}",
+            g.name,
+            s.errors
+        );
         assert!(s.frames > 0, "{} received no frames", g.name);
         assert_eq!(s.lost_frames, 0, "{} lost frames", g.name);
-        assert_eq!(s.unstamped_frames, 0, "{}: frames without our stamp", g.name);
-        let p50 = s.latency_ms.p50_ms.unwrap_or_else(|| panic!("{}: no latency", g.name));
+        assert_eq!(
+            s.unstamped_frames, 0,
+            "{}: frames without our stamp",
+            g.name
+        );
+        let p50 = s
+            .latency_ms
+            .p50_ms
+            .unwrap_or_else(|| panic!("{}: no latency", g.name));
         // Loopback: FLV/RTMP deliver within a frame or two (xiu may hold a GOP at start); HLS
         // adds a segment (2 s) or more.
-        let limit = if g.protocol == "hls" { 12_000.0 } else { 1_500.0 };
+        let limit = if g.protocol == "hls" {
+            12_000.0
+        } else {
+            1_500.0
+        };
         assert!(p50 > 0.0 && p50 < limit, "{}: latency p50 {p50} ms", g.name);
     }
     let flv = &r.protocols["flv"];
@@ -70,10 +86,19 @@ max = 0.0
     let json = common::read_json(&out.path().join("report.json"));
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["verdict"], "pass");
-    let timeline = xiuload::metrics::timeline::read_timeline(&out.path().join("timeline.jsonl")).unwrap();
+    let timeline =
+        xiuload::metrics::timeline::read_timeline(&out.path().join("timeline.jsonl")).unwrap();
     assert!(timeline.len() >= 20, "{} timeline points", timeline.len());
-    assert!(timeline.iter().any(|p| p.players.get("hls").is_some_and(|h| h.active == 2)));
-    assert!(std::fs::read_to_string(out.path().join("summary.md")).unwrap().contains("PASS"));
+    assert!(
+        timeline
+            .iter()
+            .any(|p| p.players.get("hls").is_some_and(|h| h.active == 2))
+    );
+    assert!(
+        std::fs::read_to_string(out.path().join("summary.md"))
+            .unwrap()
+            .contains("PASS")
+    );
     xiu.stop().await;
 }
 
@@ -114,16 +139,47 @@ reconnect = {{ max_attempts = 0, backoff = "10s" }}
     );
     let started = std::time::Instant::now();
     let outcome = common::run(&text, out.path()).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "run hung: {:?}", started.elapsed());
-    let by_name = |n: &str| &outcome.report.players.iter().find(|g| g.name == n).unwrap().summary;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "run hung: {:?}",
+        started.elapsed()
+    );
+    let by_name = |n: &str| {
+        &outcome
+            .report
+            .players
+            .iter()
+            .find(|g| g.name == n)
+            .unwrap()
+            .summary
+    };
     // xiu's HTTP-FLV answers an unknown stream with an empty 200.
-    assert_eq!(by_name("flv").errors.0.get("empty_200"), Some(&1), "{:?}", by_name("flv").errors);
+    assert_eq!(
+        by_name("flv").errors.0.get("empty_200"),
+        Some(&1),
+        "{:?}",
+        by_name("flv").errors
+    );
     // RTMP says Play.Start anyway; nothing arrives.
-    assert_eq!(by_name("rtmp").errors.0.get("no_media"), Some(&1), "{:?}", by_name("rtmp").errors);
+    assert_eq!(
+        by_name("rtmp").errors.0.get("no_media"),
+        Some(&1),
+        "{:?}",
+        by_name("rtmp").errors
+    );
     // HLS: 404 playlists until the first-frame timeout.
-    assert_eq!(by_name("hls").errors.0.get("no_media"), Some(&1), "{:?}", by_name("hls").errors);
+    assert_eq!(
+        by_name("hls").errors.0.get("no_media"),
+        Some(&1),
+        "{:?}",
+        by_name("hls").errors
+    );
     assert!(by_name("hls").sessions_with_media == 0);
-    assert_eq!(outcome.report.verdict, xiuload::report::model::Verdict::Pass, "no thresholds set");
+    assert_eq!(
+        outcome.report.verdict,
+        xiuload::report::model::Verdict::Pass,
+        "no thresholds set"
+    );
     xiu.stop().await;
 }
 
@@ -133,8 +189,25 @@ async fn a_publisher_killed_mid_run_shows_as_player_eofs_and_the_report_is_writt
     let out = tempfile::tempdir().unwrap();
     // An independent publisher (ffmpeg) that we kill mid-run.
     let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "flv"])
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-f",
+            "flv",
+        ])
         .arg(format!("rtmp://127.0.0.1:{}/live/victim", xiu.ports.rtmp))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -171,7 +244,12 @@ reconnect = {{ max_attempts = 0, backoff = "20s" }}
     let timeline = out.path().join("timeline.jsonl");
     let watched = wait_for(Duration::from_secs(12), || {
         xiuload::metrics::timeline::read_timeline(&timeline)
-            .map(|t| t.iter().filter(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0)).count() >= 2)
+            .map(|t| {
+                t.iter()
+                    .filter(|p| p.players.get("flv").is_some_and(|f| f.mbps > 0.0))
+                    .count()
+                    >= 2
+            })
             .unwrap_or(false)
     })
     .await;
@@ -180,7 +258,12 @@ reconnect = {{ max_attempts = 0, backoff = "20s" }}
     let outcome = run.await.unwrap();
     for g in &outcome.report.players {
         let eofs = g.summary.errors.0.get("eof").copied().unwrap_or(0);
-        assert!(eofs >= 1, "{}: expected EOF errors, got {:?}", g.name, g.summary.errors);
+        assert!(
+            eofs >= 1,
+            "{}: expected EOF errors, got {:?}",
+            g.name,
+            g.summary.errors
+        );
         assert!(g.summary.sessions_with_media >= 2, "{}", g.name);
     }
     assert!(out.path().join("report.json").exists());

@@ -173,9 +173,16 @@ async fn watch(
         if playlist.ended {
             return SessionEnd::Completed;
         }
-        // RFC 8216 §6.3.4: reload after a target duration when the playlist changed, after half
-        // of one when it did not.
-        let wait = if got_new { target } else { target / 2 };
+        // Reload as hls.js does: after the last segment's duration when the playlist changed,
+        // after half a target duration when it did not. (RFC 8216 §6.3.4 allows waiting a whole
+        // target duration; xiu advertises twice its segment length, so that policy alone would
+        // make our viewers stall where real players do not.)
+        let last = playlist
+            .segments
+            .last()
+            .map(|s| s.duration)
+            .unwrap_or(target);
+        let wait = if got_new { last } else { target / 2 };
         let mut wake = Instant::now() + wait;
         if let Some(e) = session_end {
             wake = wake.min(e);

@@ -8,7 +8,6 @@ use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::rtmp::url::RtmpBase;
 use crate::rtmp::{RtmpConnection, RtmpError};
 use crate::session::SessionEnd;
-use rml_rtmp::sessions::ClientSessionEvent;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,11 +43,11 @@ async fn watch(
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
     let started = viewer.started_at();
-    let (mut conn, setup) = match RtmpConnection::open(base, app, timing.first_frame_timeout).await
-    {
-        Ok(c) => c,
-        Err(e) => return SessionEnd::Failed(e.kind()),
-    };
+    let (mut conn, setup) =
+        match RtmpConnection::open(base, app, timing.first_frame_timeout, true).await {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Failed(e.kind()),
+        };
     viewer.connected(setup.connected_in);
     let remaining = timing.first_frame_timeout.saturating_sub(started.elapsed());
     if let Err(e) = conn.play(stream, remaining).await {
@@ -66,7 +65,7 @@ async fn watch(
             first_frame_deadline
         };
         let deadline = session_end.map_or(deadline, |e| e.min(deadline));
-        let event = match tokio::time::timeout_at(deadline, conn.next_event()).await {
+        let media = match tokio::time::timeout_at(deadline, conn.next_media()).await {
             Err(_) if session_end.is_some_and(|e| tokio::time::Instant::now() >= e) => {
                 return SessionEnd::Completed;
             }
@@ -76,14 +75,14 @@ async fn watch(
                 return SessionEnd::Failed(ErrorKind::NoMedia);
             }
             Ok(Err(e)) => return SessionEnd::Failed(e.kind()),
-            Ok(Ok(event)) => event,
+            Ok(Ok(media)) => media,
         };
         let now = Instant::now();
         let read = conn.bytes_read();
         viewer.on_bytes(now, (read - counted) as usize);
         counted = read;
-        if let ClientSessionEvent::VideoDataReceived { timestamp, data } = event {
-            viewer.on_flv_video(now, timestamp.value, &data);
+        if media.is_video {
+            viewer.on_flv_video(now, media.timestamp_ms, &media.data);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! we read and its packets written back in order (the session does no I/O itself).
 
 use bytes::Bytes;
+use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
@@ -56,6 +57,62 @@ pub struct RtmpConnection {
     events: VecDeque<ClientSessionEvent>,
     read_buf: Vec<u8>,
     bytes_read: u64,
+    media: Option<MediaTap>,
+}
+
+/// Audio or video received, whatever message stream it came on.
+#[derive(Debug, Clone)]
+pub struct MediaMessage {
+    pub is_video: bool,
+    pub timestamp_ms: u32,
+    pub data: Bytes,
+}
+
+/// A second chunk deserializer over the same bytes the session sees, keeping only media.
+///
+/// Why: xiu 0.14 sends media on message stream 0 while its `createStream` answered stream 1, and
+/// rml_rtmp's `ClientSession` silently drops media from a stream it did not open. ffmpeg accepts
+/// such media, so a viewer does too; the tap sees it regardless of the stream id.
+struct MediaTap {
+    chunks: ChunkDeserializer,
+    queue: VecDeque<MediaMessage>,
+}
+
+impl MediaTap {
+    const SET_CHUNK_SIZE: u8 = 1;
+    const AUDIO: u8 = 8;
+    const VIDEO: u8 = 9;
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
+        let mut input = bytes;
+        while let Some(message) = self
+            .chunks
+            .get_next_message(input)
+            .map_err(|e| RtmpError::Session(format!("media chunks: {e:?}")))?
+        {
+            input = &[];
+            match message.type_id {
+                Self::SET_CHUNK_SIZE if message.data.len() >= 4 => {
+                    let size = u32::from_be_bytes([
+                        message.data[0] & 0x7f,
+                        message.data[1],
+                        message.data[2],
+                        message.data[3],
+                    ]);
+                    self.chunks
+                        .set_max_chunk_size(size as usize)
+                        .map_err(|e| RtmpError::Session(format!("chunk size: {e:?}")))?;
+                }
+                Self::AUDIO | Self::VIDEO => self.queue.push_back(MediaMessage {
+                    is_video: message.type_id == Self::VIDEO,
+                    timestamp_ms: message.timestamp.value,
+                    data: message.data,
+                }),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long a connection took to set up, for the connect histograms.
@@ -66,10 +123,13 @@ pub struct Setup {
 
 impl RtmpConnection {
     /// Connects, handshakes and sends `connect(app)`, waiting for it to be accepted.
+    ///
+    /// `tap_media` keeps every audio/video message for [`Self::next_media`] (players).
     pub async fn open(
         base: &RtmpBase,
         app: &str,
         timeout: Duration,
+        tap_media: bool,
     ) -> Result<(Self, Setup), RtmpError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -93,6 +153,10 @@ impl RtmpConnection {
             events: VecDeque::new(),
             read_buf: vec![0; 64 * 1024],
             bytes_read: 0,
+            media: tap_media.then(|| MediaTap {
+                chunks: ChunkDeserializer::new(),
+                queue: VecDeque::new(),
+            }),
         };
         conn.apply(initial).await?;
         if !leftover.is_empty() {
@@ -187,6 +251,19 @@ impl RtmpConnection {
         }
     }
 
+    /// The next audio/video message (needs `tap_media`), reading as needed. Session events
+    /// raised meanwhile are dropped: a playing viewer only needs the session to answer the
+    /// server (acks, pings), which it does while reading.
+    pub async fn next_media(&mut self) -> Result<MediaMessage, RtmpError> {
+        loop {
+            self.events.clear();
+            if let Some(m) = self.media.as_mut().and_then(|t| t.queue.pop_front()) {
+                return Ok(m);
+            }
+            self.read_once().await?;
+        }
+    }
+
     /// Reads whatever the server sent and processes it (acks, pings, events).
     async fn read_once(&mut self) -> Result<(), RtmpError> {
         let n = self.stream.read(&mut self.read_buf).await?;
@@ -228,6 +305,9 @@ impl RtmpConnection {
     }
 
     async fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
+        if let Some(tap) = self.media.as_mut() {
+            tap.feed(bytes)?;
+        }
         let results = self
             .session
             .handle_input(bytes)

@@ -63,9 +63,10 @@ async fn setup(
         metrics.record(|s| s.errors.add(kind));
         kind
     };
-    let (mut conn, setup) = RtmpConnection::open(&spec.base, &spec.app, spec.connect_timeout)
-        .await
-        .map_err(fail)?;
+    let (mut conn, setup) =
+        RtmpConnection::open(&spec.base, &spec.app, spec.connect_timeout, false)
+            .await
+            .map_err(fail)?;
     metrics.record(|s| s.connect.record(setup.connected_in));
     let asked = std::time::Instant::now();
     conn.publish(&spec.stream, spec.connect_timeout)
