@@ -22,19 +22,19 @@ count = 1
 video = {{ width = 640, height = 360, fps = 25, bitrate = "800kbps", gop = "1s" }}
 
 [[players]]
-name = "flv"
+name = "flv-viewers"
 protocol = "flv"
 publishers = "cams"
 ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 3 }}, {{ duration = "19s", target = 3 }}]
 
 [[players]]
-name = "rtmp"
+name = "rtmp-viewers"
 protocol = "rtmp"
 publishers = "cams"
 ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "19s", target = 2 }}]
 
 [[players]]
-name = "hls"
+name = "hls-viewers"
 protocol = "hls"
 publishers = "cams"
 first_frame_timeout = "15s"
@@ -112,7 +112,7 @@ async fn players_of_a_missing_stream_count_errors_instead_of_hanging() {
 duration = "6s"
 {target}
 [[players]]
-name = "flv"
+name = "flv-viewers"
 protocol = "flv"
 streams = ["does-not-exist"]
 count = 1
@@ -120,7 +120,7 @@ first_frame_timeout = "2s"
 reconnect = {{ max_attempts = 0, backoff = "10s" }}
 
 [[players]]
-name = "rtmp"
+name = "rtmp-viewers"
 protocol = "rtmp"
 streams = ["does-not-exist"]
 count = 1
@@ -128,7 +128,7 @@ first_frame_timeout = "2s"
 reconnect = {{ max_attempts = 0, backoff = "10s" }}
 
 [[players]]
-name = "hls"
+name = "hls-viewers"
 protocol = "hls"
 streams = ["does-not-exist"]
 count = 1
@@ -155,26 +155,26 @@ reconnect = {{ max_attempts = 0, backoff = "10s" }}
     };
     // xiu's HTTP-FLV answers an unknown stream with an empty 200.
     assert_eq!(
-        by_name("flv").errors.0.get("empty_200"),
+        by_name("flv-viewers").errors.0.get("empty_200"),
         Some(&1),
         "{:?}",
-        by_name("flv").errors
+        by_name("flv-viewers").errors
     );
     // RTMP says Play.Start anyway; nothing arrives.
     assert_eq!(
-        by_name("rtmp").errors.0.get("no_media"),
+        by_name("rtmp-viewers").errors.0.get("no_media"),
         Some(&1),
         "{:?}",
-        by_name("rtmp").errors
+        by_name("rtmp-viewers").errors
     );
     // HLS: 404 playlists until the first-frame timeout.
     assert_eq!(
-        by_name("hls").errors.0.get("no_media"),
+        by_name("hls-viewers").errors.0.get("no_media"),
         Some(&1),
         "{:?}",
-        by_name("hls").errors
+        by_name("hls-viewers").errors
     );
-    assert!(by_name("hls").sessions_with_media == 0);
+    assert!(by_name("hls-viewers").sessions_with_media == 0);
     assert_eq!(
         outcome.report.verdict,
         xiuload::report::model::Verdict::Pass,
@@ -219,7 +219,7 @@ async fn a_publisher_killed_mid_run_shows_as_player_eofs_and_the_report_is_writt
 duration = "12s"
 {target}
 [[players]]
-name = "flv"
+name = "flv-viewers"
 protocol = "flv"
 streams = ["victim"]
 first_frame_timeout = "5s"
@@ -227,7 +227,7 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{
 reconnect = {{ max_attempts = 0, backoff = "20s" }}
 
 [[players]]
-name = "rtmp"
+name = "rtmp-viewers"
 protocol = "rtmp"
 streams = ["victim"]
 first_frame_timeout = "5s"

@@ -37,7 +37,12 @@ pub fn value_of(metric: &str, scoped: &Scoped<'_>) -> Option<f64> {
         (Scoped::Players(s), "stall_ratio") => {
             (s.play_micros + s.stall_micros > 0).then(|| s.stall_ratio())
         }
-        (Scoped::Players(s), "error_rate") => (s.sessions > 0).then(|| s.error_rate()),
+        // Viewers who joined during warm-up are not counted as sessions of the judged period, but
+        // their errors and frames are: with activity and no new session, divide by one.
+        (Scoped::Players(s), "error_rate") => {
+            (s.sessions > 0 || s.frames > 0 || s.errors.total() > 0)
+                .then(|| s.errors.total() as f64 / s.sessions.max(1) as f64)
+        }
         (Scoped::Players(s), "lost_frame_ratio") => (s.frames > 0).then(|| s.lost_frame_ratio()),
         (Scoped::Publishers(s), "error_rate") => (s.sessions > 0).then(|| s.error_rate()),
         _ => None,
@@ -125,5 +130,18 @@ mod tests {
         assert!(judge(&threshold("stall_ratio", Some(0.02), None), &scoped).pass);
         assert!(!judge(&threshold("stall_ratio", None, Some(0.5)), &scoped).pass);
         assert_eq!(value_of("error_rate", &scoped), Some(0.0));
+        // Joined during warm-up: no session in the judged period, but frames and no errors.
+        let carried = PlayerStats {
+            frames: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            value_of("error_rate", &Scoped::Players(&carried)),
+            Some(0.0)
+        );
+        assert_eq!(
+            value_of("error_rate", &Scoped::Players(&PlayerStats::default())),
+            None
+        );
     }
 }

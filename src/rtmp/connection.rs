@@ -46,9 +46,19 @@ impl RtmpError {
             RtmpError::Handshake(_) | RtmpError::Session(_) => ErrorKind::Protocol,
             RtmpError::Rejected(_) => ErrorKind::Rejected,
             RtmpError::Eof => ErrorKind::Eof,
+            // A reset or abort by the server ends the stream just like a close does.
+            RtmpError::Io(e) if is_peer_close(e) => ErrorKind::Eof,
             RtmpError::Io(_) => ErrorKind::Io,
         }
     }
+}
+
+fn is_peer_close(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+    )
 }
 
 pub struct RtmpConnection {
