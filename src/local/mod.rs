@@ -2,7 +2,9 @@
 //! integration tests need no cluster.
 
 pub mod config;
+pub mod topology;
 pub mod xiu;
 
 pub use config::{XiuPorts, render_config};
+pub use topology::LocalTopology;
 pub use xiu::{LocalError, LocalXiu, find_xiu_binary};

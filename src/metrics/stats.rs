@@ -108,6 +108,9 @@ pub struct PlayerStats {
     pub stale_playlists: u64,
     /// HLS: playlist 404s before the first segment (xiu cuts the first one after a GOP or two).
     pub playlist_not_ready: u64,
+    /// HLS: playlists that did not parse and were fetched again (xiu rewrites the file in place, so
+    /// a reader can catch it half-written); three in a row end the session as a `protocol` error.
+    pub bad_playlists: u64,
     pub errors: ErrorCounts,
 }
 
@@ -145,6 +148,7 @@ impl PlayerStats {
             (&mut self.skipped_segments, o.skipped_segments),
             (&mut self.stale_playlists, o.stale_playlists),
             (&mut self.playlist_not_ready, o.playlist_not_ready),
+            (&mut self.bad_playlists, o.bad_playlists),
         ] {
             *mine += theirs;
         }

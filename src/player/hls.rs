@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// target durations from the end).
 const START_SEGMENTS_FROM_END: usize = 3;
 
+/// Unparsable playlists tolerated in a row before the session fails (players retry them too).
+const MAX_BAD_PLAYLISTS_IN_A_ROW: u32 = 3;
+
 pub async fn play_hls(
     client: &reqwest::Client,
     playlist_url: &str,
@@ -77,6 +80,7 @@ async fn watch(
     let mut stale_reported = false;
     let mut last_segment_at: Option<Instant> = None;
     let mut last_media_at = Instant::now();
+    let mut bad_in_a_row = 0u32;
     loop {
         let now = Instant::now();
         if session_end.is_some_and(|e| now >= e) {
@@ -105,7 +109,16 @@ async fn watch(
                 viewer.on_bytes(Instant::now(), body.len());
                 metrics.record(|s| s.playlist.record(took));
                 match parse_media_playlist(&body) {
-                    Ok(view) => view,
+                    Ok(view) => {
+                        bad_in_a_row = 0;
+                        view
+                    }
+                    Err(_) if bad_in_a_row < MAX_BAD_PLAYLISTS_IN_A_ROW => {
+                        bad_in_a_row += 1;
+                        metrics.record(|s| s.bad_playlists += 1);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
                     Err(_) => return SessionEnd::Failed(ErrorKind::Protocol),
                 }
             }

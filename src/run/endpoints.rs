@@ -3,44 +3,52 @@
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::Target;
 
+/// Play addresses are lists: a local topology spreads viewers over its edges (a cluster target
+/// has one address per protocol, its load balancer).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub app: String,
     pub rtmp_publish: Option<RtmpBase>,
-    pub rtmp_play: Option<RtmpBase>,
-    pub flv_base: Option<String>,
-    pub hls_base: Option<String>,
+    pub rtmp_play: Vec<RtmpBase>,
+    pub flv_base: Vec<String>,
+    pub hls_base: Vec<String>,
 }
 
 impl Endpoints {
     /// Remote endpoints from a validated scenario target.
     pub fn from_target(t: &Target) -> Result<Self, String> {
+        let trim = |u: &String| u.trim_end_matches('/').to_string();
         Ok(Endpoints {
             app: t.app.clone(),
             rtmp_publish: t.rtmp_publish.as_deref().map(RtmpBase::parse).transpose()?,
-            rtmp_play: t.rtmp_play.as_deref().map(RtmpBase::parse).transpose()?,
-            flv_base: t
-                .flv_base
-                .as_ref()
-                .map(|u| u.trim_end_matches('/').to_string()),
-            hls_base: t
-                .hls_base
-                .as_ref()
-                .map(|u| u.trim_end_matches('/').to_string()),
+            rtmp_play: t
+                .rtmp_play
+                .as_deref()
+                .map(RtmpBase::parse)
+                .transpose()?
+                .into_iter()
+                .collect(),
+            flv_base: t.flv_base.iter().map(trim).collect(),
+            hls_base: t.hls_base.iter().map(trim).collect(),
         })
     }
 
-    pub fn flv_url(&self, stream: &str) -> Option<String> {
-        self.flv_base
-            .as_ref()
-            .map(|b| format!("{b}/{}/{stream}.flv", self.app))
+    /// The HTTP-FLV URL viewer number `viewer` uses.
+    pub fn flv_url(&self, stream: &str, viewer: usize) -> Option<String> {
+        pick(&self.flv_base, viewer).map(|b| format!("{b}/{}/{stream}.flv", self.app))
     }
 
-    pub fn hls_url(&self, stream: &str) -> Option<String> {
-        self.hls_base
-            .as_ref()
-            .map(|b| format!("{b}/{}/{stream}/{stream}.m3u8", self.app))
+    pub fn hls_url(&self, stream: &str, viewer: usize) -> Option<String> {
+        pick(&self.hls_base, viewer).map(|b| format!("{b}/{}/{stream}/{stream}.m3u8", self.app))
     }
+
+    pub fn rtmp_play(&self, viewer: usize) -> Option<&RtmpBase> {
+        pick(&self.rtmp_play, viewer)
+    }
+}
+
+fn pick<T>(list: &[T], viewer: usize) -> Option<&T> {
+    (!list.is_empty()).then(|| &list[viewer % list.len()])
 }
 
 /// Stream name for publisher `index` of a group: `{i}` in the pattern becomes the index.
@@ -53,22 +61,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_follow_xiu_layout() {
+    fn urls_follow_xiu_layout_and_spread_viewers() {
         let e = Endpoints {
             app: "live".into(),
             rtmp_publish: None,
-            rtmp_play: None,
-            flv_base: Some("https://httpflv.example.com".into()),
-            hls_base: Some("http://127.0.0.1:8080".into()),
+            rtmp_play: vec![],
+            flv_base: vec!["https://httpflv.example.com".into()],
+            hls_base: vec![
+                "http://127.0.0.1:8080".into(),
+                "http://127.0.0.1:9080".into(),
+            ],
         };
         assert_eq!(
-            e.flv_url("cam-1").unwrap(),
+            e.flv_url("cam-1", 7).unwrap(),
             "https://httpflv.example.com/live/cam-1.flv"
         );
         assert_eq!(
-            e.hls_url("cam-1").unwrap(),
+            e.hls_url("cam-1", 0).unwrap(),
             "http://127.0.0.1:8080/live/cam-1/cam-1.m3u8"
         );
+        assert_eq!(
+            e.hls_url("cam-1", 3).unwrap(),
+            "http://127.0.0.1:9080/live/cam-1/cam-1.m3u8"
+        );
+        assert!(e.rtmp_play(0).is_none());
         assert_eq!(stream_name("cam-{i}", 7), "cam-7");
     }
 }

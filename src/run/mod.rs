@@ -6,7 +6,7 @@ pub mod slots;
 pub mod status;
 
 use crate::clock::{RunClock, rfc3339_from_unix_micros};
-use crate::local::{LocalError, LocalXiu, find_xiu_binary};
+use crate::local::{LocalError, LocalTopology, find_xiu_binary};
 use crate::media::aac::{AudioParams, SyntheticAudio};
 use crate::media::h264::{SyntheticVideo, VideoParams};
 use crate::metrics::loader::{CpuSampler, LagProbe, LoaderHealth};
@@ -116,26 +116,11 @@ pub async fn run(
             let bin = xiu_bin
                 .as_deref()
                 .expect("resolved above for local targets");
-            let xiu = LocalXiu::start(bin, local.hls_fragment_secs, None).await?;
-            let p = xiu.ports;
-            let endpoints = Endpoints {
-                app: scenario.target.app.clone(),
-                rtmp_publish: Some(RtmpBase {
-                    host: "127.0.0.1".into(),
-                    port: p.rtmp,
-                }),
-                rtmp_play: Some(RtmpBase {
-                    host: "127.0.0.1".into(),
-                    port: p.rtmp,
-                }),
-                flv_base: Some(format!("http://127.0.0.1:{}", p.flv)),
-                hls_base: Some(format!("http://127.0.0.1:{}", p.hls)),
-            };
-            let label = format!(
-                "a local xiu (rtmp {}, http-flv {}, hls {})",
-                p.rtmp, p.flv, p.hls
-            );
-            (Some(xiu), endpoints, label)
+            let app = &scenario.target.app;
+            let topology =
+                LocalTopology::start(bin, local.hls_fragment_secs, local.edges, app).await?;
+            let (endpoints, label) = local_endpoints(&topology, app);
+            (Some(topology), endpoints, label)
         }
         None => {
             let e = Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?;
@@ -143,8 +128,8 @@ pub async fn run(
                 .rtmp_publish
                 .as_ref()
                 .map(|b| format!("rtmp://{}", b.addr()))
-                .or_else(|| e.flv_base.clone())
-                .or_else(|| e.hls_base.clone())
+                .or_else(|| e.flv_base.first().cloned())
+                .or_else(|| e.hls_base.first().cloned())
                 .unwrap_or_else(|| "remote".into());
             (None, e, label)
         }
@@ -379,10 +364,55 @@ pub async fn run(
         loader,
     );
     out.write_report(&report)?;
-    if let Some(xiu) = local {
-        xiu.stop().await;
+    if let Some(topology) = local {
+        topology.stop().await;
     }
     Ok(Outcome { report, out })
+}
+
+/// Publishers go to the origin; viewers are spread over the edges (or the one xiu).
+fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, String) {
+    let origin = t.origin.ports;
+    let loopback = |port| RtmpBase {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    let servers: Vec<crate::local::XiuPorts> = if t.edges.is_empty() {
+        vec![origin]
+    } else {
+        t.edges.iter().map(|e| e.xiu.ports).collect()
+    };
+    let endpoints = Endpoints {
+        app: app.to_string(),
+        rtmp_publish: Some(loopback(origin.rtmp)),
+        rtmp_play: servers.iter().map(|p| loopback(p.rtmp)).collect(),
+        flv_base: servers
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{}", p.flv))
+            .collect(),
+        hls_base: servers
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{}", p.hls))
+            .collect(),
+    };
+    let label = if t.edges.is_empty() {
+        format!(
+            "a local xiu (rtmp {}, http-flv {}, hls {})",
+            origin.rtmp, origin.flv, origin.hls
+        )
+    } else {
+        format!(
+            "a local origin (rtmp {}) and {} edges with sidecars (http-flv {})",
+            origin.rtmp,
+            t.edges.len(),
+            servers
+                .iter()
+                .map(|p| p.flv.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    (endpoints, label)
 }
 
 fn compact_timestamp(unix_micros: u64) -> String {
@@ -489,7 +519,8 @@ impl PlayerSlotContext {
     }
 }
 
-async fn player_slot(ctx: Arc<PlayerSlotContext>, _index: u32, cancel: CancellationToken) {
+async fn player_slot(ctx: Arc<PlayerSlotContext>, index: u32, cancel: CancellationToken) {
+    let viewer = index as usize;
     let (mut stream, mut length, jitter) = ctx.new_viewer();
     if !pause(jitter, &cancel).await {
         return;
@@ -502,7 +533,7 @@ async fn player_slot(ctx: Arc<PlayerSlotContext>, _index: u32, cancel: Cancellat
         };
         let end = match ctx.config.protocol {
             Protocol::Flv => {
-                let url = ctx.endpoints.flv_url(&stream).unwrap_or_default();
+                let url = ctx.endpoints.flv_url(&stream, viewer).unwrap_or_default();
                 crate::player::flv::play_flv(
                     &ctx.http,
                     &url,
@@ -514,7 +545,7 @@ async fn player_slot(ctx: Arc<PlayerSlotContext>, _index: u32, cancel: Cancellat
                 .await
             }
             Protocol::Hls => {
-                let url = ctx.endpoints.hls_url(&stream).unwrap_or_default();
+                let url = ctx.endpoints.hls_url(&stream, viewer).unwrap_or_default();
                 crate::player::hls::play_hls(
                     &ctx.http,
                     &url,
@@ -525,7 +556,7 @@ async fn player_slot(ctx: Arc<PlayerSlotContext>, _index: u32, cancel: Cancellat
                 )
                 .await
             }
-            Protocol::Rtmp => match &ctx.endpoints.rtmp_play {
+            Protocol::Rtmp => match ctx.endpoints.rtmp_play(viewer) {
                 Some(base) => {
                     crate::player::rtmp::play_rtmp(
                         base,

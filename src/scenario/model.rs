@@ -93,6 +93,11 @@ pub struct LocalTarget {
     /// HLS segment length configured in the local xiu (`[hls] fragment`, seconds).
     #[serde(default = "default_fragment")]
     pub hls_fragment_secs: u32,
+    /// 0: one xiu serves everything. N > 0: the production topology on loopback: an origin that
+    /// publishers reach, N edges pulling from it (each with an in-process `xiuload sidecar`), and
+    /// players spread over the edges.
+    #[serde(default)]
+    pub edges: u32,
 }
 
 fn default_fragment() -> u32 {
