@@ -43,6 +43,9 @@ pub struct TimelinePoint {
     pub publisher_lateness_p99_ms: Option<f64>,
     pub loader_cpu_percent: Option<f64>,
     pub loader_lag_ms_max: Option<f64>,
+    /// Resident memory of the load generator, MiB.
+    #[serde(default)]
+    pub loader_rss_mib: Option<f64>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -107,6 +110,7 @@ pub fn build_point(
         publisher_lateness_p99_ms: pubs.lateness.quantile_ms(0.99),
         loader_cpu_percent: None,
         loader_lag_ms_max: None,
+        loader_rss_mib: None,
     }
 }
 

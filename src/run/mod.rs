@@ -656,6 +656,8 @@ fn collect_second(
     let mut point = point;
     point.loader_cpu_percent = cpu_percent.map(|c| (c * 10.0).round() / 10.0);
     point.loader_lag_ms_max = lag_window.max_ms();
+    point.loader_rss_mib = crate::metrics::loader::rss_bytes(std::process::id())
+        .map(|b| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0);
     loader.add_second(cpu_percent, &lag_window);
     point
 }

@@ -1,0 +1,211 @@
+//! Cost of a load generator's viewer: CPU (% of one core) and RSS per HTTP-FLV player and per
+//! publisher at 2 Mbit/s, for 100, 500 and 1000 players against a local xiu, beside the same
+//! figures for `ffmpeg -i <flv url> -c copy -f null -` players measured in the same way.
+//!
+//!     cargo bench --bench players            # all sizes
+//!     cargo bench --bench players -- 100     # only the listed sizes
+//!
+//! Prints figures; asserts nothing (targets are judged by a person reading them, see README).
+
+use std::path::PathBuf;
+use std::time::Duration;
+use xiuload::local::{LocalXiu, find_xiu_binary};
+use xiuload::metrics::loader::{parse_cpu_ticks, rss_bytes};
+use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
+
+const MEASURE_FROM_S: f64 = 8.0;
+const RUN_S: u32 = 18;
+const FFMPEG_PLAYERS: usize = 10;
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100, 500, 1000]
+    } else {
+        sizes
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let bin = find_xiu_binary(None).unwrap_or_else(|e| panic!("{e}"));
+        println!("xiuload player benchmark: 1 publisher at 2 Mbit/s video + 128 kbit/s audio, HTTP-FLV players, {RUN_S} s runs, measured from {MEASURE_FROM_S} s");
+        println!("machine: {} cores\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+        let base = measure_xiuload(&bin, 0).await;
+        println!(
+            "publisher alone: xiuload CPU {:.2} % of a core, RSS {:.1} MiB (process total)",
+            base.cpu, base.rss_mib
+        );
+        println!();
+        println!("| players | xiuload CPU % total | CPU % per player | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for n in sizes {
+            let m = measure_xiuload(&bin, n).await;
+            let per_cpu = (m.cpu - base.cpu).max(0.0) / n as f64;
+            let per_rss = (m.rss_mib - base.rss_mib).max(0.0) * 1024.0 / n as f64;
+            println!(
+                "| {n} | {:.1} | {per_cpu:.4} | {:.1} | {per_rss:.1} | {:.0} | {:.1} | {} |",
+                m.cpu, m.rss_mib, m.mbps_in, m.xiu_cpu, m.saturated
+            );
+        }
+        let ff = measure_ffmpeg(&bin).await;
+        println!();
+        println!(
+            "ffmpeg players ({FFMPEG_PLAYERS}, `ffmpeg -i <flv> -c copy -f null -`): CPU {:.3} % of a core and RSS {:.1} MiB per player",
+            ff.0, ff.1
+        );
+    });
+}
+
+struct Measured {
+    cpu: f64,
+    rss_mib: f64,
+    mbps_in: f64,
+    xiu_cpu: f64,
+    saturated: bool,
+}
+
+fn steady(points: &[TimelinePoint]) -> Vec<&TimelinePoint> {
+    points
+        .iter()
+        .filter(|p| p.t >= MEASURE_FROM_S && p.t <= RUN_S as f64 - 0.5)
+        .collect()
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+async fn measure_xiuload(bin: &PathBuf, players: usize) -> Measured {
+    let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
+    let p = xiu.ports;
+    let text = format!(
+        r#"[run]
+duration = "{RUN_S}s"
+[target]
+rtmp_publish = "rtmp://127.0.0.1:{}"
+flv_base = "http://127.0.0.1:{}"
+[[publishers]]
+name = "cams"
+stream = "bench"
+count = 1
+video = {{ bitrate = "2Mbps" }}
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players} }}, {{ duration = "{}s", target = {players} }}]
+"#,
+        p.rtmp,
+        p.flv,
+        RUN_S - 6
+    );
+    let scenario = xiuload::scenario::parse(std::path::Path::new("bench.toml"), &text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let xiu_pid = xiu.pid().unwrap_or(0);
+    let xiu_cpu_at = |_: ()| cpu_seconds(xiu_pid);
+    let xiu_before = xiu_cpu_at(());
+    let started = std::time::Instant::now();
+    let outcome = xiuload::run::run(
+        scenario,
+        xiuload::run::RunOptions {
+            scenario_file: "bench.toml".into(),
+            out_dir: Some(out.path().to_path_buf()),
+            status_line: false,
+        },
+        std::future::pending(),
+    )
+    .await
+    .expect("run");
+    let xiu_cpu = (xiu_cpu_at(()) - xiu_before) / started.elapsed().as_secs_f64() * 100.0;
+    xiu.stop().await;
+    let points = read_timeline(&out.path().join("timeline.jsonl")).unwrap();
+    let s = steady(&points);
+    Measured {
+        cpu: mean(s.iter().filter_map(|p| p.loader_cpu_percent)),
+        rss_mib: s
+            .iter()
+            .filter_map(|p| p.loader_rss_mib)
+            .fold(0.0, f64::max),
+        mbps_in: mean(s.iter().map(|p| p.mbps_in)),
+        xiu_cpu,
+        saturated: outcome.report.loader.saturated,
+    }
+}
+
+/// CPU seconds used so far by a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    parse_cpu_ticks(&stat).map(|t| t as f64 / hz).unwrap_or(0.0)
+}
+
+/// Mean CPU % and RSS MiB per ffmpeg player over the same steady window.
+async fn measure_ffmpeg(bin: &PathBuf) -> (f64, f64) {
+    let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
+    let p = xiu.ports;
+    let text = format!(
+        "[run]\nduration = \"{RUN_S}s\"\n[target]\nrtmp_publish = \"rtmp://127.0.0.1:{}\"\n[[publishers]]\nname = \"cams\"\nstream = \"bench\"\ncount = 1\nvideo = {{ bitrate = \"2Mbps\" }}\n",
+        p.rtmp
+    );
+    let scenario = xiuload::scenario::parse(std::path::Path::new("bench.toml"), &text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        let dir = out.path().to_path_buf();
+        async move {
+            xiuload::run::run(
+                scenario,
+                xiuload::run::RunOptions {
+                    scenario_file: "bench.toml".into(),
+                    out_dir: Some(dir),
+                    status_line: false,
+                },
+                async move { stop.cancelled().await },
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let url = format!("http://127.0.0.1:{}/live/bench.flv", p.flv);
+    let mut children: Vec<tokio::process::Child> = (0..FFMPEG_PLAYERS)
+        .map(|_| {
+            tokio::process::Command::new("ffmpeg")
+                .args(["-v", "quiet", "-i", &url, "-c", "copy", "-f", "null", "-"])
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("ffmpeg is installed")
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+    let before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let window = Duration::from_secs(8);
+    tokio::time::sleep(window).await;
+    let after: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let rss: u64 = pids.iter().filter_map(|p| rss_bytes(*p)).sum();
+    for c in &mut children {
+        let _ = c.kill().await;
+    }
+    stop.cancel();
+    let _ = run.await;
+    xiu.stop().await;
+    let n = pids.len().max(1) as f64;
+    (
+        (after - before) / window.as_secs_f64() * 100.0 / n,
+        rss as f64 / 1_048_576.0 / n,
+    )
+}
