@@ -7,7 +7,7 @@
 //!
 //! Prints figures; asserts nothing (targets are judged by a person reading them, see README).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 use xiuload::local::{LocalXiu, find_xiu_binary};
 use xiuload::metrics::loader::{parse_cpu_ticks, rss_bytes};
@@ -86,7 +86,7 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-async fn measure_xiuload(bin: &PathBuf, players: usize) -> Measured {
+async fn measure_xiuload(bin: &Path, players: usize) -> Measured {
     let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
     let p = xiu.ports;
     let text = format!(
@@ -152,7 +152,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Mean CPU % and RSS MiB per ffmpeg player over the same steady window.
-async fn measure_ffmpeg(bin: &PathBuf) -> (f64, f64) {
+async fn measure_ffmpeg(bin: &Path) -> (f64, f64) {
     let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
     let p = xiu.ports;
     let text = format!(
