@@ -2,6 +2,7 @@
 
 mod common;
 
+use serde::Deserialize;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -150,4 +151,41 @@ fn sigint_mid_run_writes_a_partial_report_within_two_seconds() {
         stopped_report_written_in < Duration::from_secs(4),
         "{stopped_report_written_in:?}"
     );
+}
+
+/// The sidecar arguments in deploy/ must be ones this binary accepts: a typo there is a crash loop
+/// in every edge pod.
+#[test]
+fn deploy_sidecar_arguments_parse() {
+    use clap::Parser;
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/overlays/prod")])
+        .output()
+        .expect("kubectl is on the machine");
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let text = String::from_utf8(rendered.stdout).unwrap();
+    let mut checked = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = serde_json::Value::deserialize(doc).unwrap();
+        let containers = value
+            .pointer("/spec/template/spec/containers")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for c in containers {
+            let args: Vec<String> = c["args"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            if args.first().map(String::as_str) != Some("sidecar") {
+                continue;
+            }
+            let parsed = xiuload::cli::Cli::try_parse_from(
+                std::iter::once("xiuload".to_string()).chain(args.clone()),
+            );
+            assert!(parsed.is_ok(), "{args:?}: {}", parsed.unwrap_err());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no sidecar container found in deploy/overlays/prod");
 }
