@@ -122,6 +122,7 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players
             scenario_file: "bench.toml".into(),
             out_dir: Some(out.path().to_path_buf()),
             status_line: false,
+            metrics_addr: None,
         },
         std::future::pending(),
     )
@@ -172,6 +173,7 @@ async fn measure_ffmpeg(bin: &Path) -> (f64, f64) {
                     scenario_file: "bench.toml".into(),
                     out_dir: Some(dir),
                     status_line: false,
+                    metrics_addr: None,
                 },
                 async move { stop.cancelled().await },
             )

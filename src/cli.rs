@@ -27,6 +27,10 @@ pub enum Command {
         /// Do not print the live status line.
         #[arg(long)]
         quiet: bool,
+        /// Serve live counters and gauges in the Prometheus text format at http://ADDR/metrics
+        /// while the run lasts (e.g. 0.0.0.0:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Semantic checks of Kubernetes manifests for a xiu deployment (files or directories of YAML).
     ///

@@ -38,7 +38,8 @@ async fn dispatch(cli: Cli) -> i32 {
             scenario,
             out,
             quiet,
-        } => run(scenario, out, quiet).await,
+            metrics_addr,
+        } => run(scenario, out, quiet, metrics_addr).await,
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(args).await,
     }
@@ -110,7 +111,12 @@ fn validate(paths: &[std::path::PathBuf]) -> i32 {
     code
 }
 
-async fn run(path: std::path::PathBuf, out: Option<std::path::PathBuf>, quiet: bool) -> i32 {
+async fn run(
+    path: std::path::PathBuf,
+    out: Option<std::path::PathBuf>,
+    quiet: bool,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> i32 {
     let scenario = match xiuload::scenario::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -122,6 +128,7 @@ async fn run(path: std::path::PathBuf, out: Option<std::path::PathBuf>, quiet: b
         scenario_file: path,
         out_dir: out,
         status_line: !quiet,
+        metrics_addr,
     };
     let outcome = match xiuload::run::run(scenario, options, shutdown_signal()).await {
         Ok(o) => o,

@@ -159,10 +159,17 @@ fn sigint_mid_run_writes_a_partial_report_within_two_seconds() {
 fn deploy_sidecar_arguments_parse() {
     use clap::Parser;
     let rendered = Command::new("kubectl")
-        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/overlays/prod")])
+        .args([
+            "kustomize",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/overlays/prod"),
+        ])
         .output()
         .expect("kubectl is on the machine");
-    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
     let text = String::from_utf8(rendered.stdout).unwrap();
     let mut checked = 0;
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
@@ -175,7 +182,11 @@ fn deploy_sidecar_arguments_parse() {
         for c in containers {
             let args: Vec<String> = c["args"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if args.first().map(String::as_str) != Some("sidecar") {
                 continue;
@@ -187,5 +198,8 @@ fn deploy_sidecar_arguments_parse() {
             checked += 1;
         }
     }
-    assert!(checked >= 1, "no sidecar container found in deploy/overlays/prod");
+    assert!(
+        checked >= 1,
+        "no sidecar container found in deploy/overlays/prod"
+    );
 }

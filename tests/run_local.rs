@@ -281,3 +281,55 @@ async fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     }
     ready()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_are_served_in_prometheus_format_during_the_run() {
+    let xiu = common::start_xiu().await;
+    let out = tempfile::tempdir().unwrap();
+    let port = xiuload::local::xiu::free_ports(1).unwrap()[0];
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let text = format!(
+        "[run]\nduration = \"8s\"\n{}\n[[publishers]]\nname = \"cams\"\nstream = \"prom\"\ncount = 1\n\
+         [[players]]\nname = \"viewers\"\nprotocol = \"flv\"\npublishers = \"cams\"\n\
+         ramp = [{{ duration = \"1s\", target = 0 }}, {{ duration = \"7s\", target = 2 }}]\n",
+        common::remote_target(&xiu)
+    );
+    let options = xiuload::run::RunOptions {
+        scenario_file: "prom.toml".into(),
+        out_dir: Some(out.path().to_path_buf()),
+        status_line: false,
+        metrics_addr: Some(addr),
+    };
+    let run = tokio::spawn(xiuload::run::run(
+        common::parse(&text),
+        options,
+        std::future::pending(),
+    ));
+    let url = format!("http://{addr}/metrics");
+    let client = reqwest::Client::new();
+    let scraped = {
+        let mut found = String::new();
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Ok(r) = client.get(&url).send().await {
+                let body = r.text().await.unwrap_or_default();
+                if body.contains("xiuload_players_active{group=\"viewers\",protocol=\"flv\"} 2") {
+                    found = body;
+                    break;
+                }
+            }
+        }
+        found
+    };
+    run.await.unwrap().unwrap();
+    xiu.stop().await;
+    assert!(
+        !scraped.is_empty(),
+        "never scraped 2 active viewers from {url}"
+    );
+    assert!(scraped.contains("# TYPE xiuload_player_bytes_total counter"));
+    assert!(
+        scraped.contains("xiuload_publishers_active{group=\"cams\"} 1"),
+        "{scraped}"
+    );
+}

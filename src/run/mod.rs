@@ -2,6 +2,7 @@
 //! and write the reports, also when stopped early.
 
 pub mod endpoints;
+pub mod prometheus;
 pub mod slots;
 pub mod status;
 
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub out_dir: Option<PathBuf>,
     /// Print the live status line (to stderr).
     pub status_line: bool,
+    /// Serve live metrics in the Prometheus text format on this address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +100,15 @@ pub async fn run(
         .out_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
-    // Fail fast on a missing xiu, before creating any output.
+    // Fail fast on a taken metrics port or a missing xiu, before creating any output.
+    let metrics_listener = match options.metrics_addr {
+        Some(addr) => Some(
+            prometheus::bind(addr)
+                .await
+                .map_err(|e| RunError::Setup(format!("--metrics-addr {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     let xiu_bin = match &scenario.target.local {
         Some(local) => Some(find_xiu_binary(local.xiu_bin.as_deref())?),
         None => None,
@@ -266,6 +277,8 @@ pub async fn run(
             move |i, token| player_slot(ctx.clone(), i, token),
         ));
     }
+    let exposition = prometheus::Exposition::default();
+    let metrics_server = metrics_listener.map(|l| exposition.serve(l, root.clone()));
     let lag = LagProbe::default();
     let lag_task = lag.spawn(root.clone());
     let mut cpu = CpuSampler::new();
@@ -305,6 +318,9 @@ pub async fn run(
         );
         last_tick = now;
         let _ = timeline.append(&point);
+        if metrics_server.is_some() {
+            exposition.set(render_exposition(&publishers, &players, &point));
+        }
         if options.status_line {
             let stage = shapes.iter().find_map(|s| match s {
                 Shape::Ramp(st) => s
@@ -368,6 +384,31 @@ pub async fn run(
         topology.stop().await;
     }
     Ok(Outcome { report, out })
+}
+
+fn render_exposition(
+    publishers: &[PublisherGroupRun],
+    players: &[PlayerGroupRun],
+    last: &crate::metrics::timeline::TimelinePoint,
+) -> String {
+    let players: Vec<prometheus::PlayerGroupView<'_>> = players
+        .iter()
+        .map(|g| prometheus::PlayerGroupView {
+            name: &g.config.name,
+            protocol: g.config.protocol.as_str(),
+            active: g.metrics.active(),
+            totals: [&g.warmup, &g.steady],
+        })
+        .collect();
+    let publishers: Vec<prometheus::PublisherGroupView<'_>> = publishers
+        .iter()
+        .map(|g| prometheus::PublisherGroupView {
+            name: &g.config.name,
+            active: g.metrics.active(),
+            totals: [&g.warmup, &g.steady],
+        })
+        .collect();
+    prometheus::render(&players, &publishers, last)
 }
 
 /// Publishers go to the origin; viewers are spread over the edges (or the one xiu).

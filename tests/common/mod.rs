@@ -46,6 +46,7 @@ pub async fn run_until(
         scenario_file: PathBuf::from("test.toml"),
         out_dir: Some(out.to_path_buf()),
         status_line: false,
+        metrics_addr: None,
     };
     xiuload::run::run(parse(text), options, stop)
         .await
