@@ -69,6 +69,19 @@ impl LocalTopology {
         Ok(topology)
     }
 
+    /// Process ids of every xiu in the topology.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(&self.origin)
+            .chain(self.edges.iter().map(|e| &e.xiu))
+            .filter_map(|x| x.pid())
+            .collect()
+    }
+
+    /// The servers viewers are spread over: the edges, or the one xiu.
+    pub fn serving(&self) -> u32 {
+        (self.edges.len() as u32).max(1)
+    }
+
     /// Stops sidecars first (so they do not chase a vanishing origin), then edges, then the origin.
     pub async fn stop(self) {
         self.sidecars.cancel();

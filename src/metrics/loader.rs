@@ -62,6 +62,49 @@ impl CpuSampler {
     }
 }
 
+/// CPU (% of one core) and RSS of other processes, e.g. the local xiu servers.
+pub struct ProcessSampler {
+    pids: Vec<u32>,
+    last: Option<(Instant, f64)>,
+}
+
+impl ProcessSampler {
+    pub fn new(pids: Vec<u32>) -> Self {
+        let mut s = ProcessSampler { pids, last: None };
+        s.last = Some((Instant::now(), s.cpu_seconds()));
+        s
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        self.pids
+            .iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .filter_map(|stat| parse_cpu_ticks(&stat))
+            .map(|t| t as f64 / hz)
+            .sum()
+    }
+
+    /// (CPU % of one core since the last call, total RSS MiB).
+    pub fn sample(&mut self) -> (Option<f64>, Option<f64>) {
+        if self.pids.is_empty() {
+            return (None, None);
+        }
+        let now = Instant::now();
+        let cpu = self.cpu_seconds();
+        let percent = self.last.replace((now, cpu)).and_then(|(then, before)| {
+            let wall = now.duration_since(then).as_secs_f64();
+            (wall > 0.0).then(|| ((cpu - before).max(0.0) / wall * 1000.0).round() / 10.0)
+        });
+        let rss: u64 = self.pids.iter().filter_map(|p| rss_bytes(*p)).sum();
+        (
+            percent,
+            Some((rss as f64 / 1_048_576.0 * 10.0).round() / 10.0),
+        )
+    }
+}
+
 /// Measures how late a timer fires on the runtime: when tasks hog the event loop, every client's
 /// timestamps are late too.
 #[derive(Clone, Default)]

@@ -46,6 +46,11 @@ pub struct TimelinePoint {
     /// Resident memory of the load generator, MiB.
     #[serde(default)]
     pub loader_rss_mib: Option<f64>,
+    /// Local targets only: the xiu processes' CPU (% of one core) and resident memory, MiB.
+    #[serde(default)]
+    pub server_cpu_percent: Option<f64>,
+    #[serde(default)]
+    pub server_rss_mib: Option<f64>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -111,6 +116,8 @@ pub fn build_point(
         loader_cpu_percent: None,
         loader_lag_ms_max: None,
         loader_rss_mib: None,
+        server_cpu_percent: None,
+        server_rss_mib: None,
     }
 }
 

@@ -138,6 +138,68 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(k) = &r.knee {
+        let _ = writeln!(out, "\n## Capacity knee (group `{}`)\n", k.group);
+        let _ = writeln!(out, "{}.\n", k.note);
+        let _ = writeln!(
+            out,
+            "| step | target | active | pass | Mbit/s | server CPU % | server RSS MiB | failed thresholds |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for s in &k.steps {
+            let failed: Vec<String> = s
+                .thresholds
+                .iter()
+                .filter(|t| !t.pass)
+                .map(|t| {
+                    format!(
+                        "`{}` {} = {}",
+                        t.metric,
+                        t.scope,
+                        t.value.map(|v| v.to_string()).unwrap_or_else(|| "–".into())
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {:.1} | {} | {} | {} |",
+                s.step + 1,
+                s.target,
+                s.active_mean,
+                if s.pass { "✅" } else { "❌" },
+                s.mbps_in,
+                s.server_cpu_percent
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_else(|| "–".into()),
+                s.server_rss_mib
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or_else(|| "–".into()),
+                failed.join(", ")
+            );
+        }
+        if let Some(knee) = &k.knee {
+            let per = |v: Option<f64>, unit: &str| {
+                v.map(|v| format!("{v:.3} {unit}"))
+                    .unwrap_or_else(|| "–".into())
+            };
+            let _ = writeln!(
+                out,
+                "\nAt the knee ({:.0} viewers on {} server(s)): per viewer {} server CPU, {} server memory, {} delivered.",
+                knee.active_mean,
+                k.servers,
+                per(k.cpu_percent_per_viewer, "% of a core"),
+                per(k.rss_kib_per_viewer, "KiB"),
+                per(k.mbps_per_viewer, "Mbit/s"),
+            );
+        }
+        if let (Some(audience), Some(pods)) = (k.target_audience, k.pods_needed) {
+            let _ = writeln!(
+                out,
+                "For {audience} concurrent viewers with {:.0} % headroom: **{pods} pods**.",
+                k.headroom * 100.0
+            );
+        }
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\n## Thresholds\n");
         let _ = writeln!(out, "| | metric | scope | limit | measured |");

@@ -28,6 +28,9 @@ pub struct Report {
     pub thresholds: Vec<ThresholdResult>,
     /// `pass` when every threshold passed, else `fail`.
     pub verdict: Verdict,
+    /// Capacity-knee results when the scenario has a `[knee]` section.
+    #[serde(default)]
+    pub knee: Option<crate::run::knee::KneeReport>,
     /// Raw mergeable measurements (histograms in HdrHistogram V2 base64) after warm-up, per group,
     /// so reports of several load-generator pods combine exactly.
     pub raw: RawMeasurements,
@@ -195,7 +198,7 @@ impl PublisherGroupReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
     pub metric: String,
     pub scope: String,

@@ -73,6 +73,30 @@ pub fn judge(t: &Threshold, scoped: &Scoped<'_>) -> ThresholdResult {
     }
 }
 
+/// Judges every threshold against per-group player stats (`(group, protocol, stats)`) and the
+/// merged publisher stats, resolving each threshold's scope.
+pub fn judge_all(
+    thresholds: &[Threshold],
+    players: &[(&str, &str, &PlayerStats)],
+    publishers: &PublisherStats,
+) -> Vec<ThresholdResult> {
+    thresholds
+        .iter()
+        .map(|t| {
+            if t.scope == "publishers" {
+                return judge(t, &Scoped::Publishers(publishers));
+            }
+            let mut merged = PlayerStats::default();
+            for (group, protocol, stats) in players {
+                if t.scope == "all" || t.scope == *protocol || t.scope == *group {
+                    merged.merge(stats);
+                }
+            }
+            judge(t, &Scoped::Players(&merged))
+        })
+        .collect()
+}
+
 pub fn verdict(results: &[ThresholdResult]) -> Verdict {
     if results.iter().all(|r| r.pass) {
         Verdict::Pass

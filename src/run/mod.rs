@@ -2,6 +2,8 @@
 //! and write the reports, also when stopped early.
 
 pub mod endpoints;
+pub mod knee;
+mod knee_tracker;
 pub mod prometheus;
 pub mod slots;
 pub mod status;
@@ -15,7 +17,7 @@ use crate::metrics::timeline::{PlayerSecond, TimelineWriter, build_point};
 use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
 use crate::player::PlayerTiming;
 use crate::report::model::*;
-use crate::report::thresholds::{Scoped, judge, verdict};
+use crate::report::thresholds::{judge_all, verdict};
 use crate::report::{OutputDir, OutputError};
 use crate::rtmp::publisher::{PublisherSpec, publish_session};
 use crate::rtmp::url::RtmpBase;
@@ -198,8 +200,12 @@ pub async fn run(
             (None, Some(list)) => list.clone(),
             (None, None) => Vec::new(),
         };
+        let shape = match &scenario.knee {
+            Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
+            _ => Shape::from_group(g.count, g.ramp.as_deref()),
+        };
         players.push(PlayerGroupRun {
-            shape: Shape::from_group(g.count, g.ramp.as_deref()),
+            shape,
             config: g.clone(),
             streams: Arc::new(streams),
             metrics: GroupMetrics::new(),
@@ -282,6 +288,22 @@ pub async fn run(
     let lag = LagProbe::default();
     let lag_task = lag.spawn(root.clone());
     let mut cpu = CpuSampler::new();
+    let mut servers = crate::metrics::loader::ProcessSampler::new(
+        local.as_ref().map(|t| t.pids()).unwrap_or_default(),
+    );
+    let serving = local.as_ref().map(|t| t.serving()).unwrap_or(1);
+    let mut knee = scenario.knee.clone().map(|k| {
+        let groups: Vec<(String, String)> = players
+            .iter()
+            .map(|g| {
+                (
+                    g.config.name.clone(),
+                    g.config.protocol.as_str().to_string(),
+                )
+            })
+            .collect();
+        knee_tracker::KneeTracker::new(k, &groups)
+    });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -305,7 +327,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(next_end) => {},
         }
         let now = tokio::time::Instant::now();
-        let point = collect_second(
+        let second = collect_second(
             &mut publishers,
             &mut players,
             &clock,
@@ -315,11 +337,29 @@ pub async fn run(
             &mut loader,
             &mut cpu,
             &lag,
+            &mut servers,
         );
+        let point = &second.point;
         last_tick = now;
-        let _ = timeline.append(&point);
+        let knee_broke = knee.as_mut().is_some_and(|k| {
+            let active = players
+                .iter()
+                .find(|g| g.config.name == k.section.group)
+                .map(|g| g.metrics.active())
+                .unwrap_or(0);
+            k.add_second(
+                now.duration_since(run_start),
+                point,
+                &second.players,
+                &second.publishers,
+                active,
+                &scenario.thresholds,
+                point.loader_cpu_percent.unwrap_or(0.0) >= 90.0 * cores as f64,
+            )
+        });
+        let _ = timeline.append(point);
         if metrics_server.is_some() {
-            exposition.set(render_exposition(&publishers, &players, &point));
+            exposition.set(render_exposition(&publishers, &players, point));
         }
         if options.status_line {
             let stage = shapes.iter().find_map(|s| match s {
@@ -328,12 +368,16 @@ pub async fn run(
                     .map(|i| (i, st.len())),
                 _ => None,
             });
-            let line = status::status_line(&point, planned.as_secs_f64(), stage);
+            let line = status::status_line(point, planned.as_secs_f64(), stage);
             if tty {
                 eprint!("\r\x1b[2K{line}");
             } else if (point.t as u64).is_multiple_of(5) {
                 eprintln!("{line}");
             }
+        }
+        if knee_broke {
+            // The knee is found: more load would only measure a broken server.
+            break StopReason::Completed;
         }
     };
     if tty {
@@ -350,7 +394,7 @@ pub async fn run(
     controllers.abort_all();
     lag_task.abort();
     let now = tokio::time::Instant::now();
-    let point = collect_second(
+    let second = collect_second(
         &mut publishers,
         &mut players,
         &clock,
@@ -360,8 +404,15 @@ pub async fn run(
         &mut loader,
         &mut cpu,
         &lag,
+        &mut servers,
     );
-    let _ = timeline.append(&point);
+    let _ = timeline.append(&second.point);
+    let knee_report = knee.map(|mut k| {
+        if stopped_by == StopReason::Completed {
+            k.finish_step(&scenario.thresholds);
+        }
+        knee::summarise(&k.section, k.results, serving)
+    });
 
     let ended = now.duration_since(run_start);
     let report = build_report(
@@ -378,6 +429,7 @@ pub async fn run(
         &publishers,
         &players,
         loader,
+        knee_report,
     );
     out.write_report(&report)?;
     if let Some(topology) = local {
@@ -648,7 +700,8 @@ fn collect_second(
     loader: &mut LoaderHealth,
     cpu: &mut CpuSampler,
     lag: &LagProbe,
-) -> crate::metrics::timeline::TimelinePoint {
+    servers: &mut crate::metrics::loader::ProcessSampler,
+) -> Second {
     let in_warmup = at <= warmup;
     let pub_windows: Vec<(u64, PublisherStats)> = publishers
         .iter()
@@ -700,7 +753,21 @@ fn collect_second(
     point.loader_rss_mib = crate::metrics::loader::rss_bytes(std::process::id())
         .map(|b| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0);
     loader.add_second(cpu_percent, &lag_window);
-    point
+    let (server_cpu, server_rss) = servers.sample();
+    point.server_cpu_percent = server_cpu;
+    point.server_rss_mib = server_rss;
+    Second {
+        point,
+        players: player_windows.into_iter().map(|(_, w)| w).collect(),
+        publishers: pub_windows.into_iter().map(|(_, w)| w).collect(),
+    }
+}
+
+/// One collected second: the timeline point and the raw windows (for per-step judging).
+struct Second {
+    point: crate::metrics::timeline::TimelinePoint,
+    players: Vec<PlayerStats>,
+    publishers: Vec<PublisherStats>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -718,6 +785,7 @@ fn build_report(
     publishers: &[PublisherGroupRun],
     players: &[PlayerGroupRun],
     loader: LoaderHealth,
+    knee: Option<knee::KneeReport>,
 ) -> Report {
     let steady_s = ended.saturating_sub(warmup).as_secs_f64();
     let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
@@ -736,33 +804,17 @@ fn build_report(
     for g in publishers {
         all_publishers.merge(&g.steady);
     }
-    let thresholds: Vec<ThresholdResult> = scenario
-        .thresholds
+    let groups: Vec<(&str, &str, &PlayerStats)> = players
         .iter()
-        .map(|t| {
-            let merged;
-            let scoped = match t.scope.as_str() {
-                "all" => Scoped::Players(&all),
-                "publishers" => Scoped::Publishers(&all_publishers),
-                proto @ ("flv" | "hls" | "rtmp") => {
-                    merged = by_protocol
-                        .get(proto)
-                        .map(|(s, _)| s.clone())
-                        .unwrap_or_default();
-                    Scoped::Players(&merged)
-                }
-                group => {
-                    merged = players
-                        .iter()
-                        .find(|g| g.config.name == group)
-                        .map(|g| g.steady.clone())
-                        .unwrap_or_default();
-                    Scoped::Players(&merged)
-                }
-            };
-            judge(t, &scoped)
+        .map(|g| {
+            (
+                g.config.name.as_str(),
+                g.config.protocol.as_str(),
+                &g.steady,
+            )
         })
         .collect();
+    let thresholds = judge_all(&scenario.thresholds, &groups, &all_publishers);
     let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;
     Report {
         schema_version: SCHEMA_VERSION,
@@ -810,8 +862,15 @@ fn build_report(
             .collect(),
         all_players: PlayerSummary::from_stats(&all, &all_warmup, steady_s),
         loader,
-        verdict: verdict(&thresholds),
+        // A knee run is expected to break a threshold at its last step: it passes when it found a
+        // knee (a step that held), and fails when even the first step broke.
+        verdict: match &knee {
+            Some(k) if k.knee.is_some() => Verdict::Pass,
+            Some(_) => Verdict::Fail,
+            None => verdict(&thresholds),
+        },
         thresholds,
+        knee,
         raw: RawMeasurements {
             players: players
                 .iter()

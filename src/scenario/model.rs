@@ -17,6 +17,41 @@ pub struct Scenario {
     pub players: Vec<PlayerGroup>,
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    /// Capacity planning: step one group's clients up until a threshold breaks.
+    pub knee: Option<KneeSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KneeSection {
+    /// The player group whose viewers are stepped up (it has no `count`/`ramp` of its own).
+    pub group: String,
+    pub start: u32,
+    pub step: u32,
+    pub max: u32,
+    /// How long each step lasts.
+    pub step_duration: HumanDuration,
+    /// The first part of each step is not judged: viewers are still joining.
+    #[serde(default = "default_settle")]
+    pub settle: HumanDuration,
+    /// How fast each step's new viewers join.
+    #[serde(default = "default_knee_ramp")]
+    pub ramp: HumanDuration,
+    /// Size the fleet for this many concurrent viewers.
+    pub target_audience: Option<u64>,
+    /// Share of each pod kept free (0.3 = plan pods at 70 % of their measured knee).
+    #[serde(default = "default_headroom")]
+    pub headroom: f64,
+}
+
+fn default_settle() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_knee_ramp() -> HumanDuration {
+    HumanDuration::secs(3)
+}
+fn default_headroom() -> f64 {
+    0.3
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -29,10 +29,15 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     check_target(s, &mut p);
     check_names(s, &mut p);
-    let any_count_only =
-        s.publishers.iter().any(|g| g.ramp.is_none()) || s.players.iter().any(|g| g.ramp.is_none());
+    // The knee's group gets its shape from [knee], which has a length of its own.
+    let knee_group = s.knee.as_ref().map(|k| k.group.as_str());
+    let any_count_only = s.publishers.iter().any(|g| g.ramp.is_none())
+        || s.players
+            .iter()
+            .any(|g| g.ramp.is_none() && Some(g.name.as_str()) != knee_group);
     match s.run.duration {
-        None if any_count_only => p.add(
+        // A knee has a length of its own (steps × step_duration), which `count` groups follow.
+        None if any_count_only && s.knee.is_none() => p.add(
             "run.duration",
             "a group uses `count` without `ramp`, so the run needs a length",
             Some("add `duration = \"60s\"` under [run], or give the group `ramp` stages"),
@@ -82,7 +87,17 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
     for (i, g) in s.players.iter().enumerate() {
         let at = format!("players[{i}]");
-        check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
+        if knee_group == Some(g.name.as_str()) {
+            if g.count.is_some() || g.ramp.is_some() {
+                p.add(
+                    at.clone(),
+                    "this group is stepped by [knee]; remove its `count`/`ramp`",
+                    None,
+                );
+            }
+        } else {
+            check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
+        }
         match (&g.publishers, &g.streams) {
             (None, None) | (Some(_), Some(_)) => p.add(
                 at.clone(),
@@ -130,6 +145,42 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 format!("{at}.first_frame_timeout"),
                 "must be at least 100ms",
                 None,
+            );
+        }
+    }
+    if let Some(k) = &s.knee {
+        if !s.players.iter().any(|g| g.name == k.group) {
+            p.add(
+                "knee.group",
+                format!("no player group is named {:?}", k.group),
+                Some("the knee steps up the viewers of one [[players]] group"),
+            );
+        }
+        if k.start == 0 || k.step == 0 || k.max < k.start {
+            p.add("knee", "need start >= 1, step >= 1 and max >= start", None);
+        }
+        if k.settle.0 >= k.step_duration.0 {
+            p.add(
+                "knee.settle",
+                format!(
+                    "settle ({}) must be shorter than step_duration ({})",
+                    k.settle, k.step_duration
+                ),
+                Some("the judged part of each step is step_duration - settle"),
+            );
+        }
+        if !(0.0..0.95).contains(&k.headroom) {
+            p.add(
+                "knee.headroom",
+                format!("{} must be within 0..0.95", k.headroom),
+                None,
+            );
+        }
+        if s.thresholds.is_empty() {
+            p.add(
+                "knee",
+                "a knee needs [[thresholds]]: they decide where the server breaks",
+                Some("e.g. metric = \"startup_ms.p99\", max = 3000"),
             );
         }
     }
