@@ -8,6 +8,7 @@ pub mod clock;
 pub mod exit;
 pub mod flv;
 pub mod hls;
+pub mod kube;
 pub mod local;
 pub mod media;
 pub mod metrics;

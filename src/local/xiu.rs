@@ -42,7 +42,11 @@ pub fn find_xiu_binary(explicit: Option<&Path>) -> Result<PathBuf, LocalError> {
     }
     named.push(default_cache_binary());
     let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("xiu")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("xiu"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     if let Some(found) = named.iter().chain(&on_path).find(|p| p.is_file()) {
         return Ok(found.clone());

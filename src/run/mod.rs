@@ -113,7 +113,9 @@ pub async fn run(
     // The target: a local xiu we start, or the cluster's addresses.
     let (local, endpoints, target_label) = match &scenario.target.local {
         Some(local) => {
-            let bin = xiu_bin.as_deref().expect("resolved above for local targets");
+            let bin = xiu_bin
+                .as_deref()
+                .expect("resolved above for local targets");
             let xiu = LocalXiu::start(bin, local.hls_fragment_secs, None).await?;
             let p = xiu.ports;
             let endpoints = Endpoints {

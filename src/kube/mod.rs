@@ -1,0 +1,19 @@
+//! The Kubernetes side of xiuload: watch the cluster during a run, put its events on the run's
+//! clock next to the load, correlate, and judge `[[expect]]`.
+//!
+//! Modules by job: [`config`] (scenario `[kube]`/`[[expect]]`), [`client`] (kubeconfig),
+//! [`watch`] (kube-rs watchers), [`record`] (objects → events, pure), [`metrics`] (PodMetrics and
+//! xiu stats polling), [`journal`] (`cluster.jsonl`), [`correlate`] (pure analysis),
+//! [`expect`] (pure verdicts).
+
+pub mod config;
+pub mod correlate;
+pub mod expect;
+pub mod journal;
+pub mod record;
+pub mod timeline;
+
+pub use correlate::{ClusterReport, analyse};
+pub use expect::{ExpectationResult, judge};
+pub use journal::read_journal;
+pub use timeline::{ClusterEvent, ClusterTimeline, EventKind};
