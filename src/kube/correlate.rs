@@ -273,45 +273,53 @@ fn target_name(target: &str) -> String {
     target.rsplit('/').next().unwrap_or(target).to_string()
 }
 
+/// Latest (desired, current, ready) per workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Counts {
+    desired: Option<u32>,
+    current: Option<u32>,
+    ready: Option<u32>,
+}
+
 pub fn replicas_over_time(cluster: &ClusterTimeline, load: &[TimelinePoint]) -> Vec<ReplicaPoint> {
-    let mut state: BTreeMap<String, (Option<u32>, Option<u32>, Option<u32>)> = BTreeMap::new();
+    let mut state: BTreeMap<String, Counts> = BTreeMap::new();
     let mut out: Vec<ReplicaPoint> = Vec::new();
     for (t, k) in cluster.iter() {
-        let (name, update): (
-            String,
-            Box<dyn Fn(&mut (Option<u32>, Option<u32>, Option<u32>))>,
-        ) = match k {
+        let (name, next) = match k {
             EventKind::Hpa {
                 target,
                 desired_replicas,
                 current_replicas,
                 ..
             } => {
-                let (d, c) = (*desired_replicas, *current_replicas);
-                (
-                    target_name(target),
-                    Box::new(move |s| {
-                        s.0 = Some(d);
-                        s.1 = c.or(s.1);
-                    }),
-                )
+                let name = target_name(target);
+                let s = state.get(&name).copied().unwrap_or_default();
+                let next = Counts {
+                    desired: Some(*desired_replicas),
+                    current: current_replicas.or(s.current),
+                    ..s
+                };
+                (name, next)
             }
             EventKind::Workload { name, ready, .. } => {
-                let r = *ready;
-                (name.clone(), Box::new(move |s| s.2 = Some(r)))
+                let s = state.get(name).copied().unwrap_or_default();
+                (
+                    name.clone(),
+                    Counts {
+                        ready: Some(*ready),
+                        ..s
+                    },
+                )
             }
             _ => continue,
         };
-        let s = state.entry(name.clone()).or_default();
-        let before = *s;
-        update(s);
-        if *s != before {
+        if state.insert(name.clone(), next) != Some(next) {
             out.push(ReplicaPoint {
                 t,
                 workload: name,
-                desired: s.0,
-                current: s.1,
-                ready: s.2,
+                desired: next.desired,
+                current: next.current,
+                ready: next.ready,
                 load: load_at(load, t),
             });
         }

@@ -6,14 +6,19 @@
 //! xiu stats polling), [`journal`] (`cluster.jsonl`), [`correlate`] (pure analysis),
 //! [`expect`] (pure verdicts).
 
+pub mod client;
 pub mod config;
 pub mod correlate;
 pub mod expect;
 pub mod journal;
+pub mod metrics;
 pub mod record;
+pub mod session;
 pub mod timeline;
+pub mod watch;
 
 pub use correlate::{ClusterReport, analyse};
 pub use expect::{ExpectationResult, judge};
 pub use journal::read_journal;
+pub use session::{KubeError, KubeSession};
 pub use timeline::{ClusterEvent, ClusterTimeline, EventKind};

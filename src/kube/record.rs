@@ -62,9 +62,23 @@ impl Recorder {
         }
     }
 
-    /// Names of pods currently known (for the pollers).
+    /// Names of pods currently known.
     pub fn pods(&self) -> Vec<String> {
         self.pods.keys().cloned().collect()
+    }
+
+    /// Pods in phase Running: the ones whose xiu API can answer.
+    pub fn running_pods(&self) -> Vec<String> {
+        self.pods
+            .iter()
+            .filter(|(_, s)| s.phase.as_deref() == Some("Running"))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Whether samples about this pod (metrics, xiu stats) belong to the watched workloads.
+    pub fn owns_pod(&self, name: &str) -> bool {
+        self.pods.contains_key(name) || self.scope.owns_pod_name(name)
     }
 
     pub fn hpa(&mut self, h: &HorizontalPodAutoscaler) -> Option<EventKind> {
