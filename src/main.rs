@@ -39,6 +39,14 @@ async fn dispatch(cli: Cli) -> i32 {
             out,
             quiet,
         } => run(scenario, out, quiet).await,
+        Command::Watch {
+            scenario,
+            out,
+            duration,
+        } => {
+            xiuload::kube::standalone::watch_command(&scenario, out, duration, shutdown_signal())
+                .await
+        }
     }
 }
 

@@ -14,6 +14,8 @@ pub mod journal;
 pub mod metrics;
 pub mod record;
 pub mod session;
+pub mod standalone;
+pub mod summary;
 pub mod timeline;
 pub mod watch;
 
