@@ -389,13 +389,17 @@ pub fn scale_decisions(
         let reason = cluster.iter().find_map(|(et, ek)| match ek {
             EventKind::K8sEvent {
                 object_name,
-                category: EventCategory::Rescale { new_size, reason },
+                category:
+                    EventCategory::Rescale {
+                        new_size,
+                        rescale_reason,
+                    },
                 ..
             } if object_name == hpa
                 && (et - t).abs() <= 30.0
                 && new_size.is_none_or(|n| n == to) =>
             {
-                reason.clone()
+                rescale_reason.clone()
             }
             _ => None,
         });
@@ -799,7 +803,7 @@ pub(crate) mod tests {
                     message: "New size: 3; reason: cpu resource utilization (percentage of request) above target".into(),
                     count: 1,
                     new: 1,
-                    category: EventCategory::Rescale { new_size: Some(3), reason: Some("cpu above target".into()) },
+                    category: EventCategory::Rescale { new_size: Some(3), rescale_reason: Some("cpu above target".into()) },
                 },
             ),
             ev(21.0, EventKind::PodAdded { pod: "xiu-edge-b".into() }),

@@ -412,7 +412,7 @@ pub fn categorise(reason: &str, message: &str) -> EventCategory {
             let (new_size, why) = parse_rescale(message);
             EventCategory::Rescale {
                 new_size,
-                reason: why,
+                rescale_reason: why,
             }
         }
         r if r.starts_with("FailedGet") && r.ends_with("Metric") => EventCategory::MetricFailure,
@@ -716,7 +716,7 @@ pub(crate) mod tests {
             ),
             EventCategory::Rescale {
                 new_size: Some(3),
-                reason: Some(
+                rescale_reason: Some(
                     "cpu resource utilization (percentage of request) above target".into()
                 )
             }
@@ -728,7 +728,7 @@ pub(crate) mod tests {
             ),
             EventCategory::Rescale {
                 new_size: Some(1),
-                reason: Some("All metrics below target".into())
+                rescale_reason: Some("All metrics below target".into())
             }
         );
         assert_eq!(

@@ -50,7 +50,8 @@ pub enum EventCategory {
     /// utilization (percentage of request) above target".
     Rescale {
         new_size: Option<u32>,
-        reason: Option<String>,
+        /// Not `reason`: the category is flattened into an Event line that has its own `reason`.
+        rescale_reason: Option<String>,
     },
     /// `FailedGetResourceMetric`, `FailedComputeMetricsReplicas`, `FailedGetPodsMetric`...: the HPA
     /// is blind, so it will not scale.
@@ -239,5 +240,26 @@ mod tests {
         assert_eq!(v["t"], 1.5);
         let back: ClusterEvent = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+        let rescale = ClusterEvent {
+            kind: EventKind::K8sEvent {
+                object_kind: "HorizontalPodAutoscaler".into(),
+                object_name: "xiu-edge".into(),
+                reason: "SuccessfulRescale".into(),
+                message: "New size: 3; reason: cpu above target".into(),
+                count: 1,
+                new: 1,
+                category: EventCategory::Rescale {
+                    new_size: Some(3),
+                    rescale_reason: Some("cpu above target".into()),
+                },
+            },
+            ..e
+        };
+        let line = serde_json::to_string(&rescale).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ClusterEvent>(&line).unwrap(),
+            rescale,
+            "{line}"
+        );
     }
 }
