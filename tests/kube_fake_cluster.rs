@@ -715,6 +715,54 @@ async fn watch_command_uses_kubeconfig_env_and_writes_reports() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_outage_is_a_marked_gap_and_watching_resumes() {
+    let fake = FakeApiServer::start(NS).await;
+    seed(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let session = KubeSession::start(&section(&kubeconfig), RunClock::start_now(), dir.path())
+        .await
+        .unwrap();
+    let mut w = Waiter::new(&session);
+    let m = w.mark();
+    w.wait_for(m, "HPA at 1", desired(1)).await;
+    let m = w.mark();
+    fake.outage();
+    let gap = w
+        .wait_for(m, "HPA gap", |k| {
+            matches!(k, EventKind::GapStart { source, .. } if source == "horizontalpodautoscalers")
+        })
+        .await;
+    // The cluster moves on while we cannot see it.
+    fake.apply("horizontalpodautoscalers", &hpa(2, 1));
+    let m = w.mark();
+    fake.restore().await;
+    let back = w.wait_for(m, "HPA at 2 after the outage", desired(2)).await;
+    let end = w
+        .wait_for(
+            m,
+            "HPA gap end",
+            |k| matches!(k, EventKind::GapEnd { source } if source == "horizontalpodautoscalers"),
+        )
+        .await;
+    assert!(gap.at.t < end.at.t && (end.at.t - back.at.t).abs() < 0.5);
+    let timeline = session.stop().await;
+    let report = analyse(&timeline, &[]);
+    let g = report
+        .gaps
+        .iter()
+        .find(|g| g.source == "horizontalpodautoscalers")
+        .unwrap();
+    assert!(g.end.is_some(), "{g:?}");
+    assert_eq!(
+        report.scale_decisions.len(),
+        1,
+        "the change made during the outage is seen"
+    );
+}
+
 /// Needs a real cluster: `XIULOAD_TEST_NAMESPACE=<ns>` and a kubeconfig (or in-cluster config).
 #[tokio::test]
 #[ignore = "needs cluster"]

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -66,7 +67,17 @@ fn api_status(e: &watcher::Error) -> Option<(&'static str, &::kube::core::Status
     }
 }
 
+/// First and longest wait before re-creating a watcher after the API server failed it.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Runs one watcher until the task is aborted (or permission is denied).
+///
+/// Gaps: a `410 Gone` is handled by kube-rs itself (it relists); any other failure (API server
+/// unreachable, a 5xx) makes this function start a fresh watcher after a backoff, so the resume
+/// is a full relist whose end is a definite `gap_end`, and anything that changed meanwhile is
+/// re-diffed by the recorder. A watch connection that just ends is resumed by kube-rs from its
+/// last resourceVersion without loss, so it is not a gap.
 pub async fn run<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -76,77 +87,88 @@ pub async fn run<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let mut stream = std::pin::pin!(watcher(api, config).default_backoff());
     let mut listed_once = false;
-    let mut listing = false;
     let mut in_gap = false;
+    let mut retry = RETRY_FIRST;
     let gap_start = |reason: String| {
         Observed::Note(EventKind::GapStart {
             source: source.name.to_string(),
             reason,
         })
     };
-    while let Some(item) = stream.next().await {
-        let mut out = Vec::new();
-        match item {
-            Ok(event) => {
-                match &event {
-                    watcher::Event::Init => {
-                        // A second list means the watch could not resume where it was: events in
-                        // between may be lost (objects are re-diffed, Events are not replayed).
-                        if listed_once && !in_gap {
-                            in_gap = true;
-                            out.push(gap_start("watch restarted with a full relist".into()));
+    loop {
+        let mut stream = std::pin::pin!(watcher(api.clone(), config.clone()).default_backoff());
+        let mut listing = false;
+        while let Some(item) = stream.next().await {
+            let mut out = Vec::new();
+            let mut restart = false;
+            match item {
+                Ok(event) => {
+                    match &event {
+                        watcher::Event::Init => {
+                            // A second list means the watch could not resume where it was:
+                            // Events in between may be lost (objects are re-diffed).
+                            if listed_once && !in_gap {
+                                in_gap = true;
+                                out.push(gap_start("watch restarted with a full relist".into()));
+                            }
+                            listing = true;
                         }
-                        listing = true;
+                        watcher::Event::InitDone => {
+                            listing = false;
+                            listed_once = true;
+                            retry = RETRY_FIRST;
+                        }
+                        _ => {}
                     }
-                    watcher::Event::InitDone => {
-                        listing = false;
-                        listed_once = true;
+                    if in_gap && !listing {
+                        in_gap = false;
+                        out.push(Observed::Note(EventKind::GapEnd {
+                            source: source.name.to_string(),
+                        }));
                     }
-                    _ => {}
+                    out.extend(wrap(event));
                 }
-                if in_gap && !listing {
-                    in_gap = false;
-                    out.push(Observed::Note(EventKind::GapEnd {
-                        source: source.name.to_string(),
-                    }));
-                }
-                out.extend(wrap(event));
+                Err(e) => match api_status(&e) {
+                    Some((verb, status)) if status.code == 403 => {
+                        tracing::warn!(
+                            resource = source.resource,
+                            "permission denied: {}",
+                            status.message
+                        );
+                        let _ = tx.send(Observed::Note(permission_denied(&source, verb, status)));
+                        return;
+                    }
+                    Some((_, status)) if status.code == 410 => {
+                        if !in_gap {
+                            in_gap = true;
+                            out.push(gap_start(
+                                "410 Gone: resourceVersion expired, relisting".into(),
+                            ));
+                        }
+                    }
+                    _ => {
+                        if !in_gap {
+                            in_gap = true;
+                            out.push(gap_start(format!(
+                                "API server unreachable or watch failed: {e}"
+                            )));
+                        }
+                        restart = true;
+                    }
+                },
             }
-            Err(e) => match api_status(&e) {
-                Some((verb, status)) if status.code == 403 => {
-                    tracing::warn!(
-                        resource = source.resource,
-                        "permission denied: {}",
-                        status.message
-                    );
-                    let _ = tx.send(Observed::Note(permission_denied(&source, verb, status)));
+            for o in out {
+                if tx.send(o).is_err() {
                     return;
                 }
-                Some((_, status)) if status.code == 410 => {
-                    if !in_gap {
-                        in_gap = true;
-                        out.push(gap_start(
-                            "410 Gone: resourceVersion expired, relisting".into(),
-                        ));
-                    }
-                }
-                _ => {
-                    if !in_gap {
-                        in_gap = true;
-                        out.push(gap_start(format!(
-                            "API server unreachable or watch failed: {e}"
-                        )));
-                    }
-                }
-            },
-        }
-        for o in out {
-            if tx.send(o).is_err() {
-                return;
+            }
+            if restart {
+                break;
             }
         }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RETRY_MAX);
     }
 }
 

@@ -71,6 +71,7 @@ struct Inner {
     xiu_upstream: Option<u16>,
     requests: Vec<String>,
     request_seen: Arc<tokio::sync::Notify>,
+    down: bool,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -78,7 +79,22 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct FakeApiServer {
     pub addr: SocketAddr,
     inner: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    app: Router,
+    shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// Serves `app` on `listener` until the returned sender fires (then stops accepting and closes
+/// idle connections, as a stopping API server does).
+fn serve(listener: tokio::net::TcpListener, app: Router) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    tx
 }
 
 impl FakeApiServer {
@@ -106,23 +122,37 @@ impl FakeApiServer {
             xiu_upstream: None,
             requests: Vec::new(),
             request_seen: Arc::new(tokio::sync::Notify::new()),
+            down: false,
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let shutdown = serve(listener, app.clone());
         FakeApiServer {
             addr,
             inner,
-            shutdown: Some(tx),
+            app,
+            shutdown: Mutex::new(Some(shutdown)),
         }
+    }
+
+    /// The API server goes away: open watches are cut, requests in flight get 503, the port
+    /// stops accepting connections.
+    pub fn outage(&self) {
+        self.inner.lock().unwrap().down = true;
+        for (key, ..) in COLLECTIONS {
+            self.drop_watches(key);
+        }
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The API server is back on the same address, with its state (and history) intact.
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.inner.lock().unwrap().down = false;
+        *self.shutdown.lock().unwrap() = Some(serve(listener, self.app.clone()));
     }
 
     /// A kubeconfig file for this server, as `kubectl config view --raw` would write it.
@@ -261,7 +291,7 @@ impl FakeApiServer {
 
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
             let _ = tx.send(());
         }
     }
@@ -291,6 +321,12 @@ async fn handle(
         let mut g = inner.lock().unwrap();
         g.requests.push(format!("GET {uri}"));
         g.request_seen.notify_waiters();
+        if g.down {
+            return json_response(
+                503,
+                &status(503, "ServiceUnavailable", "the API server is shutting down"),
+            );
+        }
         g.namespace.clone()
     };
     // Pod proxy: /api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/<rest>
