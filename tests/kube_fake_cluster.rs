@@ -763,6 +763,99 @@ async fn api_server_outage_is_a_marked_gap_and_watching_resumes() {
     );
 }
 
+/// A real `xiuload run` loads a local xiu while the watcher scrapes that xiu through the fake
+/// API server's pod proxy; the run's timeline joins the cluster timeline by wall clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_run_is_seen_through_the_pod_proxy_and_joins_the_cluster_timeline() {
+    let bin = xiuload::local::find_xiu_binary(None).unwrap_or_else(|e| panic!("{e}"));
+    let xiu = xiuload::local::LocalXiu::start(&bin, 2, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fake = FakeApiServer::start(NS).await;
+    fake.set_xiu_upstream(xiu.ports.api);
+    seed(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let mut s = section(&kubeconfig);
+    s.xiu_stats = true;
+    s.xiu_stats_interval = HumanDuration::secs(1);
+    let session = KubeSession::start(&s, RunClock::start_now(), dir.path())
+        .await
+        .unwrap();
+    let mut w = Waiter::new(&session);
+    let scenario = dir.path().join("load.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[run]\nduration = \"12s\"\n[target]\nrtmp_publish = \"rtmp://127.0.0.1:{}\"\nflv_base = \"http://127.0.0.1:{}\"\n\
+             [[publishers]]\nname = \"cams\"\nstream = \"cam-{{i}}\"\ncount = 1\nvideo = {{ bitrate = \"500kbps\" }}\n\
+             [[players]]\nname = \"v\"\nprotocol = \"flv\"\npublishers = \"cams\"\ncount = 3\n",
+            xiu.ports.rtmp, xiu.ports.flv
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiuload"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let m = w.mark();
+    let serving = w
+        .wait_for(m, "xiu serving the run's viewers", |k| {
+            matches!(k, EventKind::XiuStats { pod, streams: 1, subscribers, .. } if pod == "xiu-edge-a" && *subscribers >= 3)
+        })
+        .await;
+    // The HPA adds a pod; the proxy shows it serving (it reaches the same xiu).
+    let m = w.mark();
+    fake.apply("horizontalpodautoscalers", &hpa(2, 1));
+    // The new pod comes after the decision, as the Deployment controller makes it.
+    w.wait_for(m, "HPA at 2", desired(2)).await;
+    fake.apply("pods", &pod("xiu-edge-b", true, 0, None));
+    fake.apply("deployments", &deployment(2, 2));
+    w.wait_for(m, "pod b serving", |k| {
+        matches!(k, EventKind::XiuStats { pod, subscribers, .. } if pod == "xiu-edge-b" && *subscribers > 0)
+    })
+    .await;
+    let status = tokio::time::timeout(Duration::from_secs(60), run.wait_with_output())
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .status;
+    assert!(
+        status.success(),
+        "xiuload run: {status}; xiu log:\n{}",
+        xiu.log_tail()
+    );
+    let timeline = session.stop().await;
+    xiu.stop().await;
+
+    let load = xiuload::metrics::timeline::read_timeline(&out.join("timeline.jsonl")).unwrap();
+    let load = xiuload::kube::correlate::rebase_load(&load, timeline.start_unix_ms);
+    let at_serving =
+        xiuload::kube::correlate::load_at(&load, serving.at.t).expect("load at that time");
+    assert_eq!(at_serving.viewers, 3, "{at_serving:?}");
+    let report = analyse(&timeline, &load);
+    let up = &report.scale_ups[0];
+    assert!(
+        up.first_serving_t.is_some() && up.first_pod_ready_t.is_some(),
+        "{up:?}"
+    );
+    assert_eq!(
+        report.scale_decisions[0].per_pod_viewers,
+        Some(3.0),
+        "{:#?} {:#?}",
+        report.scale_decisions,
+        report.replicas
+    );
+}
+
 /// Needs a real cluster: `XIULOAD_TEST_NAMESPACE=<ns>` and a kubeconfig (or in-cluster config).
 #[tokio::test]
 #[ignore = "needs cluster"]

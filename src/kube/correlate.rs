@@ -178,7 +178,7 @@ pub struct ClusterReport {
 pub fn analyse(cluster: &ClusterTimeline, load: &[TimelinePoint]) -> ClusterReport {
     let pod_metrics = pod_metrics(cluster);
     let replicas = replicas_over_time(cluster, load);
-    let decisions = scale_decisions(cluster, load, &replicas, &pod_metrics);
+    let decisions = scale_decisions(cluster, load, &pod_metrics);
     ClusterReport {
         namespace: cluster.namespace.clone(),
         workloads: cluster.workloads.clone(),
@@ -217,6 +217,19 @@ pub fn analyse(cluster: &ClusterTimeline, load: &[TimelinePoint]) -> ClusterRepo
         replicas,
         scale_decisions: decisions,
     }
+}
+
+/// Puts a load timeline recorded on another clock (another load-generator process or pod) on
+/// the cluster timeline's clock, by wall clock: each point's `t` becomes its `wall_ms` relative to
+/// `cluster_start_unix_ms`. Points from before the cluster watch started are dropped.
+pub fn rebase_load(load: &[TimelinePoint], cluster_start_unix_ms: u64) -> Vec<TimelinePoint> {
+    load.iter()
+        .filter(|p| p.wall_ms >= cluster_start_unix_ms)
+        .map(|p| TimelinePoint {
+            t: (p.wall_ms - cluster_start_unix_ms) as f64 / 1000.0,
+            ..p.clone()
+        })
+        .collect()
 }
 
 fn viewers(p: &TimelinePoint) -> u64 {
@@ -361,25 +374,41 @@ fn owned_by(pod: &str, workload: &str) -> bool {
         && pod.as_bytes()[workload.len()] == b'-'
 }
 
+/// Each change of an HPA's `desiredReplicas`, with the load and per-pod usage at that moment.
+/// Serving replicas are taken in event order (not by timestamp) so a pod that became ready in the
+/// same millisecond after the decision is not counted as having carried the load.
 pub fn scale_decisions(
     cluster: &ClusterTimeline,
     load: &[TimelinePoint],
-    replicas: &[ReplicaPoint],
     metrics: &PodMetrics,
 ) -> Vec<ScaleDecision> {
     let mut last: BTreeMap<String, u32> = BTreeMap::new();
+    let mut ready: BTreeMap<String, u32> = BTreeMap::new();
+    let mut current: BTreeMap<String, u32> = BTreeMap::new();
     let mut out = Vec::new();
     for (t, k) in cluster.iter() {
-        let EventKind::Hpa {
-            hpa,
-            target,
-            desired_replicas,
-            ..
-        } = k
-        else {
-            continue;
+        let (hpa, target, desired_replicas, current_replicas) = match k {
+            EventKind::Workload { name, ready: r, .. } => {
+                ready.insert(name.clone(), *r);
+                continue;
+            }
+            EventKind::Hpa {
+                hpa,
+                target,
+                desired_replicas,
+                current_replicas,
+                ..
+            } => (hpa, target, desired_replicas, current_replicas),
+            _ => continue,
         };
         let prev = last.insert(hpa.clone(), *desired_replicas);
+        let serving_before = ready
+            .get(&target_name(target))
+            .or(current.get(&target_name(target)))
+            .copied();
+        if let Some(c) = current_replicas {
+            current.insert(target_name(target), *c);
+        }
         let Some(from) = prev.filter(|p| p != desired_replicas) else {
             continue;
         };
@@ -403,13 +432,7 @@ pub fn scale_decisions(
             }
             _ => None,
         });
-        let serving = replicas
-            .iter()
-            .rev()
-            .find(|r| r.workload == workload && r.t <= t)
-            .and_then(ReplicaPoint::serving)
-            .unwrap_or(from)
-            .max(1) as f64;
+        let serving = serving_before.unwrap_or(from).max(1) as f64;
         let la = load_at(load, t);
         let usage: Vec<(f64, u64)> = metrics
             .keys()
@@ -824,6 +847,20 @@ pub(crate) mod tests {
             c.push(e);
         }
         c
+    }
+
+    #[test]
+    fn foreign_load_is_rebased_by_wall_clock() {
+        let load: Vec<TimelinePoint> = [(1.0, 10_500), (2.0, 11_500), (3.0, 12_500)]
+            .into_iter()
+            .map(|(t, wall_ms)| TimelinePoint {
+                t,
+                wall_ms,
+                ..Default::default()
+            })
+            .collect();
+        let rebased = rebase_load(&load, 11_000);
+        assert_eq!(rebased.iter().map(|p| p.t).collect::<Vec<_>>(), [0.5, 1.5]);
     }
 
     #[test]
