@@ -77,6 +77,12 @@ pub struct ScaleUpReaction {
     pub load_step: Option<LoadStep>,
     /// From the load step to the HPA's decision.
     pub decision_after_s: Option<f64>,
+    /// Since when (without interruption) a metric of the HPA was above its target, as its status
+    /// reported it.
+    pub metric_above_target_t: Option<f64>,
+    /// From the metric crossing its target to the decision (metrics-server and HPA sync periods,
+    /// plus any scale-up stabilisation window).
+    pub decision_after_metric_s: Option<f64>,
     /// First new pod Ready.
     pub first_pod_ready_t: Option<f64>,
     /// Workload ready replicas reached `to`.
@@ -479,7 +485,10 @@ fn scale_up(
         .collect();
     let is_new = |pod: &str| owned_by(pod, &d.workload) && !existing.contains(&pod);
     let after = || cluster.iter().filter(|(t, _)| *t >= d.t - 1.0);
+    let metric_above_target_t = metric_above_target_since(cluster, &d.hpa, d.t);
     ScaleUpReaction {
+        metric_above_target_t,
+        decision_after_metric_s: metric_above_target_t.map(|m| round2(d.t - m)),
         hpa: d.hpa.clone(),
         from: d.from,
         to: d.to,
@@ -507,6 +516,33 @@ fn scale_up(
     }
 }
 
+/// Start of the uninterrupted run of HPA statuses, up to `t`, in which some metric was above its
+/// target (compared as quantities; utilisation as percentages).
+pub fn metric_above_target_since(cluster: &ClusterTimeline, hpa: &str, t: f64) -> Option<f64> {
+    let value = |s: &Option<String>| s.as_deref().and_then(super::quantity::parse);
+    let mut since = None;
+    for (et, k) in cluster.iter().filter(|(et, _)| *et <= t) {
+        let EventKind::Hpa {
+            hpa: h, metrics, ..
+        } = k
+        else {
+            continue;
+        };
+        if h != hpa {
+            continue;
+        }
+        let above = metrics.iter().any(
+            |m| matches!((value(&m.current), value(&m.target)), (Some(c), Some(tg)) if c > tg),
+        );
+        since = match (above, since) {
+            (true, None) => Some(et),
+            (true, s) => s,
+            (false, _) => None,
+        };
+    }
+    since
+}
+
 fn scale_down(
     d: &ScaleDecision,
     cluster: &ClusterTimeline,
@@ -521,23 +557,35 @@ fn scale_down(
         decision_t: d.t,
         delay_s: load_drop.as_ref().map(|s| round2(d.t - s.t)),
         load_drop,
-        pods_deleted: cluster
-            .iter()
-            .filter_map(|(t, k)| match k {
-                EventKind::PodDeleted { pod }
-                    if t >= d.t && t <= end + 60.0 && owned_by(pod, &d.workload) =>
-                {
-                    Some(pod.clone())
-                }
-                _ => None,
-            })
-            .collect(),
+        pods_deleted: unique(
+            cluster
+                .iter()
+                .filter_map(|(t, k)| match k {
+                    EventKind::PodDeleted { pod }
+                    | EventKind::PodStatus {
+                        pod,
+                        terminating: true,
+                        ..
+                    } if t >= d.t && t <= end + 60.0 && owned_by(pod, &d.workload) => {
+                        Some(pod.clone())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
         viewers_disconnected: load
             .iter()
             .filter(|p| p.t > d.t && p.t <= end)
             .map(|p| p.players.values().map(|pp| pp.errors).sum::<u64>())
             .sum(),
     }
+}
+
+/// Keeps the first occurrence of each name, in order.
+fn unique(mut names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
 }
 
 /// Replica counts that reverse direction twice (up-down-up or down-up-down) within `window`
@@ -831,7 +879,7 @@ pub(crate) mod tests {
             ),
             ev(21.0, EventKind::PodAdded { pod: "xiu-edge-b".into() }),
             ev(21.0, EventKind::PodAdded { pod: "xiu-edge-c".into() }),
-            ev(30.0, EventKind::PodStatus { pod: "xiu-edge-b".into(), phase: Some("Running".into()), ready: true, containers_ready: true }),
+            ev(30.0, EventKind::PodStatus { pod: "xiu-edge-b".into(), phase: Some("Running".into()), ready: true, containers_ready: true, terminating: false }),
             ev(32.0, workload(3)),
             ev(35.0, EventKind::XiuStats { pod: "xiu-edge-b".into(), streams: 1, subscribers: 30, recv_kbps: 2000.0, send_kbps: 60000.0 }),
             ev(
@@ -841,6 +889,16 @@ pub(crate) mod tests {
             ev(45.0, EventKind::GapStart { source: "pods".into(), reason: "410 Gone".into() }),
             ev(46.0, EventKind::GapEnd { source: "pods".into() }),
             ev(75.0, hpa(1, 3)),
+            ev(
+                75.5,
+                EventKind::PodStatus {
+                    pod: "xiu-edge-c".into(),
+                    phase: Some("Running".into()),
+                    ready: false,
+                    containers_ready: false,
+                    terminating: true,
+                },
+            ),
             ev(76.0, EventKind::PodDeleted { pod: "xiu-edge-c".into() }),
             ev(76.0, workload(1)),
         ] {
@@ -912,6 +970,55 @@ pub(crate) mod tests {
         assert_eq!(up.first_pod_ready_t, Some(30.0));
         assert_eq!(up.all_ready_t, Some(32.0));
         assert_eq!(up.first_serving_t, Some(35.0));
+    }
+
+    #[test]
+    fn metric_crossing_its_target_is_found() {
+        let with_cpu = |desired: u32, cpu: &str| match hpa(desired, 1) {
+            EventKind::Hpa {
+                hpa,
+                target,
+                min_replicas,
+                max_replicas,
+                current_replicas,
+                desired_replicas,
+                conditions,
+                last_scale_time,
+                behavior,
+                ..
+            } => EventKind::Hpa {
+                hpa,
+                target,
+                min_replicas,
+                max_replicas,
+                current_replicas,
+                desired_replicas,
+                metrics: vec![crate::kube::timeline::MetricReading {
+                    name: "resource/cpu".into(),
+                    current: Some(cpu.into()),
+                    target: Some("60%".into()),
+                }],
+                conditions,
+                last_scale_time,
+                behavior,
+            },
+            _ => unreachable!(),
+        };
+        let mut c = ClusterTimeline::default();
+        for e in [
+            ev(0.0, with_cpu(1, "30%")),
+            ev(5.0, with_cpu(1, "70%")),
+            ev(8.0, with_cpu(1, "50%")),
+            ev(12.0, with_cpu(1, "90%")),
+            ev(15.0, with_cpu(1, "95%")),
+            ev(20.0, with_cpu(3, "95%")),
+        ] {
+            c.push(e);
+        }
+        assert_eq!(metric_above_target_since(&c, "xiu-edge", 20.0), Some(12.0));
+        assert_eq!(metric_above_target_since(&c, "xiu-edge", 9.0), None);
+        let up = &analyse(&c, &load()).scale_ups[0];
+        assert_eq!(up.decision_after_metric_s, Some(8.0));
     }
 
     #[test]

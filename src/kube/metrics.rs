@@ -3,6 +3,7 @@
 //! same credentials and RBAC as everything else: `get pods/proxy`).
 
 use super::config::KubeSection;
+use super::quantity::{cpu_millicores, memory_bytes};
 use super::timeline::EventKind;
 use super::watch::{Observed, Source, permission_denied};
 use ::kube::api::GetParams;
@@ -13,39 +14,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
-
-/// Parses a CPU quantity ("250m", "1", "12345678n", "1500u") into millicores.
-pub fn cpu_millicores(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let (num, scale) = match q.char_indices().last()? {
-        (i, 'n') => (&q[..i], 1e-6),
-        (i, 'u') => (&q[..i], 1e-3),
-        (i, 'm') => (&q[..i], 1.0),
-        _ => (q, 1000.0),
-    };
-    num.parse::<f64>().ok().map(|v| v * scale)
-}
-
-/// Parses a memory quantity ("123456Ki", "200Mi", "1G", "1048576") into bytes.
-pub fn memory_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "m" => 1e-3,
-        _ => return None,
-    };
-    num.parse::<f64>().ok().map(|v| (v * mult).round() as u64)
-}
 
 /// One PodMetrics object → (pod, CPU millicores, memory bytes), summed over containers.
 pub fn pod_usage(obj: &DynamicObject) -> Option<(String, f64, u64)> {
@@ -247,17 +215,6 @@ fn warn_once(failing: &mut BTreeSet<String>, pod: &str, message: String) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(cpu_millicores("250m"), Some(250.0));
-        assert_eq!(cpu_millicores("2"), Some(2000.0));
-        assert_eq!(cpu_millicores("12500000n"), Some(12.5));
-        assert_eq!(memory_bytes("200Mi"), Some(200 << 20));
-        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
-        assert_eq!(memory_bytes("4096"), Some(4096));
-        assert_eq!(memory_bytes("3Qi"), None);
-    }
 
     #[test]
     fn pod_metrics_sum_containers() {

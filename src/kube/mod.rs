@@ -12,6 +12,7 @@ pub mod correlate;
 pub mod expect;
 pub mod journal;
 pub mod metrics;
+pub mod quantity;
 pub mod record;
 pub mod session;
 pub mod standalone;

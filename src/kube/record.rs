@@ -38,6 +38,7 @@ struct PodState {
     phase: Option<String>,
     ready: bool,
     containers_ready: bool,
+    terminating: bool,
     restarts: BTreeMap<String, u32>,
 }
 
@@ -102,12 +103,22 @@ impl Recorder {
             max_replicas: to_u32(spec.max_replicas),
             current_replicas: status.current_replicas.map(to_u32),
             desired_replicas: to_u32(status.desired_replicas),
-            metrics: status
-                .current_metrics
-                .unwrap_or_default()
-                .iter()
-                .map(metric_reading)
-                .collect(),
+            metrics: {
+                let targets = metric_targets(spec);
+                status
+                    .current_metrics
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| {
+                        let mut r = metric_reading(m);
+                        r.target = targets
+                            .iter()
+                            .find(|(n, _)| *n == r.name)
+                            .and_then(|(_, t)| t.clone());
+                        r
+                    })
+                    .collect()
+            },
             conditions: status
                 .conditions
                 .unwrap_or_default()
@@ -197,6 +208,7 @@ impl Recorder {
             phase: status.phase.clone(),
             ready: cond("Ready"),
             containers_ready: cond("ContainersReady"),
+            terminating: p.metadata.deletion_timestamp.is_some(),
             restarts: containers
                 .iter()
                 .map(|c| (c.name.clone(), to_u32(c.restart_count)))
@@ -208,8 +220,13 @@ impl Recorder {
             out.push(EventKind::PodAdded { pod: name.clone() });
         }
         let status_changed = before.as_ref().is_none_or(|b| {
-            (b.phase.as_ref(), b.ready, b.containers_ready)
-                != (now.phase.as_ref(), now.ready, now.containers_ready)
+            (b.phase.as_ref(), b.ready, b.containers_ready, b.terminating)
+                != (
+                    now.phase.as_ref(),
+                    now.ready,
+                    now.containers_ready,
+                    now.terminating,
+                )
         });
         if status_changed {
             out.push(EventKind::PodStatus {
@@ -217,6 +234,7 @@ impl Recorder {
                 phase: now.phase.clone(),
                 ready: now.ready,
                 containers_ready: now.containers_ready,
+                terminating: now.terminating,
             });
         }
         // Restarts that happened before we first saw the pod are its history, not this run's.
@@ -379,30 +397,79 @@ fn to_u32(v: i32) -> u32 {
     v.max(0) as u32
 }
 
+fn metric_value(v: &k8s_openapi::api::autoscaling::v2::MetricValueStatus) -> Option<String> {
+    v.average_utilization
+        .map(|u| format!("{u}%"))
+        .or_else(|| v.average_value.as_ref().map(|q| q.0.clone()))
+        .or_else(|| v.value.as_ref().map(|q| q.0.clone()))
+}
+
+fn target_value(t: &k8s_openapi::api::autoscaling::v2::MetricTarget) -> Option<String> {
+    t.average_utilization
+        .map(|u| format!("{u}%"))
+        .or_else(|| t.average_value.as_ref().map(|q| q.0.clone()))
+        .or_else(|| t.value.as_ref().map(|q| q.0.clone()))
+}
+
 fn metric_reading(m: &MetricStatus) -> MetricReading {
-    let value = |v: &k8s_openapi::api::autoscaling::v2::MetricValueStatus| {
-        v.average_utilization
-            .map(|u| format!("{u}%"))
-            .or_else(|| v.average_value.as_ref().map(|q| q.0.clone()))
-            .or_else(|| v.value.as_ref().map(|q| q.0.clone()))
-    };
     let (name, current) = if let Some(r) = &m.resource {
-        (format!("resource/{}", r.name), value(&r.current))
+        (format!("resource/{}", r.name), metric_value(&r.current))
     } else if let Some(r) = &m.container_resource {
         (
             format!("container_resource/{}/{}", r.container, r.name),
-            value(&r.current),
+            metric_value(&r.current),
         )
     } else if let Some(p) = &m.pods {
-        (format!("pods/{}", p.metric.name), value(&p.current))
+        (format!("pods/{}", p.metric.name), metric_value(&p.current))
     } else if let Some(o) = &m.object {
-        (format!("object/{}", o.metric.name), value(&o.current))
+        (
+            format!("object/{}", o.metric.name),
+            metric_value(&o.current),
+        )
     } else if let Some(e) = &m.external {
-        (format!("external/{}", e.metric.name), value(&e.current))
+        (
+            format!("external/{}", e.metric.name),
+            metric_value(&e.current),
+        )
     } else {
         (m.type_.clone(), None)
     };
-    MetricReading { name, current }
+    MetricReading {
+        name,
+        current,
+        target: None,
+    }
+}
+
+/// The spec's targets, named like [`metric_reading`] names the status's values.
+fn metric_targets(
+    spec: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerSpec,
+) -> Vec<(String, Option<String>)> {
+    spec.metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            if let Some(r) = &m.resource {
+                Some((format!("resource/{}", r.name), target_value(&r.target)))
+            } else if let Some(r) = &m.container_resource {
+                Some((
+                    format!("container_resource/{}/{}", r.container, r.name),
+                    target_value(&r.target),
+                ))
+            } else if let Some(p) = &m.pods {
+                Some((format!("pods/{}", p.metric.name), target_value(&p.target)))
+            } else if let Some(o) = &m.object {
+                Some((format!("object/{}", o.metric.name), target_value(&o.target)))
+            } else {
+                m.external.as_ref().map(|e| {
+                    (
+                        format!("external/{}", e.metric.name),
+                        target_value(&e.target),
+                    )
+                })
+            }
+        })
+        .collect()
 }
 
 /// Classifies an Event by its reason, parsing the parts of the message analysis needs.
@@ -626,6 +693,18 @@ pub(crate) mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.pod(&pod("unrelated-x", true, 0, None)).is_empty());
+        let mut leaving = pod("xiu-edge-a", true, 1, Some("OOMKilled"));
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(matches!(
+            r.pod(&leaving)[..],
+            [EventKind::PodStatus {
+                terminating: true,
+                ..
+            }]
+        ));
     }
 
     #[test]

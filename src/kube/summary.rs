@@ -57,11 +57,12 @@ pub fn render_markdown(c: &ClusterReport, expectations: &[ExpectationResult]) ->
     for u in &c.scale_ups {
         let _ = writeln!(
             s,
-            "- scale-up {} → {} at t={:.1}s: {} after the load step; first new pod ready {}, all ready {}, first serving {}",
+            "- scale-up {} → {} at t={:.1}s: {} after the load step ({} after a metric crossed its target); first new pod ready {}, all ready {}, first serving {}",
             u.from,
             u.to,
             u.decision_t,
             opt(u.decision_after_s),
+            opt(u.decision_after_metric_s),
             opt(u.first_pod_ready_t),
             opt(u.all_ready_t),
             opt(u.first_serving_t)
@@ -127,4 +128,40 @@ pub fn render_markdown(c: &ClusterReport, expectations: &[ExpectationResult]) ->
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::correlate::analyse;
+    use crate::kube::correlate::tests::{cluster, load};
+
+    #[test]
+    fn summary_shows_verdicts_decisions_and_incidents() {
+        let mut report = analyse(&cluster(), &load());
+        report
+            .permission_denied
+            .push(crate::kube::correlate::MissingData {
+                verb: "list".into(),
+                resource: "pods.metrics.k8s.io".into(),
+                namespace: "ns".into(),
+                message: "missing permission: list pods.metrics.k8s.io in namespace ns".into(),
+            });
+        let verdict = ExpectationResult {
+            kind: "no_oom_killed".into(),
+            description: "no container OOMKilled".into(),
+            pass: false,
+            evidence: "1 OOM kill(s)".into(),
+        };
+        let md = render_markdown(&report, &[verdict]);
+        for needle in [
+            "| **FAIL** | no container OOMKilled | 1 OOM kill(s) |",
+            "| 20.0s | xiu-edge | 1 → 3 | 100 | 100 |",
+            "missing permission: list pods.metrics.k8s.io",
+            "oom_killed xiu-edge-a",
+            "- pods: t=45.0s to t=46.0s: 410 Gone",
+        ] {
+            assert!(md.contains(needle), "{needle:?} not in\n{md}");
+        }
+    }
 }

@@ -70,6 +70,9 @@ pub struct MetricReading {
     /// e.g. `resource/cpu`, `pods/xiu_viewers`.
     pub name: String,
     pub current: Option<String>,
+    /// The HPA's target for this metric (`60%`, `500m`), from its spec.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -121,6 +124,9 @@ pub enum EventKind {
         phase: Option<String>,
         ready: bool,
         containers_ready: bool,
+        /// `metadata.deletionTimestamp` is set: the pod is shutting down (scale-down, rollout).
+        #[serde(default)]
+        terminating: bool,
     },
     PodRestart {
         pod: String,
