@@ -469,6 +469,16 @@ mod tests {
     }
 
     #[test]
+    fn staging_example_scenario_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/staging-hpa-step.toml");
+        let s = crate::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let k = s.kube.expect("[kube]");
+        assert_eq!(k.edge.map(|w| w.name).as_deref(), Some("xiu-edge"));
+        assert_eq!(s.expect.len(), 7);
+    }
+
+    #[test]
     fn toml_rejects_unknown_keys() {
         let err =
             toml::from_str::<KubeSection>("namespace = \"a\"\nnamespaec = \"b\"").unwrap_err();
