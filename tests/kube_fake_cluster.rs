@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
     Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::api::events::v1::{Event as EventsV1Event, EventSeries};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use xiuload::clock::RunClock;
@@ -123,6 +123,8 @@ fn event(
     message: &str,
     count: i32,
 ) {
+    // Happening now: Events last seen before the watch began are history to the recorder.
+    let now = k8s_openapi::jiff::Timestamp::now();
     let mut m = meta(&format!("{name}.{uid}"));
     m.uid = Some(uid.into());
     let regarding = ObjectReference {
@@ -139,6 +141,7 @@ fn event(
             reason: Some(reason.into()),
             message: Some(message.into()),
             count: Some(count),
+            last_timestamp: Some(Time(now)),
             type_: Some("Normal".into()),
             ..Default::default()
         },
@@ -150,10 +153,10 @@ fn event(
             regarding: Some(regarding),
             reason: Some(reason.into()),
             note: Some(message.into()),
-            event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            event_time: Some(MicroTime(now)),
             series: (count > 1).then_some(EventSeries {
                 count,
-                last_observed_time: MicroTime(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                last_observed_time: MicroTime(now),
             }),
             ..Default::default()
         },
@@ -243,6 +246,28 @@ fn seed(fake: &FakeApiServer) {
         ("xiu-edge-a", "900m", "200Mi"),
         ("unrelated-0", "1m", "1Mi"),
     ]);
+    // Events last for an hour: one from before the run is history, not a probe failure of it.
+    let an_hour_ago =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(3600);
+    let mut m = meta("xiu-edge-a.old");
+    m.uid = Some("old-liveness".into());
+    fake.apply(
+        "events",
+        &CoreEvent {
+            metadata: m,
+            involved_object: ObjectReference {
+                kind: Some("Pod".into()),
+                name: Some("xiu-edge-a".into()),
+                namespace: Some(NS.into()),
+                ..Default::default()
+            },
+            reason: Some("Unhealthy".into()),
+            message: Some("Liveness probe failed: connection refused".into()),
+            count: Some(7),
+            last_timestamp: Some(Time(an_hour_ago)),
+            ..Default::default()
+        },
+    );
 }
 
 /// Load, built after the fact on the same clock: 10 viewers, 100 from `step`, 0 from `drop`, and 4

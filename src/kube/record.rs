@@ -19,6 +19,8 @@ pub struct Scope {
     /// True when pods come from a label-selected watch: every pod seen is ours. Otherwise pods
     /// are ours when their name starts with `<workload>-` (how controllers name them).
     pub pods_by_selector: bool,
+    /// When watching began (ms since the Unix epoch): Events last seen before are history.
+    pub since_unix_ms: u64,
 }
 
 impl Scope {
@@ -296,52 +298,52 @@ impl Recorder {
     }
 
     pub fn core_event(&mut self, e: &CoreEvent) -> Option<EventKind> {
-        let count = e
-            .series
-            .as_ref()
-            .and_then(|s| s.count)
-            .or(e.count)
-            .unwrap_or(1);
+        let series = e.series.as_ref();
         let o = &e.involved_object;
-        self.k8s_event(
-            key_of(&e.metadata),
-            o.kind.as_deref().unwrap_or(""),
-            o.name.as_deref().unwrap_or(""),
-            e.reason.as_deref().unwrap_or(""),
-            e.message.as_deref().unwrap_or(""),
-            count,
-        )
+        self.k8s_event(Occurrence {
+            key: key_of(&e.metadata),
+            kind: o.kind.as_deref().unwrap_or(""),
+            name: o.name.as_deref().unwrap_or(""),
+            reason: e.reason.as_deref().unwrap_or(""),
+            message: e.message.as_deref().unwrap_or(""),
+            count: series.and_then(|s| s.count).or(e.count).unwrap_or(1),
+            last_seen_ms: series
+                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+                .or(e.last_timestamp.as_ref().map(|t| t.0))
+                .or(e.event_time.as_ref().map(|t| t.0))
+                .or(e.first_timestamp.as_ref().map(|t| t.0))
+                .map(|t| t.as_millisecond()),
+        })
     }
 
     /// events.k8s.io/v1 is the same stored object as core/v1 with other field names; keying both
     /// by uid means watching both never double counts.
     pub fn events_v1_event(&mut self, e: &EventsV1Event) -> Option<EventKind> {
-        let count = e
-            .series
-            .as_ref()
-            .map(|s| s.count)
-            .or(e.deprecated_count)
-            .unwrap_or(1);
         let o = e.regarding.clone().unwrap_or_default();
-        self.k8s_event(
-            key_of(&e.metadata),
-            o.kind.as_deref().unwrap_or(""),
-            o.name.as_deref().unwrap_or(""),
-            e.reason.as_deref().unwrap_or(""),
-            e.note.as_deref().unwrap_or(""),
-            count,
-        )
+        self.k8s_event(Occurrence {
+            key: key_of(&e.metadata),
+            kind: o.kind.as_deref().unwrap_or(""),
+            name: o.name.as_deref().unwrap_or(""),
+            reason: e.reason.as_deref().unwrap_or(""),
+            message: e.note.as_deref().unwrap_or(""),
+            count: e
+                .series
+                .as_ref()
+                .map(|s| s.count)
+                .or(e.deprecated_count)
+                .unwrap_or(1),
+            last_seen_ms: e
+                .series
+                .as_ref()
+                .map(|s| s.last_observed_time.0)
+                .or(e.deprecated_last_timestamp.as_ref().map(|t| t.0))
+                .or(e.event_time.as_ref().map(|t| t.0))
+                .map(|t| t.as_millisecond()),
+        })
     }
 
-    fn k8s_event(
-        &mut self,
-        key: String,
-        kind: &str,
-        name: &str,
-        reason: &str,
-        message: &str,
-        count: i32,
-    ) -> Option<EventKind> {
+    fn k8s_event(&mut self, o: Occurrence<'_>) -> Option<EventKind> {
+        let (kind, name, reason, message) = (o.kind, o.name, o.reason, o.message);
         let ours = match kind {
             "Pod" => self.pods.contains_key(name) || self.scope.owns_pod_name(name),
             "HorizontalPodAutoscaler" => {
@@ -356,12 +358,21 @@ impl Recorder {
         if !ours {
             return None;
         }
-        let count = to_u32(count).max(1);
-        let last = self.event_counts.get(&key).copied().unwrap_or(0);
+        let count = to_u32(o.count).max(1);
+        let known = self.event_counts.get(&o.key).copied();
+        // Events live for an hour: the first list brings the namespace's recent past. Occurrences
+        // last seen before the watch began are history, kept only as the baseline for counting.
+        // `Time` fields have whole seconds: an Event in the second the watch began counts.
+        let since_s = (self.scope.since_unix_ms / 1000 * 1000) as i64;
+        if known.is_none() && o.last_seen_ms.is_some_and(|ms| ms < since_s) {
+            self.event_counts.insert(o.key, count);
+            return None;
+        }
+        let last = known.unwrap_or(0);
         if count <= last {
             return None;
         }
-        self.event_counts.insert(key, count);
+        self.event_counts.insert(o.key, count);
         Some(EventKind::K8sEvent {
             object_kind: kind.to_string(),
             object_name: name.to_string(),
@@ -372,6 +383,18 @@ impl Recorder {
             category: categorise(reason, message),
         })
     }
+}
+
+/// One Kubernetes Event as either API shows it.
+struct Occurrence<'a> {
+    key: String,
+    kind: &'a str,
+    name: &'a str,
+    reason: &'a str,
+    message: &'a str,
+    count: i32,
+    /// When it last happened (ms since the Unix epoch), if the Event says.
+    last_seen_ms: Option<i64>,
 }
 
 fn key_of(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -539,6 +562,7 @@ pub(crate) mod tests {
             workloads: vec!["xiu-edge".into()],
             hpas: vec![],
             pods_by_selector: false,
+            since_unix_ms: 0,
         }
     }
 
@@ -784,6 +808,48 @@ pub(crate) mod tests {
             r.core_event(&core_event("u2", "Pod", "elsewhere-1", "Killing", "x", 1)),
             None
         );
+    }
+
+    #[test]
+    fn events_from_before_the_watch_are_a_baseline() {
+        let mut r = Recorder::new(Scope {
+            since_unix_ms: 1_000_000,
+            ..scope()
+        });
+        let at = |count, ms: i64| {
+            let mut e = core_event(
+                "old",
+                "Pod",
+                "xiu-edge-a",
+                "Unhealthy",
+                "Liveness probe failed",
+                count,
+            );
+            e.last_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_millisecond(ms).unwrap(),
+            ));
+            e
+        };
+        assert_eq!(
+            r.core_event(&at(5, 999_000)),
+            None,
+            "an hour-old Event is not this run's"
+        );
+        // It happens again during the run: only the new occurrence counts.
+        assert!(matches!(
+            r.core_event(&at(6, 1_000_500)),
+            Some(EventKind::K8sEvent {
+                count: 6,
+                new: 1,
+                ..
+            })
+        ));
+        let mut fresh = at(1, 1_000_100);
+        fresh.metadata.uid = Some("new".into());
+        assert!(matches!(
+            r.core_event(&fresh),
+            Some(EventKind::K8sEvent { new: 1, .. })
+        ));
     }
 
     #[test]

@@ -67,6 +67,7 @@ impl KubeSession {
             workloads: section.workload_names(),
             hpas: section.hpas.clone(),
             pods_by_selector: section.pod_selector.is_some(),
+            since_unix_ms: clock.start_unix_micros() / 1000,
         };
         let task = RecorderTask {
             recorder: Recorder::new(scope),
