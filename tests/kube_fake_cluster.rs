@@ -603,6 +603,7 @@ async fn scripted_cluster_timeline_is_recorded_correlated_and_judged() {
 async fn forbidden_pod_metrics_names_the_permission_and_the_rest_goes_on() {
     let fake = FakeApiServer::start(NS).await;
     fake.forbid("podmetrics");
+    fake.forbid("events.k8s.io");
     seed(&fake);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -614,7 +615,7 @@ async fn forbidden_pod_metrics_names_the_permission_and_the_rest_goes_on() {
     let m = w.mark();
     let denied = w
         .wait_for(m, "permission denied", |k| {
-            matches!(k, EventKind::PermissionDenied { .. })
+            matches!(k, EventKind::PermissionDenied { resource, .. } if resource == "pods.metrics.k8s.io")
         })
         .await;
     match &denied.kind {
@@ -640,9 +641,43 @@ async fn forbidden_pod_metrics_names_the_permission_and_the_rest_goes_on() {
     let m = w.mark();
     fake.apply("horizontalpodautoscalers", &hpa(2, 1));
     w.wait_for(m, "HPA at 2", desired(2)).await;
+    // core/v1 Events still arrive although events.k8s.io/v1 is refused.
+    event(
+        &fake,
+        "probe-x",
+        "Pod",
+        "xiu-edge-a",
+        "Unhealthy",
+        "Startup probe failed: timeout",
+        1,
+    );
+    w.wait_for(m, "core Event", |k| {
+        matches!(
+            k,
+            EventKind::K8sEvent {
+                category: EventCategory::Unhealthy {
+                    probe: Some(ProbeKind::Startup)
+                },
+                ..
+            }
+        )
+    })
+    .await;
     let timeline = session.stop().await;
     let report = analyse(&timeline, &[]);
-    assert_eq!(report.permission_denied.len(), 1);
+    let mut refused: Vec<(&str, &str)> = report
+        .permission_denied
+        .iter()
+        .map(|d| (d.verb.as_str(), d.resource.as_str()))
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            ("list", "events.events.k8s.io"),
+            ("list", "pods.metrics.k8s.io")
+        ]
+    );
     assert!(
         !timeline
             .events

@@ -256,3 +256,46 @@ pub fn spawn_all(
     }
     tasks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, message: &str) -> Box<::kube::core::Status> {
+        Box::new(::kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn api_errors_are_classified_by_verb() {
+        let list = watcher::Error::InitialListFailed(::kube::Error::Api(status(403, "forbidden")));
+        assert!(matches!(api_status(&list), Some(("list", s)) if s.code == 403));
+        let watch = watcher::Error::WatchStartFailed(::kube::Error::Api(status(403, "forbidden")));
+        assert!(matches!(api_status(&watch), Some(("watch", _))));
+        let gone = watcher::Error::WatchError(status(410, "too old resource version"));
+        assert!(matches!(api_status(&gone), Some(("watch", s)) if s.code == 410));
+        assert!(api_status(&watcher::Error::NoResourceVersion).is_none());
+    }
+
+    #[test]
+    fn permission_denied_names_verb_resource_and_namespace() {
+        let source = Source {
+            name: "horizontalpodautoscalers",
+            resource: "horizontalpodautoscalers.autoscaling",
+            namespace: "xiu".into(),
+        };
+        match permission_denied(&source, "watch", &status(403, "nope")) {
+            EventKind::PermissionDenied { message, verb, .. } => {
+                assert_eq!(verb, "watch");
+                assert_eq!(
+                    message,
+                    "missing permission: watch horizontalpodautoscalers.autoscaling in namespace xiu (nope); this data is left out of the run"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
