@@ -37,7 +37,7 @@ pub enum Command {
     /// Watch the cluster of a scenario's [kube] section (while another tool makes the load):
     /// writes cluster.jsonl, cluster-report.json and cluster-summary.md.
     Watch {
-        /// Scenario file with a [kube] section (and optional [[expect]] entries).
+        /// Scenario file with a [kube] section: a whole scenario, or just [kube] and [[expect]].
         #[arg(long)]
         scenario: PathBuf,
         /// Output directory [default: reports/watch-<unix time>].

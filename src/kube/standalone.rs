@@ -1,6 +1,7 @@
 //! `xiuload watch`: the cluster watcher alone, while some other tool makes the load. Also the
 //! rebuild of the cluster report from a run directory (`xiuload report <run dir>`).
 
+use super::config::{Expectation, KubeSection};
 use super::correlate::{ClusterReport, analyse};
 use super::expect::{ExpectationResult, judge, stage_starts};
 use super::journal::{self, JournalError};
@@ -23,6 +24,14 @@ pub struct WatchReport {
 /// Analyses a run directory: `cluster.jsonl` plus `timeline.jsonl` when there is one.
 /// `Ok(None)` when the run did not watch a cluster.
 pub fn rebuild(dir: &Path, scenario: &Scenario) -> Result<Option<WatchReport>, JournalError> {
+    rebuild_with(dir, &scenario.expect, &stage_starts(scenario))
+}
+
+fn rebuild_with(
+    dir: &Path,
+    expect: &[Expectation],
+    stages: &[Duration],
+) -> Result<Option<WatchReport>, JournalError> {
     let path = dir.join(journal::FILE_NAME);
     if !path.exists() {
         return Ok(None);
@@ -31,11 +40,65 @@ pub fn rebuild(dir: &Path, scenario: &Scenario) -> Result<Option<WatchReport>, J
     let load =
         crate::metrics::timeline::read_timeline(&dir.join("timeline.jsonl")).unwrap_or_default();
     let report = analyse(&cluster, &load);
-    let expectations = judge(&scenario.expect, &report, &load, &stage_starts(scenario));
+    let expectations = judge(expect, &report, &load, stages);
     Ok(Some(WatchReport {
         cluster: report,
         expectations,
     }))
+}
+
+/// What `xiuload watch` needs from its `--scenario` file.
+#[derive(Debug)]
+pub struct WatchPlan {
+    pub kube: KubeSection,
+    pub expect: Vec<Expectation>,
+    pub stages: Vec<Duration>,
+}
+
+/// A watch-only file (nothing but `[kube]` and `[[expect]]`)...
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchOnly {
+    kube: KubeSection,
+    #[serde(default)]
+    expect: Vec<Expectation>,
+}
+
+/// Reads `--scenario`: either a whole scenario (validated as `run` would) or a watch-only file
+/// with just `[kube]` and `[[expect]]` (the load comes from another tool, so no stages).
+pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read scenario: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if table.keys().all(|k| k == "kube" || k == "expect") {
+        let w: WatchOnly = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let problems = super::config::validate(Some(&w.kube), &w.expect, 0);
+        if !problems.is_empty() {
+            return Err(problems
+                .iter()
+                .map(|p| format!("{}: field `{}`: {}", path.display(), p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+        return Ok(WatchPlan {
+            kube: w.kube,
+            expect: w.expect,
+            stages: Vec::new(),
+        });
+    }
+    let scenario = crate::scenario::load(path).map_err(|e| e.to_string())?;
+    let Some(kube) = scenario.kube.clone() else {
+        return Err(format!(
+            "{}: no [kube] section: `xiuload watch` needs the namespace and workloads to watch",
+            path.display()
+        ));
+    };
+    Ok(WatchPlan {
+        stages: stage_starts(&scenario),
+        expect: scenario.expect,
+        kube,
+    })
 }
 
 /// Runs `xiuload watch`; returns the exit code.
@@ -45,20 +108,14 @@ pub async fn watch_command(
     duration: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> i32 {
-    let scenario = match crate::scenario::load(scenario_path) {
-        Ok(s) => s,
+    let plan = match load_watch_plan(scenario_path) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             return exit::BAD_INPUT;
         }
     };
-    let Some(section) = scenario.kube.clone() else {
-        eprintln!(
-            "{}: no [kube] section: `xiuload watch` needs the namespace and workloads to watch",
-            scenario_path.display()
-        );
-        return exit::BAD_INPUT;
-    };
+    let section = plan.kube.clone();
     let clock = RunClock::start_now();
     let dir = out.unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -96,7 +153,7 @@ pub async fn watch_command(
         } => false,
     };
     drop(session.stop().await);
-    let report = match rebuild(&dir, &scenario) {
+    let report = match rebuild_with(&dir, &plan.expect, &plan.stages) {
         Ok(Some(r)) => r,
         Ok(None) | Err(_) => {
             eprintln!(
@@ -124,5 +181,41 @@ pub async fn watch_command(
         exit::OK
     } else {
         exit::CHECK_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_only_file_needs_just_kube_and_expect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(
+            &path,
+            "[kube]\nnamespace = \"xiu\"\nedge = { name = \"xiu-edge\" }\n[[expect]]\nkind = \"no_oom_killed\"\n",
+        )
+        .unwrap();
+        let plan = load_watch_plan(&path).unwrap();
+        assert_eq!(plan.kube.namespace, "xiu");
+        assert_eq!(plan.expect.len(), 1);
+        std::fs::write(
+            &path,
+            "[kube]\nnamespace = \"Bad\"\nedge = { name = \"e\" }\n",
+        )
+        .unwrap();
+        assert!(
+            load_watch_plan(&path)
+                .unwrap_err()
+                .contains("field `kube.namespace`")
+        );
+        // Anything else makes it a whole scenario, validated as such.
+        std::fs::write(
+            &path,
+            "[run]\nduration = \"1s\"\n[kube]\nnamespace = \"xiu\"\n",
+        )
+        .unwrap();
+        assert!(load_watch_plan(&path).unwrap_err().contains("target"));
     }
 }
