@@ -49,6 +49,19 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Watch the cluster of a scenario's [kube] section (while another tool makes the load):
+    /// writes cluster.jsonl, cluster-report.json and cluster-summary.md.
+    Watch {
+        /// Scenario file with a [kube] section: a whole scenario, or just [kube] and [[expect]].
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Output directory [default: reports/watch-<unix time>].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Stop after this long (e.g. "10m"); otherwise at Ctrl-C.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,7 @@ pub mod exit;
 pub mod flv;
 pub mod hls;
 pub mod lint;
+pub mod kube;
 pub mod local;
 pub mod media;
 pub mod metrics;

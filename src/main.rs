@@ -42,6 +42,14 @@ async fn dispatch(cli: Cli) -> i32 {
         } => run(scenario, out, quiet, metrics_addr).await,
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(args).await,
+        Command::Watch {
+            scenario,
+            out,
+            duration,
+        } => {
+            xiuload::kube::standalone::watch_command(&scenario, out, duration, shutdown_signal())
+                .await
+        }
     }
 }
 

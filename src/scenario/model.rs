@@ -17,6 +17,10 @@ pub struct Scenario {
     pub players: Vec<PlayerGroup>,
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    #[serde(default)]
+    pub kube: Option<crate::kube::config::KubeSection>,
+    #[serde(default)]
+    pub expect: Vec<crate::kube::config::Expectation>,
     /// Capacity planning: step one group's clients up until a threshold breaks.
     pub knee: Option<KneeSection>,
 }

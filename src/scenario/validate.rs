@@ -204,6 +204,11 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             _ => {}
         }
     }
+    p.0.extend(crate::kube::config::validate(
+        s.kube.as_ref(),
+        &s.expect,
+        crate::kube::expect::stage_count(s),
+    ));
     p.0
 }
 

@@ -1,0 +1,522 @@
+//! Judges `[[expect]]` entries against the correlated cluster report. Pure; every verdict carries
+//! the times and values it was decided on, so a failure explains itself in the report.
+
+use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
+use super::correlate::{ClusterReport, flaps};
+use crate::metrics::timeline::TimelinePoint;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpectationResult {
+    pub kind: String,
+    /// The expectation in words, e.g. "xiu-edge scales up to >= 3 ready replicas within 2m after stage 1 starts".
+    pub description: String,
+    pub pass: bool,
+    pub evidence: String,
+}
+
+/// Number of load stages `after_stage` may name: the longest `ramp` of any group.
+pub fn stage_count(s: &Scenario) -> usize {
+    ramps(s).map(<[_]>::len).max().unwrap_or(0)
+}
+
+/// Start offsets (from the run's start) of the stages of the longest `ramp`, which is what
+/// `after_stage` counts. This is what [`judge`] takes as `stages`.
+pub fn stage_starts(s: &Scenario) -> Vec<Duration> {
+    let Some(longest) = ramps(s).max_by_key(|r| r.len()) else {
+        return Vec::new();
+    };
+    longest
+        .iter()
+        .scan(Duration::ZERO, |start, st| {
+            let this = *start;
+            *start += st.duration.0;
+            Some(this)
+        })
+        .collect()
+}
+
+fn ramps(s: &Scenario) -> impl Iterator<Item = &[crate::scenario::Stage]> {
+    s.publishers
+        .iter()
+        .filter_map(|g| g.ramp.as_deref())
+        .chain(s.players.iter().filter_map(|g| g.ramp.as_deref()))
+}
+
+/// `stages`: start offsets of the load stages (see [`stage_starts`]).
+pub fn judge(
+    exps: &[Expectation],
+    cluster: &ClusterReport,
+    load: &[TimelinePoint],
+    stages: &[Duration],
+) -> Vec<ExpectationResult> {
+    exps.iter()
+        .map(|e| judge_one(e, cluster, load, stages))
+        .collect()
+}
+
+fn result(e: &Expectation, description: String, pass: bool, evidence: String) -> ExpectationResult {
+    ExpectationResult {
+        kind: e.kind.as_str().to_string(),
+        description,
+        pass,
+        evidence,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    crate::units::HumanDuration(d).to_string()
+}
+
+fn judge_one(
+    e: &Expectation,
+    c: &ClusterReport,
+    load: &[TimelinePoint],
+    stages: &[Duration],
+) -> ExpectationResult {
+    let max = e.max.unwrap_or(0);
+    match e.kind {
+        ExpectKind::ScaleUp | ExpectKind::ScaleDown => judge_scaling(e, c, load, stages),
+        ExpectKind::MaxProbeFailures => {
+            let first: Vec<String> = c
+                .incidents
+                .iter()
+                .filter(|i| i.kind == "probe_failure")
+                .take(5)
+                .map(|i| {
+                    let probe = i
+                        .probe
+                        .map_or("unknown".to_string(), |p| format!("{p:?}").to_lowercase());
+                    format!("t={:.1}s {} {probe} x{}", i.t, i.object, i.count)
+                })
+                .collect();
+            let n = c.totals.probe_failures;
+            result(
+                e,
+                format!("at most {max} probe failures"),
+                n <= max,
+                format!(
+                    "{n} probe failure(s){}{}",
+                    list(&first),
+                    completeness(c, "events")
+                ),
+            )
+        }
+        ExpectKind::MaxRestarts => {
+            let first: Vec<String> = c
+                .incidents
+                .iter()
+                .filter(|i| i.kind == "restart" || i.kind == "oom_killed")
+                .take(5)
+                .map(|i| format!("t={:.1}s {} ({})", i.t, i.object, i.kind))
+                .collect();
+            let n = c.totals.restarts;
+            result(
+                e,
+                format!("at most {max} container restarts"),
+                n <= max,
+                format!("{n} restart(s){}{}", list(&first), completeness(c, "pods")),
+            )
+        }
+        ExpectKind::NoOomKilled => {
+            let ooms: Vec<String> = c
+                .incidents
+                .iter()
+                .filter(|i| i.kind == "oom_killed" || i.kind == "node_oom")
+                .map(|i| {
+                    let mem = i
+                        .pod_memory_bytes
+                        .map_or("memory unknown".to_string(), |m| {
+                            format!("{} MiB before", m >> 20)
+                        });
+                    let viewers = i.load.as_ref().map_or(0, |l| l.viewers);
+                    format!("t={:.1}s {} ({mem}, {viewers} viewers)", i.t, i.object)
+                })
+                .collect();
+            result(
+                e,
+                "no container OOMKilled".into(),
+                ooms.is_empty(),
+                format!(
+                    "{} OOM kill(s){}{}",
+                    ooms.len(),
+                    list(&ooms),
+                    completeness(c, "pods")
+                ),
+            )
+        }
+        ExpectKind::NoFlapping => {
+            let window = e.window.map_or(DEFAULT_FLAP_WINDOW, |w| w.0);
+            let found = flaps(&c.scale_decisions, window.as_secs_f64());
+            let described: Vec<String> = found
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}→{}→{}→{} at t={:.1}s, {:.1}s, {:.1}s",
+                        f.hpa,
+                        f.replicas[0],
+                        f.replicas[1],
+                        f.replicas[2],
+                        f.replicas[3],
+                        f.times[0],
+                        f.times[1],
+                        f.times[2]
+                    )
+                })
+                .collect();
+            result(
+                e,
+                format!(
+                    "no flapping (two direction changes within {})",
+                    secs(window)
+                ),
+                found.is_empty(),
+                format!(
+                    "{} scale decision(s), {} flap(s){}{}",
+                    c.scale_decisions.len(),
+                    found.len(),
+                    list(&described),
+                    completeness(c, "horizontalpodautoscalers")
+                ),
+            )
+        }
+        ExpectKind::MaxViewersDroppedPerScaleDown => {
+            let worst = c.scale_downs.iter().max_by_key(|d| d.viewers_disconnected);
+            let evidence = match worst {
+                None => "no scale-down happened".to_string(),
+                Some(d) => format!(
+                    "{} scale-down(s); worst: {}→{} at t={:.1}s with {} player error(s) in the following {}s",
+                    c.scale_downs.len(),
+                    d.from,
+                    d.to,
+                    d.decision_t,
+                    d.viewers_disconnected,
+                    super::correlate::SCALE_DOWN_ATTRIBUTION_S
+                ),
+            };
+            result(
+                e,
+                format!("at most {max} viewers dropped per scale-down"),
+                worst.is_none_or(|d| d.viewers_disconnected <= max),
+                evidence,
+            )
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join("; "))
+    }
+}
+
+/// A note when the data a verdict rests on was (partly) not collected.
+fn completeness(c: &ClusterReport, resource: &str) -> String {
+    let mut notes = Vec::new();
+    if c.permission_denied
+        .iter()
+        .any(|m| m.resource.starts_with(resource))
+    {
+        notes.push(format!("{resource} could not be read (permission denied)"));
+    }
+    let open_gaps = c
+        .gaps
+        .iter()
+        .filter(|g| g.source.starts_with(resource))
+        .count();
+    if open_gaps > 0 {
+        notes.push(format!("{open_gaps} gap(s) in the {resource} watch"));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" (incomplete: {})", notes.join(", "))
+    }
+}
+
+fn judge_scaling(
+    e: &Expectation,
+    c: &ClusterReport,
+    load: &[TimelinePoint],
+    stages: &[Duration],
+) -> ExpectationResult {
+    let up = e.kind == ExpectKind::ScaleUp;
+    let n = e.replicas.unwrap_or(0);
+    let within = e.within.map_or(Duration::ZERO, |w| w.0);
+    let workload = e
+        .workload
+        .clone()
+        .or_else(|| c.workloads.first().cloned())
+        .unwrap_or_default();
+    let cmp = if up { ">=" } else { "<=" };
+    let (reference, ref_text) = match (e.after_stage, e.after) {
+        (Some(i), _) => (
+            stages.get(i).map(|d| d.as_secs_f64()),
+            format!("stage {i} starts"),
+        ),
+        (None, Some(a)) => (Some(a.0.as_secs_f64()), format!("t={}", secs(a.0))),
+        (None, None) => (load_end(load), "the load ends".to_string()),
+    };
+    let description = format!(
+        "{workload} scales {} to {cmp} {n} ready replicas within {} after {ref_text}",
+        if up { "up" } else { "down" },
+        secs(within)
+    );
+    let Some(start) = reference else {
+        return result(
+            e,
+            description,
+            false,
+            format!("cannot tell when {ref_text}: no such moment in this run"),
+        );
+    };
+    let points: Vec<(f64, u32)> = c
+        .replicas
+        .iter()
+        .filter(|r| r.workload == workload)
+        .filter_map(|r| r.serving().map(|s| (r.t, s)))
+        .collect();
+    if points.is_empty() {
+        return result(
+            e,
+            description,
+            false,
+            format!(
+                "no replica data was recorded for {workload}{}",
+                completeness(c, "deployments")
+            ),
+        );
+    }
+    let ok = |v: u32| if up { v >= n } else { v <= n };
+    let deadline = start + within.as_secs_f64();
+    // The value in force at the reference moment counts too: already scaled is in time.
+    let at_start = points
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= start)
+        .map(|p| (start, p.1));
+    let reached = at_start
+        .into_iter()
+        .chain(points.iter().copied().filter(|(t, _)| *t > start))
+        .find(|(_, v)| ok(*v));
+    let evidence = match reached {
+        Some((t, v)) if t <= deadline => format!(
+            "{v} ready at t={t:.1}s, {:.1}s after {ref_text} (t={start:.1}s); deadline {}",
+            t - start,
+            secs(within)
+        ),
+        Some((t, v)) => format!(
+            "{v} ready only at t={t:.1}s, {:.1}s after {ref_text} (t={start:.1}s); deadline {}",
+            t - start,
+            secs(within)
+        ),
+        None => {
+            let in_window = points
+                .iter()
+                .filter(|(t, _)| *t >= start && *t <= deadline)
+                .map(|p| p.1);
+            let extreme = if up { in_window.max() } else { in_window.min() };
+            format!(
+                "never {cmp} {n} after {ref_text} (t={start:.1}s); {} in the window: {}{}",
+                if up { "most" } else { "fewest" },
+                extreme
+                    .or(at_start.map(|p| p.1))
+                    .map_or("none".into(), |v| v.to_string()),
+                completeness(c, "deployments")
+            )
+        }
+    };
+    result(
+        e,
+        description,
+        reached.is_some_and(|(t, _)| t <= deadline),
+        evidence,
+    )
+}
+
+/// The end of the load: the window after the last one with viewers or publishers.
+fn load_end(load: &[TimelinePoint]) -> Option<f64> {
+    let busy = |p: &TimelinePoint| p.publishers > 0 || p.players.values().any(|pp| pp.active > 0);
+    let last = load.iter().rposition(busy)?;
+    load.get(last + 1).or(load.get(last)).map(|p| p.t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::correlate::analyse;
+    use crate::kube::correlate::tests::{cluster, ev, hpa, load};
+    use crate::units::HumanDuration;
+
+    fn exp(kind: ExpectKind) -> Expectation {
+        Expectation {
+            kind,
+            workload: None,
+            replicas: None,
+            within: None,
+            after_stage: None,
+            after: None,
+            max: None,
+            window: None,
+        }
+    }
+
+    fn report() -> ClusterReport {
+        let mut r = analyse(&cluster(), &load());
+        r.workloads = vec!["xiu-edge".into()];
+        r
+    }
+
+    const STAGES: [Duration; 3] = [
+        Duration::ZERO,
+        Duration::from_secs(10),
+        Duration::from_secs(59),
+    ];
+
+    #[test]
+    fn scale_up_in_time_passes_with_evidence() {
+        let e = Expectation {
+            replicas: Some(3),
+            within: Some(HumanDuration::secs(30)),
+            after_stage: Some(1),
+            ..exp(ExpectKind::ScaleUp)
+        };
+        let r = &judge(&[e], &report(), &load(), &STAGES)[0];
+        assert!(r.pass, "{r:?}");
+        assert!(
+            r.evidence
+                .contains("3 ready at t=32.0s, 22.0s after stage 1 starts"),
+            "{}",
+            r.evidence
+        );
+    }
+
+    #[test]
+    fn scale_up_too_late_fails() {
+        let e = Expectation {
+            replicas: Some(3),
+            within: Some(HumanDuration::secs(15)),
+            after_stage: Some(1),
+            ..exp(ExpectKind::ScaleUp)
+        };
+        let r = &judge(&[e], &report(), &load(), &STAGES)[0];
+        assert!(!r.pass);
+        assert!(r.evidence.contains("only at t=32.0s"), "{}", r.evidence);
+        let never = Expectation {
+            replicas: Some(5),
+            within: Some(HumanDuration::secs(60)),
+            after: Some(HumanDuration::secs(10)),
+            ..exp(ExpectKind::ScaleUp)
+        };
+        let r = &judge(&[never], &report(), &load(), &STAGES)[0];
+        assert!(!r.pass);
+        assert!(
+            r.evidence.contains("never >= 5") && r.evidence.contains("most in the window: 3"),
+            "{}",
+            r.evidence
+        );
+    }
+
+    #[test]
+    fn scale_down_defaults_to_load_end() {
+        let e = Expectation {
+            replicas: Some(1),
+            within: Some(HumanDuration::secs(20)),
+            ..exp(ExpectKind::ScaleDown)
+        };
+        let r = &judge(std::slice::from_ref(&e), &report(), &load(), &STAGES)[0];
+        // Load ends at t=60; one ready replica at t=76.
+        assert!(r.pass, "{r:?}");
+        assert!(
+            r.evidence.contains("16.0s after the load ends"),
+            "{}",
+            r.evidence
+        );
+        let r = &judge(&[e], &report(), &[], &STAGES)[0];
+        assert!(!r.pass && r.evidence.contains("cannot tell"), "{r:?}");
+    }
+
+    #[test]
+    fn oom_restarts_probes_and_drops() {
+        let rep = report();
+        let results = judge(
+            &[
+                exp(ExpectKind::NoOomKilled),
+                Expectation {
+                    max: Some(1),
+                    ..exp(ExpectKind::MaxRestarts)
+                },
+                Expectation {
+                    max: Some(0),
+                    ..exp(ExpectKind::MaxProbeFailures)
+                },
+                Expectation {
+                    max: Some(0),
+                    ..exp(ExpectKind::MaxViewersDroppedPerScaleDown)
+                },
+                exp(ExpectKind::NoFlapping),
+            ],
+            &rep,
+            &load(),
+            &STAGES,
+        );
+        assert!(!results[0].pass);
+        assert!(
+            results[0]
+                .evidence
+                .contains("t=40.0s xiu-edge-a (200 MiB before, 100 viewers)"),
+            "{}",
+            results[0].evidence
+        );
+        assert!(results[1].pass, "{:?}", results[1]);
+        assert!(results[2].pass);
+        assert!(results[3].pass, "{:?}", results[3]);
+        assert!(results[4].pass, "{:?}", results[4]);
+    }
+
+    #[test]
+    fn flapping_fails_with_times() {
+        let mut c = cluster();
+        c.push(ev(100.0, hpa(2, 1)));
+        let rep = analyse(&c, &load());
+        let r = &judge(&[exp(ExpectKind::NoFlapping)], &rep, &load(), &STAGES)[0];
+        assert!(!r.pass);
+        assert!(
+            r.evidence.contains("1→3→1→2 at t=20.0s, 75.0s, 100.0s"),
+            "{}",
+            r.evidence
+        );
+    }
+
+    #[test]
+    fn stage_starts_of_longest_ramp() {
+        let s = crate::scenario::parse(
+            std::path::Path::new("s.toml"),
+            r#"[target.local]
+[[publishers]]
+name = "cams"
+stream = "cam-{i}"
+ramp = [{ duration = "5s", target = 1 }]
+[[players]]
+name = "v"
+protocol = "flv"
+publishers = "cams"
+ramp = [{ duration = "10s", target = 5 }, { duration = "20s", target = 50 }, { duration = "5s", target = 0 }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(stage_count(&s), 3);
+        assert_eq!(
+            stage_starts(&s),
+            [
+                Duration::ZERO,
+                Duration::from_secs(10),
+                Duration::from_secs(30)
+            ]
+        );
+    }
+}

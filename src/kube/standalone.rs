@@ -1,0 +1,221 @@
+//! `xiuload watch`: the cluster watcher alone, while some other tool makes the load. Also the
+//! rebuild of the cluster report from a run directory (`xiuload report <run dir>`).
+
+use super::config::{Expectation, KubeSection};
+use super::correlate::{ClusterReport, analyse};
+use super::expect::{ExpectationResult, judge, stage_starts};
+use super::journal::{self, JournalError};
+use super::session::KubeSession;
+use crate::clock::RunClock;
+use crate::exit;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `cluster-report.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchReport {
+    pub cluster: ClusterReport,
+    pub expectations: Vec<ExpectationResult>,
+}
+
+/// Analyses a run directory: `cluster.jsonl` plus `timeline.jsonl` when there is one.
+/// `Ok(None)` when the run did not watch a cluster.
+pub fn rebuild(dir: &Path, scenario: &Scenario) -> Result<Option<WatchReport>, JournalError> {
+    rebuild_with(dir, &scenario.expect, &stage_starts(scenario))
+}
+
+fn rebuild_with(
+    dir: &Path,
+    expect: &[Expectation],
+    stages: &[Duration],
+) -> Result<Option<WatchReport>, JournalError> {
+    let path = dir.join(journal::FILE_NAME);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let cluster = journal::read_journal(&path)?;
+    let load =
+        crate::metrics::timeline::read_timeline(&dir.join("timeline.jsonl")).unwrap_or_default();
+    let report = analyse(&cluster, &load);
+    let expectations = judge(expect, &report, &load, stages);
+    Ok(Some(WatchReport {
+        cluster: report,
+        expectations,
+    }))
+}
+
+/// What `xiuload watch` needs from its `--scenario` file.
+#[derive(Debug)]
+pub struct WatchPlan {
+    pub kube: KubeSection,
+    pub expect: Vec<Expectation>,
+    pub stages: Vec<Duration>,
+}
+
+/// A watch-only file (nothing but `[kube]` and `[[expect]]`)...
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchOnly {
+    kube: KubeSection,
+    #[serde(default)]
+    expect: Vec<Expectation>,
+}
+
+/// Reads `--scenario`: either a whole scenario (validated as `run` would) or a watch-only file
+/// with just `[kube]` and `[[expect]]` (the load comes from another tool, so no stages).
+pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read scenario: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if table.keys().all(|k| k == "kube" || k == "expect") {
+        let w: WatchOnly = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let problems = super::config::validate(Some(&w.kube), &w.expect, 0);
+        if !problems.is_empty() {
+            return Err(problems
+                .iter()
+                .map(|p| format!("{}: field `{}`: {}", path.display(), p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+        return Ok(WatchPlan {
+            kube: w.kube,
+            expect: w.expect,
+            stages: Vec::new(),
+        });
+    }
+    let scenario = crate::scenario::load(path).map_err(|e| e.to_string())?;
+    let Some(kube) = scenario.kube.clone() else {
+        return Err(format!(
+            "{}: no [kube] section: `xiuload watch` needs the namespace and workloads to watch",
+            path.display()
+        ));
+    };
+    Ok(WatchPlan {
+        stages: stage_starts(&scenario),
+        expect: scenario.expect,
+        kube,
+    })
+}
+
+/// Runs `xiuload watch`; returns the exit code.
+pub async fn watch_command(
+    scenario_path: &Path,
+    out: Option<PathBuf>,
+    duration: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) -> i32 {
+    let plan = match load_watch_plan(scenario_path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let section = plan.kube.clone();
+    let clock = RunClock::start_now();
+    let dir = out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/watch-{}",
+            clock.start_unix_micros() / 1_000_000
+        ))
+    });
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return exit::BAD_INPUT;
+    }
+    let session = match KubeSession::start(&section, clock, &dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::RUNTIME_FAILURE;
+        }
+    };
+    eprintln!(
+        "watching namespace {} ({}); recording to {}; Ctrl-C to stop",
+        section.namespace,
+        duration.map_or("until interrupted".to_string(), |d| format!(
+            "for {}",
+            crate::units::HumanDuration(d)
+        )),
+        dir.join(journal::FILE_NAME).display()
+    );
+    let interrupted = tokio::select! {
+        _ = shutdown => true,
+        _ = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        } => false,
+    };
+    drop(session.stop().await);
+    let report = match rebuild_with(&dir, &plan.expect, &plan.stages) {
+        Ok(Some(r)) => r,
+        Ok(None) | Err(_) => {
+            eprintln!(
+                "error: the cluster journal in {} could not be read back",
+                dir.display()
+            );
+            return exit::RUNTIME_FAILURE;
+        }
+    };
+    let md = super::summary::render_markdown(&report.cluster, &report.expectations);
+    let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    for (name, bytes) in [
+        ("cluster-report.json", json.as_slice()),
+        ("cluster-summary.md", md.as_bytes()),
+    ] {
+        if let Err(e) = std::fs::write(dir.join(name), bytes) {
+            eprintln!("error: cannot write {}: {e}", dir.join(name).display());
+            return exit::RUNTIME_FAILURE;
+        }
+    }
+    println!("{md}\nReports in {}", dir.display());
+    if interrupted {
+        exit::INTERRUPTED
+    } else if report.expectations.iter().all(|e| e.pass) {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_only_file_needs_just_kube_and_expect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(
+            &path,
+            "[kube]\nnamespace = \"xiu\"\nedge = { name = \"xiu-edge\" }\n[[expect]]\nkind = \"no_oom_killed\"\n",
+        )
+        .unwrap();
+        let plan = load_watch_plan(&path).unwrap();
+        assert_eq!(plan.kube.namespace, "xiu");
+        assert_eq!(plan.expect.len(), 1);
+        std::fs::write(
+            &path,
+            "[kube]\nnamespace = \"Bad\"\nedge = { name = \"e\" }\n",
+        )
+        .unwrap();
+        assert!(
+            load_watch_plan(&path)
+                .unwrap_err()
+                .contains("field `kube.namespace`")
+        );
+        // Anything else makes it a whole scenario, validated as such.
+        std::fs::write(
+            &path,
+            "[run]\nduration = \"1s\"\n[kube]\nnamespace = \"xiu\"\n",
+        )
+        .unwrap();
+        assert!(load_watch_plan(&path).unwrap_err().contains("target"));
+    }
+}
