@@ -944,3 +944,87 @@ async fn real_cluster_smoke() {
         "{timeline:#?}"
     );
 }
+
+/// `xiuload run` with `[kube]`: the watcher runs on the run's clock, and report.json and
+/// summary.md carry the cluster analysis and the `[[expect]]` verdicts, which decide the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_kube_section_reports_cluster_and_expectations() {
+    let fake = FakeApiServer::start(NS).await;
+    seed(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let xiu = xiuload::local::LocalXiu::start(
+        &xiuload::local::find_xiu_binary(None).unwrap_or_else(|e| panic!("{e}")),
+        2,
+        None,
+    )
+    .await
+    .unwrap();
+    let p = xiu.ports;
+    let text = format!(
+        r#"
+[run]
+duration = "6s"
+[target]
+rtmp_publish = "rtmp://127.0.0.1:{rtmp}"
+flv_base = "http://127.0.0.1:{flv}"
+[[publishers]]
+name = "cams"
+stream = "kube-run"
+count = 1
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+ramp = [{{ duration = "1s", target = 0 }}, {{ duration = "5s", target = 2 }}]
+[kube]
+namespace = "{NS}"
+kubeconfig = "{kubeconfig}"
+edge = {{ kind = "deployment", name = "xiu-edge" }}
+metrics_interval = "1s"
+xiu_stats = false
+[[expect]]
+kind = "max_restarts"
+max = 0
+[[expect]]
+kind = "scale_up"
+replicas = 3
+within = "2s"
+after = "0s"
+"#,
+        rtmp = p.rtmp,
+        flv = p.flv,
+        kubeconfig = kubeconfig.display()
+    );
+    let scenario = xiuload::scenario::parse(std::path::Path::new("kube-run.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("out");
+    let outcome = xiuload::run::run(
+        scenario,
+        xiuload::run::RunOptions {
+            scenario_file: "kube-run.toml".into(),
+            out_dir: Some(out.clone()),
+            status_line: false,
+            metrics_addr: None,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    xiu.stop().await;
+    let r = &outcome.report;
+    assert!(r.cluster.is_some(), "no cluster analysis in the report");
+    assert_eq!(r.expectations.len(), 2, "{:?}", r.expectations);
+    // No restarts happened; the HPA stayed at 1, so the scale-up expectation fails with evidence.
+    assert!(r.expectations[0].pass, "{:?}", r.expectations[0]);
+    assert!(!r.expectations[1].pass, "{:?}", r.expectations[1]);
+    assert!(!r.expectations[1].evidence.is_empty());
+    assert_eq!(r.verdict, xiuload::report::model::Verdict::Fail);
+    assert!(out.join("cluster.jsonl").exists());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(json["cluster"].is_object() && json["expectations"].is_array());
+    // The player group really ran beside the watcher.
+    assert!(r.players[0].summary.frames > 0);
+}

@@ -28,6 +28,12 @@ pub struct Report {
     pub thresholds: Vec<ThresholdResult>,
     /// `pass` when every threshold passed, else `fail`.
     pub verdict: Verdict,
+    /// What the cluster did and how it correlates with the load, when the scenario has `[kube]`.
+    #[serde(default)]
+    pub cluster: Option<crate::kube::ClusterReport>,
+    /// `[[expect]]` verdicts with their evidence; any failure makes the verdict `fail`.
+    #[serde(default)]
+    pub expectations: Vec<crate::kube::ExpectationResult>,
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
     pub knee: Option<crate::run::knee::KneeReport>,

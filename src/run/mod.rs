@@ -56,6 +56,8 @@ pub enum RunError {
     Media { group: String, message: String },
     #[error("{0}")]
     Setup(String),
+    #[error("cluster watch: {0}")]
+    Kube(#[from] crate::kube::KubeError),
 }
 
 pub struct Outcome {
@@ -122,6 +124,12 @@ pub async fn run(
             path: timeline_path.clone(),
             source,
         })?;
+
+    // The cluster watcher records from before the first client connects, on the run's clock.
+    let kube = match &scenario.kube {
+        Some(section) => Some(crate::kube::KubeSession::start(section, clock, &out.dir).await?),
+        None => None,
+    };
 
     // The target: a local xiu we start, or the cluster's addresses.
     let (local, endpoints, target_label) = match &scenario.target.local {
@@ -407,6 +415,21 @@ pub async fn run(
         &mut servers,
     );
     let _ = timeline.append(&second.point);
+    let cluster = match kube {
+        Some(session) => {
+            let recorded = session.stop().await;
+            let load = crate::metrics::timeline::read_timeline(&timeline_path).unwrap_or_default();
+            let report = crate::kube::analyse(&recorded, &load);
+            let verdicts = crate::kube::judge(
+                &scenario.expect,
+                &report,
+                &load,
+                &crate::kube::expect::stage_starts(&scenario),
+            );
+            Some((report, verdicts))
+        }
+        None => None,
+    };
     let knee_report = knee.map(|mut k| {
         if stopped_by == StopReason::Completed {
             k.finish_step(&scenario.thresholds);
@@ -430,6 +453,7 @@ pub async fn run(
         &players,
         loader,
         knee_report,
+        cluster,
     );
     out.write_report(&report)?;
     if let Some(topology) = local {
@@ -786,7 +810,13 @@ fn build_report(
     players: &[PlayerGroupRun],
     loader: LoaderHealth,
     knee: Option<knee::KneeReport>,
+    cluster: Option<(crate::kube::ClusterReport, Vec<crate::kube::ExpectationResult>)>,
 ) -> Report {
+    let (cluster, expectations) = match cluster {
+        Some((c, e)) => (Some(c), e),
+        None => (None, Vec::new()),
+    };
+    let expectations_pass = expectations.iter().all(|e| e.pass);
     let steady_s = ended.saturating_sub(warmup).as_secs_f64();
     let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
     let mut all = PlayerStats::default();
@@ -864,11 +894,14 @@ fn build_report(
         loader,
         // A knee run is expected to break a threshold at its last step: it passes when it found a
         // knee (a step that held), and fails when even the first step broke.
-        verdict: match &knee {
-            Some(k) if k.knee.is_some() => Verdict::Pass,
-            Some(_) => Verdict::Fail,
-            None => verdict(&thresholds),
+        verdict: match (&knee, expectations_pass) {
+            (_, false) => Verdict::Fail,
+            (Some(k), true) if k.knee.is_some() => Verdict::Pass,
+            (Some(_), true) => Verdict::Fail,
+            (None, true) => verdict(&thresholds),
         },
+        cluster,
+        expectations,
         thresholds,
         knee,
         raw: RawMeasurements {
