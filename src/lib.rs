@@ -8,6 +8,7 @@ pub mod clock;
 pub mod exit;
 pub mod flv;
 pub mod hls;
+pub mod hpa;
 pub mod lint;
 pub mod local;
 pub mod media;

@@ -1,12 +1,15 @@
 //! Reports: one model, several writers. Output files are created before the load starts so that a
 //! bad path fails in the first second, not after an hour.
 
+pub mod html;
 pub mod markdown;
 pub mod model;
+pub mod svg;
 pub mod thresholds;
 
 pub use model::{Report, SCHEMA_VERSION};
 
+use crate::metrics::timeline::TimelinePoint;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ impl OutputDir {
     pub const REPORT_JSON: &'static str = "report.json";
     pub const SUMMARY_MD: &'static str = "summary.md";
     pub const TIMELINE: &'static str = "timeline.jsonl";
+    pub const REPORT_HTML: &'static str = "report.html";
+    /// Written by the cluster watcher during cluster runs; drawn in `report.html` when present.
+    pub const CLUSTER_JSON: &'static str = "cluster.json";
 
     /// Creates the directory and placeholder files, proving they can be written.
     pub fn prepare(dir: &Path) -> Result<Self, OutputError> {
@@ -66,9 +72,22 @@ impl OutputDir {
             .map_err(|source| OutputError::Write { path, source })
     }
 
-    pub fn write_report(&self, report: &Report) -> Result<(), OutputError> {
+    /// Writes report.json, summary.md and report.html. The cluster watcher's `cluster.json`, if
+    /// already in the directory, is drawn in the HTML report.
+    pub fn write_report(
+        &self,
+        report: &Report,
+        timeline: &[TimelinePoint],
+    ) -> Result<(), OutputError> {
         let json = serde_json::to_vec_pretty(report).expect("report serialises");
         self.write(Self::REPORT_JSON, &json)?;
-        self.write(Self::SUMMARY_MD, markdown::render(report).as_bytes())
+        self.write(Self::SUMMARY_MD, markdown::render(report).as_bytes())?;
+        let cluster = std::fs::read_to_string(self.path(Self::CLUSTER_JSON))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        self.write(
+            Self::REPORT_HTML,
+            html::render(report, timeline, cluster.as_ref()).as_bytes(),
+        )
     }
 }

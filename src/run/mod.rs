@@ -378,7 +378,9 @@ pub async fn run(
         &players,
         loader,
     );
-    out.write_report(&report)?;
+    // The timeline is read back from its file: it is what the report describes, flushed line by line.
+    let points = crate::metrics::timeline::read_timeline(&timeline_path).unwrap_or_default();
+    out.write_report(&report, &points)?;
     if let Some(xiu) = local {
         xiu.stop().await;
     }
