@@ -249,6 +249,16 @@ fn series_of(name: &str, timeline: &[TimelinePoint], f: impl Fn(&TimelinePoint) 
     Series::new(name, timeline.iter().map(|p| (p.t, f(p))).collect())
 }
 
+/// One colour per protocol on every chart, so a reader learns it once.
+fn proto_color(proto: &str) -> &'static str {
+    match proto {
+        "flv" => "#f28e2b",
+        "hls" => "#59a14f",
+        "rtmp" => "#b07aa1",
+        _ => "#9c755f",
+    }
+}
+
 fn protocols(timeline: &[TimelinePoint]) -> Vec<String> {
     let mut set: Vec<String> = timeline
         .iter()
@@ -279,14 +289,18 @@ fn chart(
 
 fn load_section(h: &mut String, t: &[TimelinePoint], x: Option<(f64, f64)>, markers: &[Marker]) {
     h.push_str("<section><h2>Load over time</h2><p class=\"hint\">What xiuload offered: connected publishers and viewers, and the media rate in each direction. Results before the warm-up marker are not judged.</p>");
-    let mut clients = vec![series_of("publishers", t, |p| p.publishers as f64)];
+    let mut clients = vec![series_of("publishers", t, |p| p.publishers as f64).color("#4e79a7")];
     for proto in protocols(t) {
-        clients.push(series_of(&format!("{proto} viewers"), t, |p| {
-            p.players
-                .get(&proto)
-                .map(|x| x.active as f64)
-                .unwrap_or(0.0)
-        }));
+        let c = proto_color(&proto);
+        clients.push(
+            series_of(&format!("{proto} viewers"), t, |p| {
+                p.players
+                    .get(&proto)
+                    .map(|x| x.active as f64)
+                    .unwrap_or(0.0)
+            })
+            .color(c),
+        );
     }
     chart(h, "Connected clients", "clients", clients, x, markers);
     let rates = vec![
@@ -312,9 +326,12 @@ fn experience_section(
     let protos = protocols(t);
     let mut startup = vec![series_of("all p99", t, |p| opt(p.startup_p99_ms)).color("#333")];
     for proto in &protos {
-        startup.push(series_of(&format!("{proto} p99"), t, |p| {
-            opt(p.players.get(proto).and_then(|x| x.startup_p99_ms))
-        }));
+        startup.push(
+            series_of(&format!("{proto} p99"), t, |p| {
+                opt(p.players.get(proto).and_then(|x| x.startup_p99_ms))
+            })
+            .color(proto_color(proto)),
+        );
     }
     chart(
         h,
@@ -331,9 +348,12 @@ fn experience_section(
         series_of("all p99", t, |p| opt(p.latency_p99_ms)).color("#333"),
     ];
     for proto in &protos {
-        latency.push(series_of(&format!("{proto} p99"), t, |p| {
-            opt(p.players.get(proto).and_then(|x| x.latency_p99_ms))
-        }));
+        latency.push(
+            series_of(&format!("{proto} p99"), t, |p| {
+                opt(p.players.get(proto).and_then(|x| x.latency_p99_ms))
+            })
+            .color(proto_color(proto)),
+        );
     }
     chart(h, "End-to-end latency", "ms", latency, x, markers);
     let trouble = vec![
@@ -477,7 +497,10 @@ fn distributions_section(h: &mut String, r: &Report) {
     for (title, pick) in charts {
         let series: Vec<Series> = merged_by_protocol(r, pick)
             .into_iter()
-            .map(|(proto, hist)| Series::new(proto, hist.percentile_curve()))
+            .map(|(proto, hist)| {
+                let c = proto_color(&proto);
+                Series::new(proto, hist.percentile_curve()).color(c)
+            })
             .collect();
         h.push_str(&svg::percentile_chart(title, "ms", &series));
     }

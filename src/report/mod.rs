@@ -1,9 +1,11 @@
 //! Reports: one model, several writers. Output files are created before the load starts so that a
 //! bad path fails in the first second, not after an hour.
 
+pub mod compare;
 pub mod html;
 pub mod markdown;
 pub mod model;
+pub mod rebuild;
 pub mod svg;
 pub mod thresholds;
 

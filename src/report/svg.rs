@@ -8,7 +8,7 @@ use std::fmt::Write;
 const WIDTH: f64 = 1100.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 36.0;
 const TOP: f64 = 54.0;
 const BOTTOM: f64 = 44.0;
 
@@ -389,16 +389,23 @@ pub fn percentile_chart(title: &str, y_label: &str, series: &[Series]) -> String
     let mut out = String::new();
     open(&mut out, title, "percentile");
     legend(&mut out, series);
+    // HdrHistogram's curve ends at 100 %, infinitely far right on this scale: the axis ends one
+    // decade after the last finite percentile instead, and the 100 % point is drawn there.
     let max_x = series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| percentile_x(p.0)))
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.0 < 100.0)
+                .map(|p| percentile_x(p.0))
+        })
         .fold(0.0f64, f64::max);
     if finite_ys(series).next().is_none() {
         no_data(&mut out);
         return out;
     }
     // Show at least up to 99.9 %, and whole decades ("nines") after that.
-    let x1 = max_x.ceil().max(3.0);
+    let x1 = (max_x.floor() + 1.0).clamp(3.0, 6.0);
     let (y0, y1, yticks) = y_range(series);
     let f = Frame {
         x0: 0.0,
@@ -412,7 +419,7 @@ pub fn percentile_chart(title: &str, y_label: &str, series: &[Series]) -> String
         xticks.push((nines as f64, format!("{}%", trim_pct(p))));
     }
     axes(&mut out, &f, &xticks, &yticks, "percentile", y_label);
-    lines(&mut out, &f, series, percentile_x);
+    lines(&mut out, &f, series, |p| percentile_x(p).min(x1));
     out.push_str("</svg>");
     out
 }
