@@ -4,8 +4,9 @@
 //! Model: the HPA controller reconciles every `sync_period_s` (kube-controller-manager's
 //! `--horizontal-pod-autoscaler-sync-period`, 15 s by default) using the latest sample. While the
 //! simulated replica count equals the real one, the recorded pods are used as they are (readiness
-//! and missing metrics included). When it differs, the recorded total usage of the ready pods is
-//! spread evenly over the simulated replicas: the same audience served by more or fewer pods.
+//! and missing metrics included). When it differs, the recorded total usage of all pods (pods
+//! without a sample counted at the average of the others) is spread evenly over the simulated
+//! replicas, all ready: the same audience served by more or fewer pods.
 //! That assumes usage scales with viewers and ignores per-pod fixed costs and pod start-up time.
 
 use super::algorithm::{self, HpaState, PodMetric, Tolerances};
@@ -121,10 +122,11 @@ fn pod_metrics(sample: &Sample, replicas: u32, resource: Resource) -> Vec<PodMet
             })
             .collect();
     }
+    // The work the real pods did: every pod with a sample counts (a pod not yet ready may still
+    // serve a little), and pods without a sample are assumed to have done the average.
     let measured: Vec<(f64, f64)> = sample
         .pods
         .iter()
-        .filter(|p| ready(p))
         .filter_map(|p| {
             let (u, r) = get(p);
             u.map(|u| (u, r))
@@ -133,7 +135,8 @@ fn pod_metrics(sample: &Sample, replicas: u32, resource: Resource) -> Vec<PodMet
     if measured.is_empty() || replicas == 0 {
         return Vec::new();
     }
-    let total: f64 = measured.iter().map(|m| m.0).sum();
+    let total: f64 = measured.iter().map(|m| m.0).sum::<f64>() * sample.pods.len() as f64
+        / measured.len() as f64;
     let request = measured.iter().map(|m| m.1).sum::<f64>() / measured.len() as f64;
     vec![
         PodMetric {
