@@ -238,7 +238,7 @@ pub fn markdown(c: &Comparison) -> String {
     );
     for m in &c.metrics {
         let pct = match (m.a, m.delta()) {
-            (_, Some(d)) if d == 0.0 => "".into(),
+            (_, Some(0.0)) => "".into(),
             (Some(a), Some(d)) if a != 0.0 => format!("{:+.0} %", d / a * 100.0),
             _ => "".into(),
         };
