@@ -232,14 +232,15 @@ pub fn table(r: &ReplayResult) -> String {
 /// `hpa-replay.html`: the replicas chart and the table.
 pub fn html(r: &ReplayResult, input: &ReplayInput) -> String {
     use crate::report::svg::{self, LineChart, Series, escape};
-    let mut series = vec![
-        Series::new(
-            "actual",
-            r.actual.iter().map(|p| (p.0, p.1 as f64)).collect(),
-        )
-        .step()
-        .color("#333"),
-    ];
+    // The real count holds after its last change: extend the step to the end of the replay.
+    let end = input.samples.last().map(|s| s.t).unwrap_or(0.0);
+    let mut actual: Vec<(f64, f64)> = r.actual.iter().map(|p| (p.0, p.1 as f64)).collect();
+    if let Some(&(t, v)) = actual.last()
+        && t < end
+    {
+        actual.push((end, v));
+    }
+    let mut series = vec![Series::new("actual", actual).step().color("#333")];
     for (i, s) in r.specs.iter().enumerate() {
         series.push(
             Series::new(

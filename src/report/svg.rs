@@ -110,6 +110,31 @@ pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     ticks
 }
 
+/// Time ticks on clock-friendly steps (5 s, 15 s, 1 min, 5 min, ...), so labels read as times
+/// rather than as "3:20".
+pub fn time_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        14400.0, 43200.0,
+    ];
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo || n == 0 {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n as f64;
+    match STEPS.iter().find(|s| **s >= raw) {
+        Some(step) => {
+            let mut v = (lo / step).ceil() * step;
+            let mut out = Vec::new();
+            while v <= hi + 1e-9 {
+                out.push(v);
+                v += step;
+            }
+            out
+        }
+        None => nice_ticks(lo, hi, n),
+    }
+}
+
 /// Short labels: 1500 → "1.5k", 0.25 → "0.25".
 pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
@@ -347,7 +372,7 @@ pub fn line_chart(c: &LineChart) -> String {
     });
     let (y0, y1, yticks) = y_range(&c.series);
     let f = Frame { x0, x1, y0, y1 };
-    let xticks: Vec<(f64, String)> = nice_ticks(x0, x1, 10)
+    let xticks: Vec<(f64, String)> = time_ticks(x0, x1, 10)
         .into_iter()
         .map(|t| (t, fmt_time(t)))
         .collect();
@@ -442,6 +467,21 @@ mod tests {
         assert_eq!(nice_ticks(0.0, 7.0, 5), [0.0, 2.0, 4.0, 6.0]);
         assert_eq!(nice_ticks(0.0, 0.3, 3), [0.0, 0.1, 0.2, 0.3]);
         assert_eq!(nice_ticks(5.0, 5.0, 5), [5.0]);
+    }
+
+    #[test]
+    fn time_ticks_use_clock_steps() {
+        assert_eq!(
+            time_ticks(0.0, 40.0, 10),
+            [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0]
+        );
+        assert_eq!(
+            time_ticks(0.0, 1080.0, 10),
+            [
+                0.0, 120.0, 240.0, 360.0, 480.0, 600.0, 720.0, 840.0, 960.0, 1080.0
+            ]
+        );
+        assert_eq!(time_ticks(0.0, 3000.0, 10)[1], 300.0);
     }
 
     #[test]
