@@ -269,7 +269,30 @@ pub fn markdown(c: &Comparison) -> String {
 pub fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison, RunDirError> {
     let (ra, ja) = load_report(a)?;
     let (rb, jb) = load_report(b)?;
-    Ok(compare(&ra, &rb, &ja, &jb))
+    Ok(compare(
+        &ra,
+        &rb,
+        &with_cluster_expectations(ja, a),
+        &with_cluster_expectations(jb, b),
+    ))
+}
+
+/// Expectations may live in `report.json` or only in the cluster watcher's `cluster.json`: take
+/// the report's when it has them, else the watcher's.
+fn with_cluster_expectations(mut report: serde_json::Value, dir: &Path) -> serde_json::Value {
+    if !expectations(&report).is_empty() {
+        return report;
+    }
+    let cluster = std::fs::read_to_string(dir.join(super::OutputDir::CLUSTER_JSON))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    if let (Some(e), Some(obj)) = (
+        cluster.and_then(|c| c.get("expectations").cloned()),
+        report.as_object_mut(),
+    ) {
+        obj.insert("expectations".into(), e);
+    }
+    report
 }
 
 pub const COMPARE_MD: &str = "compare.md";
@@ -350,6 +373,23 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("+100 %"), "{md}");
+    }
+
+    #[test]
+    fn expectations_fall_back_to_cluster_json() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cluster.json"),
+            r#"{"expectations": [{"name": "ready within 30 s", "pass": false}]}"#,
+        )
+        .unwrap();
+        let v = with_cluster_expectations(serde_json::json!({}), dir.path());
+        assert!(!expectations(&v)["ready within 30 s"]);
+        // The report's own expectations win.
+        let own = serde_json::json!({"expectations": [{"name": "x", "pass": true}]});
+        let v = with_cluster_expectations(own, dir.path());
+        assert_eq!(expectations(&v).len(), 1);
+        assert!(expectations(&v)["x"]);
     }
 
     #[test]
