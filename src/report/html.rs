@@ -156,11 +156,20 @@ pub fn render(
         label: "end of warm-up".into(),
         color: "#888".into(),
     };
-    let markers: Vec<Marker> = if report.run.warmup_s > 0.0 {
+    let mut markers: Vec<Marker> = if report.run.warmup_s > 0.0 {
         vec![warmup]
     } else {
         Vec::new()
     };
+    // The last point is the stop itself (sessions closing): mark it so its spike is not read as
+    // a server problem.
+    if report.run.planned_duration_s > 0.0 {
+        markers.push(Marker {
+            t: report.run.planned_duration_s.min(report.run.duration_s),
+            label: "load stops".into(),
+            color: "#888".into(),
+        });
+    }
     load_section(&mut h, timeline, x_range, &markers);
     experience_section(&mut h, timeline, x_range, &markers);
     if let Some(c) = cluster {

@@ -384,12 +384,16 @@ pub fn line_chart(c: &LineChart) -> String {
         }
         let px = f.px(m.t);
         let ly = TOP + 12.0 + (i % 3) as f64 * 13.0;
+        let (lx, anchor) = if px > WIDTH - RIGHT - 150.0 {
+            (px - 3.0, "end")
+        } else {
+            (px + 3.0, "start")
+        };
         let _ = write!(
             out,
-            r#"<g class="marker"><line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="{}" stroke-width="1.5" stroke-dasharray="3 3"/><text x="{:.1}" y="{ly:.1}" fill="{}" font-size="11">{}</text><title>{} at {}</title></g>"#,
+            r#"<g class="marker"><line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="{}" stroke-width="1.5" stroke-dasharray="3 3"/><text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" fill="{}" font-size="11">{}</text><title>{} at {}</title></g>"#,
             HEIGHT - BOTTOM,
             m.color,
-            px + 3.0,
             m.color,
             escape(&m.label),
             escape(&m.label),
