@@ -43,6 +43,29 @@ pub enum Command {
     /// edges pull only when an RTMP/FLV player asks, and HLS never does), and serve deep probes on
     /// `--listen`: /livez, /readyz, /startupz.
     Sidecar(SidecarArgs),
+    /// Rebuild report.html and summary.md of a run directory from its report.json and
+    /// timeline.jsonl (and cluster.json, when present).
+    Report { run_dir: PathBuf },
+    /// Replay a run's recorded per-pod metrics (hpa-input.json) through alternative HPA specs:
+    /// the replicas each would have had beside the real ones. Writes hpa-replay.html/.json.
+    HpaReplay {
+        run_dir: PathBuf,
+        /// autoscaling/v2 HorizontalPodAutoscaler YAML; repeat for several specs.
+        #[arg(long = "hpa", value_name = "FILE", required = true)]
+        hpa: Vec<PathBuf>,
+        /// How often the simulated HPA controller reconciles.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        sync_period: std::time::Duration,
+    },
+    /// Compare two runs: key metrics with deltas, and which thresholds/expectations changed
+    /// verdict. Prints Markdown and writes compare.md.
+    Compare {
+        run_a: PathBuf,
+        run_b: PathBuf,
+        /// Directory for compare.md [default: the current directory].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Check scenario files without running them.
     Validate {
         /// One or more scenario files.

@@ -50,6 +50,15 @@ async fn dispatch(cli: Cli) -> i32 {
             xiuload::kube::standalone::watch_command(&scenario, out, duration, shutdown_signal())
                 .await
         }
+        Command::Report { run_dir } => xiuload::report::rebuild::command(&run_dir),
+        Command::HpaReplay {
+            run_dir,
+            hpa,
+            sync_period,
+        } => xiuload::hpa::command(&run_dir, &hpa, sync_period.as_secs_f64()),
+        Command::Compare { run_a, run_b, out } => {
+            xiuload::report::compare::command(&run_a, &run_b, out.as_deref())
+        }
     }
 }
 

@@ -99,6 +99,8 @@ max = 0.0
             .unwrap()
             .contains("PASS")
     );
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("data-title=\"Connected clients\"") && html.contains("PASS"));
     xiu.stop().await;
 }
 

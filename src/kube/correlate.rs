@@ -179,13 +179,36 @@ pub struct ClusterReport {
     /// Permissions the watcher lacked: this data is missing from the report.
     pub permission_denied: Vec<MissingData>,
     pub totals: Totals,
+    /// Every PodMetrics sample (CPU, memory per pod) on the run clock, for charts.
+    #[serde(default)]
+    pub pod_usage: Vec<PodUsage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PodUsage {
+    pub t: f64,
+    pub pod: String,
+    pub cpu_millicores: f64,
+    pub memory_bytes: u64,
 }
 
 pub fn analyse(cluster: &ClusterTimeline, load: &[TimelinePoint]) -> ClusterReport {
     let pod_metrics = pod_metrics(cluster);
+    let pod_usage = pod_metrics
+        .iter()
+        .flat_map(|(pod, samples)| {
+            samples.iter().map(move |(t, cpu, mem)| PodUsage {
+                t: *t,
+                pod: pod.clone(),
+                cpu_millicores: *cpu,
+                memory_bytes: *mem,
+            })
+        })
+        .collect();
     let replicas = replicas_over_time(cluster, load);
     let decisions = scale_decisions(cluster, load, &pod_metrics);
     ClusterReport {
+        pod_usage,
         namespace: cluster.namespace.clone(),
         workloads: cluster.workloads.clone(),
         scale_ups: decisions

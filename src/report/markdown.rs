@@ -202,7 +202,10 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(cluster) = &r.cluster {
         out.push('\n');
-        out.push_str(&crate::kube::summary::render_markdown(cluster, &r.expectations));
+        out.push_str(&crate::kube::summary::render_markdown(
+            cluster,
+            &r.expectations,
+        ));
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\n## Thresholds\n");

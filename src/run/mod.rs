@@ -415,15 +415,18 @@ pub async fn run(
         &mut servers,
     );
     let _ = timeline.append(&second.point);
+    // The timeline is read back from its file: it is what the report describes, flushed line by
+    // line, and the cluster analysis joins against exactly that.
+    let points = crate::metrics::timeline::read_timeline(&timeline_path).unwrap_or_default();
     let cluster = match kube {
         Some(session) => {
             let recorded = session.stop().await;
-            let load = crate::metrics::timeline::read_timeline(&timeline_path).unwrap_or_default();
-            let report = crate::kube::analyse(&recorded, &load);
+            let load = &points;
+            let report = crate::kube::analyse(&recorded, load);
             let verdicts = crate::kube::judge(
                 &scenario.expect,
                 &report,
-                &load,
+                load,
                 &crate::kube::expect::stage_starts(&scenario),
             );
             Some((report, verdicts))
@@ -455,7 +458,7 @@ pub async fn run(
         knee_report,
         cluster,
     );
-    out.write_report(&report)?;
+    out.write_report(&report, &points)?;
     if let Some(topology) = local {
         topology.stop().await;
     }
@@ -810,7 +813,10 @@ fn build_report(
     players: &[PlayerGroupRun],
     loader: LoaderHealth,
     knee: Option<knee::KneeReport>,
-    cluster: Option<(crate::kube::ClusterReport, Vec<crate::kube::ExpectationResult>)>,
+    cluster: Option<(
+        crate::kube::ClusterReport,
+        Vec<crate::kube::ExpectationResult>,
+    )>,
 ) -> Report {
     let (cluster, expectations) = match cluster {
         Some((c, e)) => (Some(c), e),

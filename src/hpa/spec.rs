@@ -1,0 +1,296 @@
+//! autoscaling/v2 HorizontalPodAutoscaler YAML → the replay's parameters, with the API server's
+//! defaults filled in (minReplicas 1, CPU at 80 % when no metric is given, and the documented
+//! "Default Behavior" for whatever `behavior` leaves out).
+
+use super::algorithm::{Limits, Policy, PolicyKind, Rules, SelectPolicy, Target};
+use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler, MetricSpec};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read HPA spec {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an autoscaling/v2 HorizontalPodAutoscaler: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Unsupported { path: PathBuf, message: String },
+}
+
+/// Which recorded resource a metric reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRule {
+    pub resource: Resource,
+    /// Utilization in percent, or an average value in millicores (CPU) or bytes (memory).
+    pub target: Target,
+}
+
+/// One HPA spec ready to replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HpaSpec {
+    /// `metadata.name`, else the file name.
+    pub name: String,
+    pub limits: Limits,
+    pub metrics: Vec<MetricRule>,
+}
+
+/// Parses a Kubernetes quantity ("500m", "1.5", "512Mi", "2G") into a plain number.
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+fn rules(given: Option<&HPAScalingRules>, default: Rules, path: &Path) -> Result<Rules, SpecError> {
+    let Some(g) = given else {
+        return Ok(default);
+    };
+    let unsupported = |message: String| SpecError::Unsupported {
+        path: path.to_path_buf(),
+        message,
+    };
+    let select = match g.select_policy.as_deref() {
+        None | Some("Max") => SelectPolicy::Max,
+        Some("Min") => SelectPolicy::Min,
+        Some("Disabled") => SelectPolicy::Disabled,
+        Some(other) => return Err(unsupported(format!("unknown selectPolicy {other:?}"))),
+    };
+    let policies = match &g.policies {
+        None => default.policies.clone(),
+        Some(ps) => ps
+            .iter()
+            .map(|p| {
+                let kind = match p.type_.as_str() {
+                    "Pods" => PolicyKind::Pods,
+                    "Percent" => PolicyKind::Percent,
+                    other => return Err(unsupported(format!("unknown policy type {other:?}"))),
+                };
+                Ok(Policy {
+                    kind,
+                    value: p.value.max(0) as u32,
+                    period_s: p.period_seconds.max(1) as f64,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Rules {
+        stabilization_window_s: g
+            .stabilization_window_seconds
+            .map(|s| s.max(0) as f64)
+            .unwrap_or(default.stabilization_window_s),
+        policies,
+        select,
+        tolerance: g
+            .tolerance
+            .as_ref()
+            .and_then(|q| parse_quantity(&q.0))
+            .unwrap_or(default.tolerance),
+    })
+}
+
+fn metric(m: &MetricSpec, path: &Path) -> Result<MetricRule, SpecError> {
+    let unsupported = |message: String| SpecError::Unsupported {
+        path: path.to_path_buf(),
+        message,
+    };
+    // ContainerResource is read like Resource: xiu pods run one container that matters.
+    let (name, target) = match (m.type_.as_str(), &m.resource, &m.container_resource) {
+        ("Resource", Some(r), _) => (r.name.as_str(), &r.target),
+        ("ContainerResource", _, Some(r)) => (r.name.as_str(), &r.target),
+        (other, _, _) => {
+            return Err(unsupported(format!(
+                "metric type {other:?} cannot be replayed: only Resource/ContainerResource cpu and memory were recorded"
+            )));
+        }
+    };
+    let resource = match name {
+        "cpu" => Resource::Cpu,
+        "memory" => Resource::Memory,
+        other => return Err(unsupported(format!("resource {other:?} was not recorded"))),
+    };
+    let target = match (
+        target.type_.as_str(),
+        target.average_utilization,
+        &target.average_value,
+    ) {
+        ("Utilization", Some(u), _) => Target::Utilization(u as f64),
+        ("AverageValue", _, Some(q)) => {
+            let v = parse_quantity(&q.0)
+                .ok_or_else(|| unsupported(format!("bad quantity {:?}", q.0)))?;
+            // Recorded CPU is in millicores.
+            Target::AverageValue(if resource == Resource::Cpu {
+                v * 1000.0
+            } else {
+                v
+            })
+        }
+        (t, _, _) => {
+            return Err(unsupported(format!(
+                "target type {t:?} without its value cannot be replayed"
+            )));
+        }
+    };
+    Ok(MetricRule { resource, target })
+}
+
+/// Parses one HPA YAML file. Errors name the file.
+pub fn load(path: &Path) -> Result<HpaSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<HpaSpec, SpecError> {
+    let hpa: HorizontalPodAutoscaler =
+        serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let spec = hpa.spec.ok_or_else(|| SpecError::Parse {
+        path: path.to_path_buf(),
+        message: "no spec".into(),
+    })?;
+    let behavior = spec.behavior.as_ref();
+    let limits = Limits {
+        min_replicas: spec.min_replicas.unwrap_or(1).max(0) as u32,
+        max_replicas: spec.max_replicas.max(0) as u32,
+        scale_up: rules(
+            behavior.and_then(|b| b.scale_up.as_ref()),
+            Rules::default_scale_up(),
+            path,
+        )?,
+        scale_down: rules(
+            behavior.and_then(|b| b.scale_down.as_ref()),
+            Rules::default_scale_down(),
+            path,
+        )?,
+    };
+    let metrics = match &spec.metrics {
+        // The API server's default: CPU at 80 % utilization.
+        None => vec![MetricRule {
+            resource: Resource::Cpu,
+            target: Target::Utilization(80.0),
+        }],
+        Some(ms) if ms.is_empty() => vec![MetricRule {
+            resource: Resource::Cpu,
+            target: Target::Utilization(80.0),
+        }],
+        Some(ms) => ms
+            .iter()
+            .map(|m| metric(m, path))
+            .collect::<Result<_, _>>()?,
+    };
+    let name = hpa.metadata.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "hpa".into())
+    });
+    Ok(HpaSpec {
+        name,
+        limits,
+        metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("500m"), Some(0.5));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("512Mi"), Some(512.0 * 1048576.0));
+        assert_eq!(parse_quantity("1.5G"), Some(1.5e9));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert_eq!(parse_quantity("12x"), None);
+    }
+
+    #[test]
+    fn full_spec_parses_with_defaults_for_what_is_left_out() {
+        let yaml = r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: edge-fast}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: xiu-edge}
+  minReplicas: 2
+  maxReplicas: 10
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}
+  - type: Resource
+    resource: {name: memory, target: {type: AverageValue, averageValue: 256Mi}}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 60
+      selectPolicy: Min
+      policies:
+      - {type: Pods, value: 1, periodSeconds: 30}
+"#;
+        let s = parse(Path::new("edge.yaml"), yaml).unwrap();
+        assert_eq!(s.name, "edge-fast");
+        assert_eq!((s.limits.min_replicas, s.limits.max_replicas), (2, 10));
+        assert_eq!(s.limits.scale_up, Rules::default_scale_up());
+        assert_eq!(s.limits.scale_down.stabilization_window_s, 60.0);
+        assert_eq!(s.limits.scale_down.select, SelectPolicy::Min);
+        assert_eq!(s.limits.scale_down.policies.len(), 1);
+        assert_eq!(s.metrics[0].target, Target::Utilization(60.0));
+        assert_eq!(s.metrics[1].target, Target::AverageValue(256.0 * 1048576.0));
+    }
+
+    #[test]
+    fn minimal_spec_gets_cpu_80_and_default_behavior() {
+        let yaml = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {}\nspec:\n  scaleTargetRef: {kind: Deployment, name: x}\n  maxReplicas: 5\n";
+        let s = parse(Path::new("/x/minimal.yaml"), yaml).unwrap();
+        assert_eq!(s.name, "minimal");
+        assert_eq!(s.limits.min_replicas, 1);
+        assert_eq!(s.limits.scale_down, Rules::default_scale_down());
+        assert_eq!(
+            s.metrics,
+            [MetricRule {
+                resource: Resource::Cpu,
+                target: Target::Utilization(80.0)
+            }]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = parse(Path::new("bad.yaml"), "spec: [").unwrap_err();
+        assert!(e.to_string().contains("bad.yaml"), "{e}");
+        let yaml = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {}\nspec:\n  scaleTargetRef: {kind: Deployment, name: x}\n  maxReplicas: 5\n  metrics:\n  - type: External\n    external: {metric: {name: q}, target: {type: Value, value: '1'}}\n";
+        let e = parse(Path::new("ext.yaml"), yaml).unwrap_err();
+        assert!(e.to_string().contains("ext.yaml") && e.to_string().contains("External"));
+    }
+}

@@ -1,0 +1,649 @@
+//! `report.html`: the report a person opens. One self-contained file (styles and charts inline, no
+//! network), so it can be attached to a ticket or opened from an artifact store years later.
+//! Charts are inline SVG from [`super::svg`]; the only script records errors and readiness for the
+//! headless-browser test, and nothing depends on it.
+
+use super::model::{PlayerSummary, Report, StopReason, Verdict};
+use super::svg::{self, LineChart, Marker, Series, escape};
+use crate::metrics::stats::ErrorCounts;
+use crate::metrics::timeline::TimelinePoint;
+use crate::metrics::{LatencyHistogram, Summary};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f4f5f7;color:#222}
+main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
+header.verdict{padding:18px 24px;border-radius:8px;color:#fff;margin:12px 0}
+header.pass{background:#2e7d32} header.fail{background:#c62828}
+header h1{margin:0 0 6px;font-size:26px} header p{margin:2px 0;opacity:.95}
+.warn{background:#fff3cd;border:1px solid #e0b400;border-radius:6px;padding:10px 14px;margin:10px 0}
+section{background:#fff;border-radius:8px;padding:12px 18px;margin:14px 0;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+section h2{margin:4px 0 8px;font-size:19px} p.hint{color:#555;margin:2px 0 8px;font-size:14px}
+.tiles{display:flex;flex-wrap:wrap;gap:10px} .tile{background:#f7f8fa;border-radius:6px;padding:8px 14px;min-width:130px}
+.tile b{display:block;font-size:22px} .tile span{color:#555;font-size:13px}
+svg.chart{display:block;margin:6px 0 10px;max-width:100%;height:auto}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+table{border-collapse:collapse;width:100%;font-size:14px;margin:6px 0 10px}
+th,td{border-bottom:1px solid #e3e3e3;padding:5px 8px;text-align:left} th{background:#fafafa}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#2e7d32;font-weight:600} .bad{color:#c62828;font-weight:600}
+pre{background:#f7f8fa;padding:10px;overflow:auto;font-size:12px} details summary{cursor:pointer;font-weight:600}
+"#;
+
+/// Cluster data as written by the cluster watcher. Every field is optional: the watcher's format
+/// may grow, and a partial file should still draw what it has.
+#[derive(Debug, Default, Deserialize)]
+struct Cluster {
+    #[serde(default)]
+    replicas: Vec<ReplicaPoint>,
+    #[serde(default)]
+    events: Vec<ClusterEvent>,
+    #[serde(default)]
+    pods: Vec<PodPoint>,
+    #[serde(default)]
+    expectations: Vec<Expectation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReplicaPoint {
+    t: f64,
+    desired: Option<f64>,
+    current: Option<f64>,
+    ready: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ClusterEvent {
+    t: f64,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PodPoint {
+    t: f64,
+    #[serde(default)]
+    pod: String,
+    cpu_millicores: Option<f64>,
+    memory_bytes: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Expectation {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub pass: bool,
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+}
+
+/// Reads each known field on its own, so one malformed field does not hide the others.
+fn parse_cluster(v: &serde_json::Value) -> Cluster {
+    fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, name: &str) -> T {
+        v.get(name)
+            .and_then(|x| serde_json::from_value(x.clone()).ok())
+            .unwrap_or_default()
+    }
+    Cluster {
+        replicas: field(v, "replicas"),
+        events: field(v, "events"),
+        pods: field(v, "pods"),
+        expectations: field(v, "expectations"),
+    }
+}
+
+fn opt(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
+}
+
+fn pcts(s: &Summary) -> String {
+    format!("{} / {} / {}", ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms))
+}
+
+fn errors(e: &ErrorCounts) -> String {
+    if e.0.is_empty() {
+        "0".into()
+    } else {
+        e.0.iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Event colours by kind: what a reader scans for first (failures red, scaling blue).
+fn event_color(kind: &str) -> &'static str {
+    let k = kind.to_ascii_lowercase();
+    if k.contains("fail") || k.contains("unhealthy") || k.contains("kill") || k.contains("oom") {
+        "#c62828"
+    } else if k.contains("restart") || k.contains("backoff") {
+        "#e65100"
+    } else if k.contains("scal") {
+        "#1565c0"
+    } else {
+        "#6d4c41"
+    }
+}
+
+/// Renders the whole report. `cluster` is the cluster watcher's JSON, when the run had one.
+pub fn render(
+    report: &Report,
+    timeline: &[TimelinePoint],
+    cluster: Option<&serde_json::Value>,
+) -> String {
+    let mut h = String::new();
+    let title = format!("xiuload · {}", report.run.name);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style>",
+        escape(&title)
+    );
+    // Errors go to a data attribute (not the console) so a headless test can read them from the DOM.
+    h.push_str("<script>window.onerror=function(m){var b=document.body;if(b){b.dataset.scriptErrors=(b.dataset.scriptErrors||'')+m+';';}};</script></head><body><main>");
+    verdict_header(&mut h, report);
+    let x_range = time_range(report, timeline);
+    let warmup = Marker {
+        t: report.run.warmup_s,
+        label: "end of warm-up".into(),
+        color: "#888".into(),
+    };
+    let mut markers: Vec<Marker> = if report.run.warmup_s > 0.0 {
+        vec![warmup]
+    } else {
+        Vec::new()
+    };
+    // The last point is the stop itself (sessions closing): mark it so its spike is not read as
+    // a server problem.
+    if report.run.planned_duration_s > 0.0 {
+        markers.push(Marker {
+            t: report.run.planned_duration_s.min(report.run.duration_s),
+            label: "load stops".into(),
+            color: "#888".into(),
+        });
+    }
+    load_section(&mut h, timeline, x_range, &markers);
+    experience_section(&mut h, timeline, x_range, &markers);
+    if let Some(c) = cluster {
+        cluster_section(&mut h, &parse_cluster(c), x_range, &markers);
+    }
+    distributions_section(&mut h, report);
+    thresholds_section(&mut h, report);
+    groups_section(&mut h, report);
+    config_section(&mut h, report);
+    h.push_str("</main><script>document.body.dataset.ready=\"1\";</script></body></html>\n");
+    h
+}
+
+fn time_range(report: &Report, timeline: &[TimelinePoint]) -> Option<(f64, f64)> {
+    let last = timeline
+        .iter()
+        .map(|p| p.t)
+        .fold(report.run.duration_s, f64::max);
+    (last > 0.0).then_some((0.0, last))
+}
+
+fn verdict_header(h: &mut String, r: &Report) {
+    let (class, word) = match r.verdict {
+        Verdict::Pass => ("pass", "PASS"),
+        Verdict::Fail => ("fail", "FAIL"),
+    };
+    let failed = r.thresholds.iter().filter(|t| !t.pass).count();
+    let _ = write!(
+        h,
+        "<header class=\"verdict {class}\" data-verdict=\"{class}\"><h1>{word} · {}</h1><p>{} of {} thresholds passed. Run <code>{}</code> against {} from {}, {:.0} s",
+        escape(&r.run.name),
+        r.thresholds.len() - failed,
+        r.thresholds.len(),
+        escape(&r.run.id),
+        escape(&r.run.target),
+        escape(&r.run.started_at),
+        r.run.duration_s,
+    );
+    if r.run.stopped_by == StopReason::Interrupted {
+        let _ = write!(
+            h,
+            " — <b>interrupted</b> of {:.0} s planned: partial results",
+            r.run.planned_duration_s
+        );
+    }
+    let _ = write!(
+        h,
+        ".</p><p>Measured after a {:.0} s warm-up. Percentiles are p50 / p95 / p99 in milliseconds.</p></header>",
+        r.run.warmup_s
+    );
+    if r.loader.saturated {
+        let _ = write!(
+            h,
+            "<div class=\"warn\" data-loader-saturated=\"1\"><b>The load generator was saturated</b>: {}. These results describe xiuload, not the server; use more or bigger load-generator pods.</div>",
+            escape(&r.loader.reasons.join("; "))
+        );
+    }
+    let a = &r.all_players;
+    let tiles = [
+        (
+            format!("{} / {}", a.sessions_with_media, a.sessions),
+            "viewer sessions served",
+        ),
+        (ms(a.startup_ms.p99_ms), "startup p99 (ms)"),
+        (ms(a.latency_ms.p95_ms), "latency p95 (ms)"),
+        (format!("{:.2} %", a.stall_ratio * 100.0), "time stalled"),
+        (format!("{:.2} %", a.error_rate * 100.0), "error rate"),
+        (format!("{:.1}", a.mbps), "Mbit/s to viewers"),
+        (
+            format!("{:.0} %", r.loader.cpu_percent_max),
+            "loader CPU max (1 core)",
+        ),
+    ];
+    h.push_str("<section><div class=\"tiles\">");
+    for (v, label) in tiles {
+        let _ = write!(
+            h,
+            "<div class=\"tile\"><b>{}</b><span>{label}</span></div>",
+            escape(&v)
+        );
+    }
+    h.push_str("</div></section>");
+}
+
+fn series_of(name: &str, timeline: &[TimelinePoint], f: impl Fn(&TimelinePoint) -> f64) -> Series {
+    Series::new(name, timeline.iter().map(|p| (p.t, f(p))).collect())
+}
+
+/// One colour per protocol on every chart, so a reader learns it once.
+fn proto_color(proto: &str) -> &'static str {
+    match proto {
+        "flv" => "#f28e2b",
+        "hls" => "#59a14f",
+        "rtmp" => "#b07aa1",
+        _ => "#9c755f",
+    }
+}
+
+fn protocols(timeline: &[TimelinePoint]) -> Vec<String> {
+    let mut set: Vec<String> = timeline
+        .iter()
+        .flat_map(|p| p.players.keys().cloned())
+        .collect();
+    set.sort();
+    set.dedup();
+    set
+}
+
+fn chart(
+    h: &mut String,
+    title: &str,
+    y_label: &str,
+    series: Vec<Series>,
+    x_range: Option<(f64, f64)>,
+    markers: &[Marker],
+) {
+    h.push_str(&svg::line_chart(&LineChart {
+        title: title.into(),
+        y_label: y_label.into(),
+        x_label: "time since start".into(),
+        series,
+        markers: markers.to_vec(),
+        x_range,
+    }));
+}
+
+fn load_section(h: &mut String, t: &[TimelinePoint], x: Option<(f64, f64)>, markers: &[Marker]) {
+    h.push_str("<section><h2>Load over time</h2><p class=\"hint\">What xiuload offered: connected publishers and viewers, and the media rate in each direction. Results before the warm-up marker are not judged.</p>");
+    let mut clients = vec![series_of("publishers", t, |p| p.publishers as f64).color("#4e79a7")];
+    for proto in protocols(t) {
+        let c = proto_color(&proto);
+        clients.push(
+            series_of(&format!("{proto} viewers"), t, |p| {
+                p.players
+                    .get(&proto)
+                    .map(|x| x.active as f64)
+                    .unwrap_or(0.0)
+            })
+            .color(c),
+        );
+    }
+    chart(h, "Connected clients", "clients", clients, x, markers);
+    let rates = vec![
+        series_of("Mbit/s to viewers (in)", t, |p| p.mbps_in),
+        series_of("Mbit/s from publishers (out)", t, |p| p.mbps_out).dashed(),
+    ];
+    chart(h, "Media throughput", "Mbit/s", rates, x, markers);
+    let loader = vec![
+        series_of("loader CPU % of one core", t, |p| opt(p.loader_cpu_percent)),
+        series_of("event-loop lag max (ms)", t, |p| opt(p.loader_lag_ms_max)).dashed(),
+    ];
+    chart(h, "Load generator health", "% / ms", loader, x, markers);
+    h.push_str("</section>");
+}
+
+fn experience_section(
+    h: &mut String,
+    t: &[TimelinePoint],
+    x: Option<(f64, f64)>,
+    markers: &[Marker],
+) {
+    h.push_str("<section><h2>Viewer experience over time</h2><p class=\"hint\">Per second: how long new viewers waited for the first picture, how far behind live they were, and how often playback stalled or failed. Gaps mean nothing was measured in that second.</p>");
+    let protos = protocols(t);
+    let mut startup = vec![series_of("all p99", t, |p| opt(p.startup_p99_ms)).color("#333")];
+    for proto in &protos {
+        startup.push(
+            series_of(&format!("{proto} p99"), t, |p| {
+                opt(p.players.get(proto).and_then(|x| x.startup_p99_ms))
+            })
+            .color(proto_color(proto)),
+        );
+    }
+    chart(
+        h,
+        "Startup time p99 (to first keyframe)",
+        "ms",
+        startup,
+        x,
+        markers,
+    );
+    let mut latency = vec![
+        series_of("all p50", t, |p| opt(p.latency_p50_ms))
+            .color("#333")
+            .dashed(),
+        series_of("all p99", t, |p| opt(p.latency_p99_ms)).color("#333"),
+    ];
+    for proto in &protos {
+        latency.push(
+            series_of(&format!("{proto} p99"), t, |p| {
+                opt(p.players.get(proto).and_then(|x| x.latency_p99_ms))
+            })
+            .color(proto_color(proto)),
+        );
+    }
+    chart(h, "End-to-end latency", "ms", latency, x, markers);
+    let trouble = vec![
+        series_of("stalls / s", t, |p| p.stalls as f64).color("#f28e2b"),
+        series_of("errors / s", t, |p| p.errors as f64).color("#c62828"),
+    ];
+    chart(
+        h,
+        "Stalls and errors per second",
+        "per second",
+        trouble,
+        x,
+        markers,
+    );
+    h.push_str("</section>");
+}
+
+fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[Marker]) {
+    h.push_str("<section><h2>Cluster</h2><p class=\"hint\">What the cluster did meanwhile: replicas of the edge deployment, with scale events (blue), probe failures (red) and restarts (orange) marked; and each pod's CPU and memory.</p>");
+    let mut markers = base.to_vec();
+    markers.extend(c.events.iter().map(|e| Marker {
+        t: e.t,
+        label: if e.message.is_empty() {
+            e.kind.clone()
+        } else {
+            format!("{}: {}", e.kind, truncate(&e.message, 40))
+        },
+        color: event_color(&e.kind).into(),
+    }));
+    let r = &c.replicas;
+    let replicas = vec![
+        Series::new("desired", r.iter().map(|p| (p.t, opt(p.desired))).collect())
+            .step()
+            .dashed(),
+        Series::new("current", r.iter().map(|p| (p.t, opt(p.current))).collect()).step(),
+        Series::new("ready", r.iter().map(|p| (p.t, opt(p.ready))).collect()).step(),
+    ];
+    chart(h, "Replicas", "pods", replicas, x, &markers);
+    let mut by_pod: BTreeMap<&str, Vec<&PodPoint>> = BTreeMap::new();
+    for p in &c.pods {
+        by_pod.entry(p.pod.as_str()).or_default().push(p);
+    }
+    let cpu = by_pod
+        .iter()
+        .map(|(pod, pts)| {
+            Series::new(
+                *pod,
+                pts.iter().map(|p| (p.t, opt(p.cpu_millicores))).collect(),
+            )
+        })
+        .collect();
+    chart(h, "CPU per pod", "millicores", cpu, x, base);
+    let mem = by_pod
+        .iter()
+        .map(|(pod, pts)| {
+            Series::new(
+                *pod,
+                pts.iter()
+                    .map(|p| (p.t, opt(p.memory_bytes) / 1_048_576.0))
+                    .collect(),
+            )
+        })
+        .collect();
+    chart(h, "Memory per pod", "MiB", mem, x, base);
+    if !c.expectations.is_empty() {
+        h.push_str(
+            "<h3>Expectations</h3><table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
+        );
+        for e in &c.expectations {
+            let evidence = match &e.evidence {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                v => v.to_string(),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                verdict_cell(e.pass),
+                escape(&e.name),
+                escape(&evidence)
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !c.events.is_empty() {
+        h.push_str("<details><summary>Cluster events</summary><table><tr><th>t (s)</th><th>kind</th><th>message</th></tr>");
+        for e in &c.events {
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+                e.t,
+                escape(&e.kind),
+                escape(&e.message)
+            );
+        }
+        h.push_str("</table></details>");
+    }
+    h.push_str("</section>");
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn verdict_cell(pass: bool) -> &'static str {
+    if pass {
+        "<span class=\"ok\">✔ pass</span>"
+    } else {
+        "<span class=\"bad\">✘ FAIL</span>"
+    }
+}
+
+/// Merges the raw per-group histograms by protocol: percentiles do not average, so the
+/// distribution of a protocol must come from its merged histogram.
+fn merged_by_protocol(
+    r: &Report,
+    pick: impl Fn(&crate::metrics::PlayerStats) -> &LatencyHistogram,
+) -> BTreeMap<String, LatencyHistogram> {
+    let mut out: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+    for g in &r.players {
+        if let Some(stats) = r.raw.players.get(&g.name) {
+            out.entry(g.protocol.clone())
+                .or_default()
+                .merge(pick(stats));
+        }
+    }
+    out
+}
+
+fn distributions_section(h: &mut String, r: &Report) {
+    h.push_str("<section><h2>Latency distributions</h2><p class=\"hint\">Whole-run percentiles per protocol after warm-up, from the merged histograms. The x axis stretches the tail: 90 %, 99 %, 99.9 % are equally spaced, so the worst viewers' experience is visible.</p>");
+    type Pick = fn(&crate::metrics::PlayerStats) -> &LatencyHistogram;
+    let charts: [(&str, Pick); 2] = [
+        ("Startup time distribution", |s| &s.startup),
+        ("End-to-end latency distribution", |s| &s.latency),
+    ];
+    for (title, pick) in charts {
+        let series: Vec<Series> = merged_by_protocol(r, pick)
+            .into_iter()
+            .map(|(proto, hist)| {
+                let c = proto_color(&proto);
+                Series::new(proto, hist.percentile_curve()).color(c)
+            })
+            .collect();
+        h.push_str(&svg::percentile_chart(title, "ms", &series));
+    }
+    h.push_str("</section>");
+}
+
+fn thresholds_section(h: &mut String, r: &Report) {
+    h.push_str("<section><h2>Thresholds</h2>");
+    if r.thresholds.is_empty() {
+        h.push_str("<p class=\"hint\">The scenario has no thresholds: the run passes by definition.</p></section>");
+        return;
+    }
+    h.push_str(
+        "<table><tr><th></th><th>metric</th><th>scope</th><th>limit</th><th>measured</th></tr>",
+    );
+    for t in &r.thresholds {
+        let limit = match (t.min, t.max) {
+            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
+            (Some(lo), None) => format!("≥ {lo}"),
+            (None, Some(hi)) => format!("≤ {hi}"),
+            (None, None) => "–".into(),
+        };
+        let value = t
+            .value
+            .map(|v| format!("{v}"))
+            .unwrap_or_else(|| t.note.clone().unwrap_or_else(|| "not measured".into()));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            verdict_cell(t.pass),
+            escape(&t.metric),
+            escape(&t.scope),
+            escape(&limit),
+            escape(&value)
+        );
+    }
+    h.push_str("</table></section>");
+}
+
+fn player_row(h: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
+    let _ = write!(
+        h,
+        "<tr><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2} %</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
+        escape(name),
+        escape(protocol),
+        p.sessions_with_media,
+        p.sessions,
+        pcts(&p.startup_ms),
+        pcts(&p.latency_ms),
+        p.stalls,
+        p.stall_ratio * 100.0,
+        escape(&errors(&p.errors)),
+        p.mbps
+    );
+}
+
+fn groups_section(h: &mut String, r: &Report) {
+    h.push_str("<section><h2>Groups</h2>");
+    if !r.players.is_empty() {
+        h.push_str("<h3>Players</h3><table><tr><th>group</th><th>protocol</th><th>served / sessions</th><th>startup ms</th><th>latency ms</th><th>stalls</th><th>stall time</th><th>errors</th><th>Mbit/s</th></tr>");
+        for g in &r.players {
+            player_row(h, &g.name, &g.protocol, &g.summary);
+        }
+        if r.players.len() > 1 {
+            player_row(h, "all", "", &r.all_players);
+        }
+        h.push_str("</table>");
+    }
+    if !r.publishers.is_empty() {
+        h.push_str("<h3>Publishers</h3><table><tr><th>group</th><th>streams</th><th>sessions</th><th>connect ms</th><th>send lateness ms</th><th>frames</th><th>errors</th><th>Mbit/s</th></tr>");
+        for p in &r.publishers {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
+                escape(&p.name),
+                p.streams.len(),
+                p.sessions,
+                pcts(&p.connect_ms),
+                pcts(&p.lateness_ms),
+                p.frames,
+                escape(&errors(&p.errors)),
+                p.mbps
+            );
+        }
+        h.push_str("</table>");
+    }
+    let l = &r.loader;
+    let _ = write!(
+        h,
+        "<p class=\"hint\">Load generator: {} cores, CPU mean {:.0} % / max {:.0} % of one core, event-loop lag p99 {} ms / max {} ms{}.</p></section>",
+        l.cores,
+        l.cpu_percent_mean,
+        l.cpu_percent_max,
+        ms(l.lag_ms_p99),
+        ms(l.lag_ms_max),
+        if l.saturated { " — saturated" } else { "" }
+    );
+}
+
+fn config_section(h: &mut String, r: &Report) {
+    let scenario = serde_json::to_string_pretty(&r.scenario).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<section><h2>Configuration</h2><p class=\"hint\">Scenario file <code>{}</code>, xiuload {} (schema {}).</p><details><summary>Scenario as run (defaults filled in)</summary><pre>{}</pre></details></section>",
+        escape(&r.run.scenario_file),
+        escape(&r.tool.version),
+        r.schema_version,
+        escape(&scenario)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_fields_are_each_optional() {
+        let c = parse_cluster(&serde_json::json!({
+            "replicas": [{"t": 1.0, "desired": 2, "current": 1}],
+            "events": "not a list",
+            "pods": [{"t": 1.0, "pod": "edge-0", "cpu_millicores": 250}],
+        }));
+        assert_eq!(c.replicas.len(), 1);
+        assert_eq!(c.replicas[0].ready, None);
+        assert!(c.events.is_empty());
+        assert_eq!(c.pods[0].memory_bytes, None);
+        assert!(c.expectations.is_empty());
+    }
+
+    #[test]
+    fn event_colours_flag_failures() {
+        assert_eq!(event_color("ProbeFailed"), "#c62828");
+        assert_eq!(event_color("Unhealthy"), "#c62828");
+        assert_eq!(event_color("restart"), "#e65100");
+        assert_eq!(event_color("SuccessfulRescale"), "#1565c0");
+    }
+}

@@ -1,0 +1,126 @@
+//! `xiuload report <run dir>`: rebuilds `report.html` and `summary.md` from a run directory's
+//! `report.json` and `timeline.jsonl` (and `cluster.json` when present), e.g. after upgrading
+//! xiuload or after the cluster watcher added its data.
+
+use super::model::Report;
+use super::{OutputDir, OutputError, html, markdown};
+use crate::metrics::timeline::{TimelinePoint, read_timeline};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{path} is not a run directory: {source}")]
+    Missing {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a finished xiuload report: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+impl RunDirError {
+    /// Bad input (exit 2) unless writing failed (exit 3).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunDirError::Output(_) => crate::exit::RUNTIME_FAILURE,
+            _ => crate::exit::BAD_INPUT,
+        }
+    }
+}
+
+/// `report.json` of a run directory, typed and raw (for fields outside the model).
+pub fn load_report(dir: &Path) -> Result<(Report, serde_json::Value), RunDirError> {
+    let path = dir.join(OutputDir::REPORT_JSON);
+    let text = std::fs::read_to_string(&path).map_err(|source| RunDirError::Missing {
+        path: path.clone(),
+        source,
+    })?;
+    let invalid = |message: String| RunDirError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    if value.get("status").and_then(|s| s.as_str()) == Some("running") {
+        return Err(invalid(
+            "the run has not finished (placeholder report)".into(),
+        ));
+    }
+    let report: Report = serde_json::from_value(value.clone())
+        .map_err(|e| invalid(format!("{e} (written by another xiuload version?)")))?;
+    Ok((report, value))
+}
+
+/// Everything `report.html` is drawn from.
+pub fn load_run(
+    dir: &Path,
+) -> Result<(Report, Vec<TimelinePoint>, Option<serde_json::Value>), RunDirError> {
+    let (report, _) = load_report(dir)?;
+    let tl_path = dir.join(OutputDir::TIMELINE);
+    let timeline = read_timeline(&tl_path).map_err(|source| RunDirError::Missing {
+        path: tl_path,
+        source,
+    })?;
+    let cluster_path = dir.join(OutputDir::CLUSTER_JSON);
+    let cluster = match std::fs::read_to_string(&cluster_path) {
+        Ok(text) => Some(
+            serde_json::from_str(&text).map_err(|e| RunDirError::Invalid {
+                path: cluster_path,
+                message: e.to_string(),
+            })?,
+        ),
+        Err(_) => None,
+    };
+    Ok((report, timeline, cluster))
+}
+
+/// Rebuilds `report.html` and `summary.md` in place; returns the HTML's path.
+pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
+    let (report, timeline, cluster) = load_run(dir)?;
+    let out = OutputDir {
+        dir: dir.to_path_buf(),
+    };
+    out.write(OutputDir::SUMMARY_MD, markdown::render(&report).as_bytes())?;
+    out.write(
+        OutputDir::REPORT_HTML,
+        html::render(&report, &timeline, cluster.as_ref()).as_bytes(),
+    )?;
+    Ok(out.path(OutputDir::REPORT_HTML))
+}
+
+/// `xiuload report <run dir>`: returns the exit code.
+pub fn command(dir: &Path) -> i32 {
+    match rebuild(dir) {
+        Ok(html) => {
+            println!(
+                "Rebuilt {} and {}",
+                html.display(),
+                dir.join(OutputDir::SUMMARY_MD).display()
+            );
+            crate::exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_and_missing_reports_are_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = rebuild(dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+        assert!(e.to_string().contains("report.json"), "{e}");
+        OutputDir::prepare(dir.path()).unwrap();
+        let e = rebuild(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not finished"), "{e}");
+    }
+}
