@@ -1027,4 +1027,16 @@ after = "0s"
     assert!(json["cluster"].is_object() && json["expectations"].is_array());
     // The player group really ran beside the watcher.
     assert!(r.players[0].summary.frames > 0);
+    // `xiuload report <dir>` rebuilds the cluster analysis from cluster.jsonl + timeline.jsonl.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    xiuload::report::rebuild::rebuild(&out).unwrap();
+    let rebuilt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rebuilt["expectations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(rebuilt["verdict"], "fail");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("Replicas"),
+        "the HTML report draws the cluster"
+    );
 }

@@ -67,6 +67,8 @@ impl ErrorCounts {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+// Fields added within a schema version default to zero, so older reports still load.
+#[serde(default)]
 pub struct PlayerStats {
     /// TCP (+TLS) connect, or the RTMP handshake.
     pub connect: LatencyHistogram,
@@ -185,6 +187,8 @@ impl PlayerStats {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+// Fields added within a schema version default to zero, so older reports still load.
+#[serde(default)]
 pub struct PublisherStats {
     /// TCP connect + RTMP handshake + `connect` accepted.
     pub connect: LatencyHistogram,

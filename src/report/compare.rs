@@ -101,10 +101,9 @@ pub fn expectations(v: &serde_json::Value) -> BTreeMap<String, bool> {
         .map(|list| {
             list.iter()
                 .filter_map(|e| {
-                    Some((
-                        e.get("name")?.as_str()?.to_string(),
-                        e.get("pass")?.as_bool()?,
-                    ))
+                    // report.json writes `description`; hand-made or older files may say `name`.
+                    let name = e.get("description").or_else(|| e.get("name"))?;
+                    Some((name.as_str()?.to_string(), e.get("pass")?.as_bool()?))
                 })
                 .collect()
         })

@@ -107,6 +107,8 @@ pub struct PlayerGroupReport {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added within a schema version default to zero, so older reports still load.
+#[serde(default)]
 pub struct PlayerSummary {
     pub sessions: u64,
     pub sessions_with_media: u64,

@@ -77,12 +77,34 @@ pub fn load_run(
     Ok((report, timeline, cluster))
 }
 
-/// Rebuilds `report.html` and `summary.md` in place; returns the HTML's path.
+/// Rebuilds `summary.md` and `report.html` in place (and, when the run watched a cluster, the
+/// cluster analysis and `[[expect]]` verdicts from `cluster.jsonl` + `timeline.jsonl`, written back
+/// into `report.json`); returns the HTML's path.
 pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
-    let (report, timeline, cluster) = load_run(dir)?;
+    let (mut report, timeline, cluster_file) = load_run(dir)?;
     let out = OutputDir {
         dir: dir.to_path_buf(),
     };
+    let journal = dir.join(crate::kube::journal::FILE_NAME);
+    match crate::kube::standalone::rebuild(dir, &report.scenario) {
+        Ok(Some(watched)) => {
+            report.cluster = Some(watched.cluster);
+            report.expectations = watched.expectations;
+            if report.expectations.iter().any(|e| !e.pass) {
+                report.verdict = super::model::Verdict::Fail;
+            }
+            let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+            out.write(OutputDir::REPORT_JSON, &json)?;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            return Err(RunDirError::Invalid {
+                path: journal,
+                message: e.to_string(),
+            });
+        }
+    }
+    let cluster = super::cluster_view(&report).or(cluster_file);
     out.write(OutputDir::SUMMARY_MD, markdown::render(&report).as_bytes())?;
     out.write(
         OutputDir::REPORT_HTML,
