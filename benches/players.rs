@@ -18,6 +18,12 @@ const RUN_S: u32 = 18;
 const FFMPEG_PLAYERS: usize = 10;
 
 fn main() {
+    // `cargo test --all-targets` also runs bench targets (in a debug build): figures from there
+    // would mislead, and the runs take minutes. `cargo bench` passes `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("players benchmark: skipped (run it with `cargo bench --bench players`)");
+        return;
+    }
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -1027,6 +1027,19 @@ after = "0s"
     assert!(json["cluster"].is_object() && json["expectations"].is_array());
     // The player group really ran beside the watcher.
     assert!(r.players[0].summary.frames > 0);
+    // The watcher's per-pod data feeds `xiuload hpa-replay`.
+    let replay: xiuload::hpa::replay::ReplayInput =
+        serde_json::from_str(&std::fs::read_to_string(out.join("hpa-input.json")).unwrap())
+            .unwrap();
+    assert!(
+        !replay.samples.is_empty(),
+        "no PodMetrics polls in hpa-input.json"
+    );
+    assert!(replay.samples.iter().any(|s| {
+        s.pods
+            .iter()
+            .any(|p| p.name == "xiu-edge-a" && p.cpu_millicores.is_some())
+    }));
     // `xiuload report <dir>` rebuilds the cluster analysis from cluster.jsonl + timeline.jsonl.
     std::fs::remove_file(out.join("report.html")).unwrap();
     xiuload::report::rebuild::rebuild(&out).unwrap();

@@ -33,6 +33,7 @@ pub mod journal;
 pub mod metrics;
 pub mod quantity;
 pub mod record;
+pub mod replay_input;
 pub mod session;
 pub mod standalone;
 pub mod summary;

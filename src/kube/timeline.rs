@@ -118,6 +118,12 @@ pub enum EventKind {
     PodAdded {
         pod: String,
     },
+    /// The pod's resource requests, summed over its containers (what HPA utilization divides by).
+    PodRequests {
+        pod: String,
+        cpu_millicores: Option<f64>,
+        memory_bytes: Option<u64>,
+    },
     /// A change of phase or of the Ready / ContainersReady conditions.
     PodStatus {
         pod: String,

@@ -423,6 +423,19 @@ pub async fn run(
             let recorded = session.stop().await;
             let load = &points;
             let report = crate::kube::analyse(&recorded, load);
+            // What `xiuload hpa-replay` needs: per-pod usage, readiness and requests per poll.
+            let replay = crate::kube::replay_input::build(
+                &recorded,
+                &report.replicas,
+                scenario
+                    .kube
+                    .as_ref()
+                    .map_or(15.0, |k| k.metrics_interval.0.as_secs_f64()),
+            );
+            let _ = out.write(
+                crate::hpa::replay::INPUT_FILE,
+                &serde_json::to_vec_pretty(&replay).expect("replay input serialises"),
+            );
             let verdicts = crate::kube::judge(
                 &scenario.expect,
                 &report,
