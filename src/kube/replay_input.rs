@@ -7,6 +7,9 @@ use super::timeline::{ClusterTimeline, EventKind};
 use crate::hpa::replay::{PodSample, ReplayInput, Sample};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Usage (CPU millicores, memory bytes) per pod in one poll.
+type Usage = BTreeMap<String, (f64, f64)>;
+
 /// PodMetrics of one poll arrive within this many seconds of each other.
 const SAME_POLL_S: f64 = 1.0;
 
@@ -15,9 +18,9 @@ pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f
     let mut ready: BTreeMap<String, bool> = BTreeMap::new();
     let mut live: BTreeSet<String> = BTreeSet::new();
     let mut samples: Vec<Sample> = Vec::new();
-    let mut poll: Option<(f64, BTreeMap<String, (f64, f64)>)> = None;
+    let mut poll: Option<(f64, Usage)> = None;
     let close = |t: f64,
-                 usage: BTreeMap<String, (f64, f64)>,
+                 usage: Usage,
                  live: &BTreeSet<String>,
                  ready: &BTreeMap<String, bool>,
                  requests: &BTreeMap<String, (f64, f64)>| Sample {
