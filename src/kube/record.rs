@@ -553,6 +553,30 @@ pub fn probe_kind(message: &str) -> Option<ProbeKind> {
     }
 }
 
+/// Sum of the containers' CPU and memory requests (limits stand in when a request is unset, as
+/// the API server defaults them).
+fn pod_requests(p: &k8s_openapi::api::core::v1::Pod) -> (Option<f64>, Option<u64>) {
+    let mut cpu: Option<f64> = None;
+    let mut memory: Option<u64> = None;
+    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
+        let Some(res) = &c.resources else { continue };
+        let pick = |name: &str| {
+            res.requests
+                .as_ref()
+                .and_then(|r| r.get(name))
+                .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)))
+                .map(|q| q.0.clone())
+        };
+        if let Some(v) = pick("cpu").and_then(|q| super::quantity::cpu_millicores(&q)) {
+            cpu = Some(cpu.unwrap_or(0.0) + v);
+        }
+        if let Some(v) = pick("memory").and_then(|q| super::quantity::memory_bytes(&q)) {
+            memory = Some(memory.unwrap_or(0) + v);
+        }
+    }
+    (cpu, memory)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -911,28 +935,4 @@ pub(crate) mod tests {
         assert_eq!(probe_kind("something else"), None);
         assert_eq!(parse_rescale("garbage"), (None, None));
     }
-}
-
-/// Sum of the containers' CPU and memory requests (limits stand in when a request is unset, as
-/// the API server defaults them).
-fn pod_requests(p: &k8s_openapi::api::core::v1::Pod) -> (Option<f64>, Option<u64>) {
-    let mut cpu: Option<f64> = None;
-    let mut memory: Option<u64> = None;
-    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
-        let Some(res) = &c.resources else { continue };
-        let pick = |name: &str| {
-            res.requests
-                .as_ref()
-                .and_then(|r| r.get(name))
-                .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)))
-                .map(|q| q.0.clone())
-        };
-        if let Some(v) = pick("cpu").and_then(|q| super::quantity::cpu_millicores(&q)) {
-            cpu = Some(cpu.unwrap_or(0.0) + v);
-        }
-        if let Some(v) = pick("memory").and_then(|q| super::quantity::memory_bytes(&q)) {
-            memory = Some(memory.unwrap_or(0) + v);
-        }
-    }
-    (cpu, memory)
 }
