@@ -787,7 +787,9 @@ fn collect_second(
     }
     // The last window of a run can be a few milliseconds long: a CPU share measured over it is
     // noise, so it is neither shown nor judged.
-    let cpu_percent = cpu.sample().filter(|_| window >= Duration::from_millis(500));
+    let cpu_percent = cpu
+        .sample()
+        .filter(|_| window >= Duration::from_millis(500));
     let lag_window = lag.take_window();
     let mut point = point;
     point.loader_cpu_percent = cpu_percent.map(|c| (c * 10.0).round() / 10.0);
