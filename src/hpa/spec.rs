@@ -45,28 +45,7 @@ pub struct HpaSpec {
 
 /// Parses a Kubernetes quantity ("500m", "1.5", "512Mi", "2G") into a plain number.
 pub fn parse_quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some(n * factor)
+    crate::kube::quantity::parse(q)
 }
 
 fn rules(given: Option<&HPAScalingRules>, default: Rules, path: &Path) -> Result<Rules, SpecError> {

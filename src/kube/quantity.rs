@@ -5,7 +5,20 @@
 pub fn parse(q: &str) -> Option<f64> {
     let q = q.trim();
     let q = q.strip_suffix('%').unwrap_or(q);
-    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
+    // The unit starts at the first letter, except an exponent's `e`/`E` followed by a digit or
+    // sign ("1e3"); a bare trailing `E` is the exa suffix.
+    let bytes = q.as_bytes();
+    let split = (0..bytes.len())
+        .find(|&i| {
+            let c = bytes[i];
+            c.is_ascii_alphabetic()
+                && !((c == b'e' || c == b'E')
+                    && i > 0
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b'+' || *n == b'-'))
+        })
+        .unwrap_or(q.len());
     let (num, unit) = q.split_at(split);
     let mult: f64 = match unit {
         "" => 1.0,
@@ -16,10 +29,14 @@ pub fn parse(q: &str) -> Option<f64> {
         "M" => 1e6,
         "G" => 1e9,
         "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
         "Ki" => 1024.0,
         "Mi" => 1024f64.powi(2),
         "Gi" => 1024f64.powi(3),
         "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
         _ => return None,
     };
     num.parse::<f64>().ok().map(|v| v * mult)
@@ -38,6 +55,14 @@ pub fn memory_bytes(q: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exponents_and_exa_are_told_apart() {
+        assert_eq!(parse("1e3"), Some(1000.0));
+        assert_eq!(parse("2E"), Some(2e18));
+        assert_eq!(parse("1Ei"), Some(1024f64.powi(6)));
+        assert_eq!(parse("12x"), None);
+    }
 
     #[test]
     fn quantities() {

@@ -526,12 +526,7 @@ fn thresholds_section(h: &mut String, r: &Report) {
         "<table><tr><th></th><th>metric</th><th>scope</th><th>limit</th><th>measured</th></tr>",
     );
     for t in &r.thresholds {
-        let limit = match (t.min, t.max) {
-            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
-            (Some(lo), None) => format!("≥ {lo}"),
-            (None, Some(hi)) => format!("≤ {hi}"),
-            (None, None) => "–".into(),
-        };
+        let limit = t.limit_text();
         let value = t
             .value
             .map(|v| format!("{v}"))

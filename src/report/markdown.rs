@@ -212,12 +212,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "| | metric | scope | limit | measured |");
         let _ = writeln!(out, "|---|---|---|---|---|");
         for t in &r.thresholds {
-            let limit = match (t.min, t.max) {
-                (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
-                (Some(lo), None) => format!("≥ {lo}"),
-                (None, Some(hi)) => format!("≤ {hi}"),
-                (None, None) => "–".into(),
-            };
+            let limit = t.limit_text();
             let value = t
                 .value
                 .map(|v| format!("{v}"))

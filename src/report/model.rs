@@ -218,6 +218,18 @@ pub struct ThresholdResult {
     pub note: Option<String>,
 }
 
+impl ThresholdResult {
+    /// The limit as people write it: `≤ 3000`, `≥ 0.5`, `1 ≤ x ≤ 2`.
+    pub fn limit_text(&self) -> String {
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
+            (Some(lo), None) => format!("≥ {lo}"),
+            (None, Some(hi)) => format!("≤ {hi}"),
+            (None, None) => "–".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RawMeasurements {
     pub players: BTreeMap<String, PlayerStats>,
