@@ -1,6 +1,8 @@
 //! `xiuload run`: drive the scenario's publishers and players, collect measurements once a second,
 //! and write the reports, also when stopped early.
 
+mod assemble;
+mod clients;
 pub mod endpoints;
 pub mod knee;
 mod knee_tracker;
@@ -17,17 +19,16 @@ use crate::metrics::timeline::{PlayerSecond, TimelineWriter, build_point};
 use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
 use crate::player::PlayerTiming;
 use crate::report::model::*;
-use crate::report::thresholds::{judge_all, verdict};
 use crate::report::{OutputDir, OutputError};
-use crate::rtmp::publisher::{PublisherSpec, publish_session};
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::plan::{Shape, run_length};
 use crate::scenario::select::Selector;
 use crate::scenario::{PlayerGroup, Protocol, PublisherGroup, Scenario, Selection};
+use assemble::build_report;
+use clients::{PlayerSlotContext, PublisherSlotContext, player_slot, publisher_slot};
 use endpoints::{Endpoints, stream_name};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use slots::{Next, control, decide, pause};
-use std::collections::BTreeMap;
+use rand::{SeedableRng, rngs::StdRng};
+use slots::control;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -583,151 +584,6 @@ fn build_http_client(scenario: &Scenario) -> Result<reqwest::Client, RunError> {
         .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))
 }
 
-struct PublisherSlotContext {
-    base: RtmpBase,
-    app: String,
-    streams: Vec<String>,
-    video: SyntheticVideo,
-    audio: Option<SyntheticAudio>,
-    metrics: Arc<GroupMetrics<PublisherStats>>,
-    clock: RunClock,
-    config: PublisherGroup,
-    seed: u64,
-}
-
-async fn publisher_slot(ctx: Arc<PublisherSlotContext>, index: u32, cancel: CancellationToken) {
-    let mut rng = StdRng::seed_from_u64(ctx.seed ^ index as u64);
-    let jitter = ctx.config.start_jitter.0;
-    if !jitter.is_zero() && !pause(jitter.mul_f64(rng.random::<f64>()), &cancel).await {
-        return;
-    }
-    let spec = PublisherSpec {
-        base: ctx.base.clone(),
-        app: ctx.app.clone(),
-        stream: ctx.streams[index as usize % ctx.streams.len().max(1)].clone(),
-        video: ctx.video.clone(),
-        audio: ctx.audio.clone(),
-        connect_timeout: Duration::from_secs(10),
-    };
-    let mut attempts = 0;
-    loop {
-        let tag: u32 = rng.random();
-        let end = publish_session(&spec, &ctx.metrics, &ctx.clock, &cancel, tag).await;
-        let delay = match decide(end, &mut attempts, &ctx.config.reconnect) {
-            Next::Stop => return,
-            // A publisher never gives up while its slot exists: it keeps retrying at the
-            // policy's slowest pace.
-            Next::Retry(d) | Next::Replace(d) => d,
-        };
-        if !pause(delay, &cancel).await {
-            return;
-        }
-    }
-}
-
-struct PlayerSlotContext {
-    endpoints: Arc<Endpoints>,
-    http: reqwest::Client,
-    streams: Arc<Vec<String>>,
-    selector: Mutex<(Selector, StdRng)>,
-    timing_base: PlayerTiming,
-    metrics: Arc<GroupMetrics<PlayerStats>>,
-    clock: RunClock,
-    config: PlayerGroup,
-}
-
-impl PlayerSlotContext {
-    /// A new viewer: which stream, how long they stay, how long they wait before joining.
-    fn new_viewer(&self) -> (String, Option<Duration>, Duration) {
-        let mut guard = self.selector.lock().unwrap_or_else(|e| e.into_inner());
-        let (selector, rng) = &mut *guard;
-        let index = selector.pick(rng);
-        let stream = self.streams.get(index).cloned().unwrap_or_default();
-        let length = self.config.session.as_ref().map(|s| {
-            let span = s.max.0.saturating_sub(s.min.0);
-            s.min.0 + span.mul_f64(rng.random::<f64>())
-        });
-        let jitter = self.config.start_jitter.0.mul_f64(rng.random::<f64>());
-        (stream, length, jitter)
-    }
-}
-
-async fn player_slot(ctx: Arc<PlayerSlotContext>, index: u32, cancel: CancellationToken) {
-    let viewer = index as usize;
-    let (mut stream, mut length, jitter) = ctx.new_viewer();
-    if !pause(jitter, &cancel).await {
-        return;
-    }
-    let mut attempts = 0;
-    loop {
-        let timing = PlayerTiming {
-            session_length: length,
-            ..ctx.timing_base.clone()
-        };
-        let end = match ctx.config.protocol {
-            Protocol::Flv => {
-                let url = ctx.endpoints.flv_url(&stream, viewer).unwrap_or_default();
-                crate::player::flv::play_flv(
-                    &ctx.http,
-                    &url,
-                    &timing,
-                    &ctx.metrics,
-                    &ctx.clock,
-                    &cancel,
-                )
-                .await
-            }
-            Protocol::Hls => {
-                let url = ctx.endpoints.hls_url(&stream, viewer).unwrap_or_default();
-                crate::player::hls::play_hls(
-                    &ctx.http,
-                    &url,
-                    &timing,
-                    &ctx.metrics,
-                    &ctx.clock,
-                    &cancel,
-                )
-                .await
-            }
-            Protocol::Rtmp => match ctx.endpoints.rtmp_play(viewer) {
-                Some(base) => {
-                    crate::player::rtmp::play_rtmp(
-                        base,
-                        &ctx.endpoints.app,
-                        &stream,
-                        &timing,
-                        &ctx.metrics,
-                        &ctx.clock,
-                        &cancel,
-                    )
-                    .await
-                }
-                None => return,
-            },
-        };
-        match decide(end, &mut attempts, &ctx.config.reconnect) {
-            Next::Stop => return,
-            Next::Retry(d) => {
-                ctx.metrics.record(|s| s.reconnects += 1);
-                if !pause(d, &cancel).await {
-                    return;
-                }
-            }
-            Next::Replace(d) => {
-                if matches!(end, crate::session::SessionEnd::Failed(_)) {
-                    ctx.metrics.record(|s| s.abandoned += 1);
-                }
-                let (s, l, _) = ctx.new_viewer();
-                stream = s;
-                length = l;
-                if !pause(d, &cancel).await {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// Takes every group's window, folds it into the run totals, and returns the timeline point.
 #[allow(clippy::too_many_arguments)]
 fn collect_second(
@@ -812,130 +668,4 @@ struct Second {
     point: crate::metrics::timeline::TimelinePoint,
     players: Vec<PlayerStats>,
     publishers: Vec<PublisherStats>,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_report(
-    scenario: &Scenario,
-    options: &RunOptions,
-    run_id: &str,
-    name: &str,
-    target: &str,
-    clock: &RunClock,
-    planned: Duration,
-    ended: Duration,
-    warmup: Duration,
-    stopped_by: StopReason,
-    publishers: &[PublisherGroupRun],
-    players: &[PlayerGroupRun],
-    loader: LoaderHealth,
-    knee: Option<knee::KneeReport>,
-    cluster: Option<(
-        crate::kube::ClusterReport,
-        Vec<crate::kube::ExpectationResult>,
-    )>,
-) -> Report {
-    let (cluster, expectations) = match cluster {
-        Some((c, e)) => (Some(c), e),
-        None => (None, Vec::new()),
-    };
-    let expectations_pass = expectations.iter().all(|e| e.pass);
-    let steady_s = ended.saturating_sub(warmup).as_secs_f64();
-    let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
-    let mut all = PlayerStats::default();
-    let mut all_warmup = PlayerStats::default();
-    for g in players {
-        let e = by_protocol
-            .entry(g.config.protocol.as_str().to_string())
-            .or_default();
-        e.0.merge(&g.steady);
-        e.1.merge(&g.warmup);
-        all.merge(&g.steady);
-        all_warmup.merge(&g.warmup);
-    }
-    let mut all_publishers = PublisherStats::default();
-    for g in publishers {
-        all_publishers.merge(&g.steady);
-    }
-    let groups: Vec<(&str, &str, &PlayerStats)> = players
-        .iter()
-        .map(|g| {
-            (
-                g.config.name.as_str(),
-                g.config.protocol.as_str(),
-                &g.steady,
-            )
-        })
-        .collect();
-    let thresholds = judge_all(&scenario.thresholds, &groups, &all_publishers);
-    let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;
-    Report {
-        schema_version: SCHEMA_VERSION,
-        tool: Tool {
-            name: "xiuload".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        run: RunInfo {
-            id: run_id.into(),
-            name: name.into(),
-            scenario_file: options.scenario_file.display().to_string(),
-            target: target.into(),
-            started_at: rfc3339_from_unix_micros(clock.start_unix_micros()),
-            ended_at: rfc3339_from_unix_micros(ended_micros),
-            start_unix_ms: clock.start_unix_micros() / 1000,
-            planned_duration_s: planned.as_secs_f64(),
-            duration_s: (ended.as_secs_f64() * 1000.0).round() / 1000.0,
-            warmup_s: warmup.as_secs_f64(),
-            stopped_by,
-        },
-        scenario: scenario.clone(),
-        publishers: publishers
-            .iter()
-            .map(|g| {
-                PublisherGroupReport::from_stats(
-                    &g.config.name,
-                    g.streams.clone(),
-                    &g.steady,
-                    &g.warmup,
-                    steady_s,
-                )
-            })
-            .collect(),
-        players: players
-            .iter()
-            .map(|g| PlayerGroupReport {
-                name: g.config.name.clone(),
-                protocol: g.config.protocol.as_str().into(),
-                summary: PlayerSummary::from_stats(&g.steady, &g.warmup, steady_s),
-            })
-            .collect(),
-        protocols: by_protocol
-            .iter()
-            .map(|(k, (s, w))| (k.clone(), PlayerSummary::from_stats(s, w, steady_s)))
-            .collect(),
-        all_players: PlayerSummary::from_stats(&all, &all_warmup, steady_s),
-        loader,
-        // A knee run is expected to break a threshold at its last step: it passes when it found a
-        // knee (a step that held), and fails when even the first step broke.
-        verdict: match (&knee, expectations_pass) {
-            (_, false) => Verdict::Fail,
-            (Some(k), true) if k.knee.is_some() => Verdict::Pass,
-            (Some(_), true) => Verdict::Fail,
-            (None, true) => verdict(&thresholds),
-        },
-        cluster,
-        expectations,
-        thresholds,
-        knee,
-        raw: RawMeasurements {
-            players: players
-                .iter()
-                .map(|g| (g.config.name.clone(), g.steady.clone()))
-                .collect(),
-            publishers: publishers
-                .iter()
-                .map(|g| (g.config.name.clone(), g.steady.clone()))
-                .collect(),
-        },
-    }
 }

@@ -1,0 +1,171 @@
+//! Client slots: each slot runs one publisher or viewer after another, with start jitter, churn
+//! and the reconnect policy.
+
+use super::endpoints::Endpoints;
+use super::slots::{Next, decide, pause};
+use crate::clock::RunClock;
+use crate::media::aac::SyntheticAudio;
+use crate::media::h264::SyntheticVideo;
+use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
+use crate::player::PlayerTiming;
+use crate::rtmp::publisher::{PublisherSpec, publish_session};
+use crate::rtmp::url::RtmpBase;
+use crate::scenario::select::Selector;
+use crate::scenario::{PlayerGroup, Protocol, PublisherGroup};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct PublisherSlotContext {
+    pub(super) base: RtmpBase,
+    pub(super) app: String,
+    pub(super) streams: Vec<String>,
+    pub(super) video: SyntheticVideo,
+    pub(super) audio: Option<SyntheticAudio>,
+    pub(super) metrics: Arc<GroupMetrics<PublisherStats>>,
+    pub(super) clock: RunClock,
+    pub(super) config: PublisherGroup,
+    pub(super) seed: u64,
+}
+
+pub(super) async fn publisher_slot(
+    ctx: Arc<PublisherSlotContext>,
+    index: u32,
+    cancel: CancellationToken,
+) {
+    let mut rng = StdRng::seed_from_u64(ctx.seed ^ index as u64);
+    let jitter = ctx.config.start_jitter.0;
+    if !jitter.is_zero() && !pause(jitter.mul_f64(rng.random::<f64>()), &cancel).await {
+        return;
+    }
+    let spec = PublisherSpec {
+        base: ctx.base.clone(),
+        app: ctx.app.clone(),
+        stream: ctx.streams[index as usize % ctx.streams.len().max(1)].clone(),
+        video: ctx.video.clone(),
+        audio: ctx.audio.clone(),
+        connect_timeout: Duration::from_secs(10),
+    };
+    let mut attempts = 0;
+    loop {
+        let tag: u32 = rng.random();
+        let end = publish_session(&spec, &ctx.metrics, &ctx.clock, &cancel, tag).await;
+        let delay = match decide(end, &mut attempts, &ctx.config.reconnect) {
+            Next::Stop => return,
+            // A publisher never gives up while its slot exists: it keeps retrying at the
+            // policy's slowest pace.
+            Next::Retry(d) | Next::Replace(d) => d,
+        };
+        if !pause(delay, &cancel).await {
+            return;
+        }
+    }
+}
+
+pub(super) struct PlayerSlotContext {
+    pub(super) endpoints: Arc<Endpoints>,
+    pub(super) http: reqwest::Client,
+    pub(super) streams: Arc<Vec<String>>,
+    pub(super) selector: Mutex<(Selector, StdRng)>,
+    pub(super) timing_base: PlayerTiming,
+    pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
+    pub(super) clock: RunClock,
+    pub(super) config: PlayerGroup,
+}
+
+impl PlayerSlotContext {
+    /// A new viewer: which stream, how long they stay, how long they wait before joining.
+    fn new_viewer(&self) -> (String, Option<Duration>, Duration) {
+        let mut guard = self.selector.lock().unwrap_or_else(|e| e.into_inner());
+        let (selector, rng) = &mut *guard;
+        let index = selector.pick(rng);
+        let stream = self.streams.get(index).cloned().unwrap_or_default();
+        let length = self.config.session.as_ref().map(|s| {
+            let span = s.max.0.saturating_sub(s.min.0);
+            s.min.0 + span.mul_f64(rng.random::<f64>())
+        });
+        let jitter = self.config.start_jitter.0.mul_f64(rng.random::<f64>());
+        (stream, length, jitter)
+    }
+}
+
+pub(super) async fn player_slot(
+    ctx: Arc<PlayerSlotContext>,
+    index: u32,
+    cancel: CancellationToken,
+) {
+    let viewer = index as usize;
+    let (mut stream, mut length, jitter) = ctx.new_viewer();
+    if !pause(jitter, &cancel).await {
+        return;
+    }
+    let mut attempts = 0;
+    loop {
+        let timing = PlayerTiming {
+            session_length: length,
+            ..ctx.timing_base.clone()
+        };
+        let end = match ctx.config.protocol {
+            Protocol::Flv => {
+                let url = ctx.endpoints.flv_url(&stream, viewer).unwrap_or_default();
+                crate::player::flv::play_flv(
+                    &ctx.http,
+                    &url,
+                    &timing,
+                    &ctx.metrics,
+                    &ctx.clock,
+                    &cancel,
+                )
+                .await
+            }
+            Protocol::Hls => {
+                let url = ctx.endpoints.hls_url(&stream, viewer).unwrap_or_default();
+                crate::player::hls::play_hls(
+                    &ctx.http,
+                    &url,
+                    &timing,
+                    &ctx.metrics,
+                    &ctx.clock,
+                    &cancel,
+                )
+                .await
+            }
+            Protocol::Rtmp => match ctx.endpoints.rtmp_play(viewer) {
+                Some(base) => {
+                    crate::player::rtmp::play_rtmp(
+                        base,
+                        &ctx.endpoints.app,
+                        &stream,
+                        &timing,
+                        &ctx.metrics,
+                        &ctx.clock,
+                        &cancel,
+                    )
+                    .await
+                }
+                None => return,
+            },
+        };
+        match decide(end, &mut attempts, &ctx.config.reconnect) {
+            Next::Stop => return,
+            Next::Retry(d) => {
+                ctx.metrics.record(|s| s.reconnects += 1);
+                if !pause(d, &cancel).await {
+                    return;
+                }
+            }
+            Next::Replace(d) => {
+                if matches!(end, crate::session::SessionEnd::Failed(_)) {
+                    ctx.metrics.record(|s| s.abandoned += 1);
+                }
+                let (s, l, _) = ctx.new_viewer();
+                stream = s;
+                length = l;
+                if !pause(d, &cancel).await {
+                    return;
+                }
+            }
+        }
+    }
+}
