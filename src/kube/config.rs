@@ -126,6 +126,22 @@ pub struct Expectation {
     pub window: Option<HumanDuration>,
 }
 
+impl Expectation {
+    /// An expectation of `kind` with every optional field unset.
+    pub fn new(kind: ExpectKind) -> Expectation {
+        Expectation {
+            kind,
+            workload: None,
+            replicas: None,
+            within: None,
+            after_stage: None,
+            after: None,
+            max: None,
+            window: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpectKind {
@@ -395,16 +411,7 @@ mod tests {
     }
 
     fn exp(kind: ExpectKind) -> Expectation {
-        Expectation {
-            kind,
-            workload: None,
-            replicas: None,
-            within: None,
-            after_stage: None,
-            after: None,
-            max: None,
-            window: None,
-        }
+        Expectation::new(kind)
     }
 
     fn fields(p: &[Problem]) -> Vec<&str> {

@@ -353,16 +353,7 @@ mod tests {
     use crate::units::HumanDuration;
 
     fn exp(kind: ExpectKind) -> Expectation {
-        Expectation {
-            kind,
-            workload: None,
-            replicas: None,
-            within: None,
-            after_stage: None,
-            after: None,
-            max: None,
-            window: None,
-        }
+        Expectation::new(kind)
     }
 
     fn report() -> ClusterReport {

@@ -5,9 +5,9 @@
 
 use super::model::{PlayerSummary, Report, StopReason, Verdict};
 use super::svg::{self, LineChart, Marker, Series, escape};
-use crate::metrics::stats::ErrorCounts;
+use super::text::{errors, ms, pcts};
+use crate::metrics::LatencyHistogram;
 use crate::metrics::timeline::TimelinePoint;
-use crate::metrics::{LatencyHistogram, Summary};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -99,25 +99,6 @@ fn parse_cluster(v: &serde_json::Value) -> Cluster {
 
 fn opt(v: Option<f64>) -> f64 {
     v.unwrap_or(f64::NAN)
-}
-
-fn ms(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
-}
-
-fn pcts(s: &Summary) -> String {
-    format!("{} / {} / {}", ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms))
-}
-
-fn errors(e: &ErrorCounts) -> String {
-    if e.0.is_empty() {
-        "0".into()
-    } else {
-        e.0.iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// Event colours by kind: what a reader scans for first (failures red, scaling blue).

@@ -2,27 +2,8 @@
 //! terminal).
 
 use super::model::{PlayerSummary, Report, StopReason, Verdict};
-use crate::metrics::Summary;
+use super::text::{errors, pcts};
 use std::fmt::Write;
-
-fn ms(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
-}
-
-fn pcts(s: &Summary) -> String {
-    format!("{} / {} / {}", ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms))
-}
-
-fn errors(s: &crate::metrics::stats::ErrorCounts) -> String {
-    if s.0.is_empty() {
-        "0".into()
-    } else {
-        s.0.iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
     let _ = writeln!(

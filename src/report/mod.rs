@@ -7,6 +7,7 @@ pub mod markdown;
 pub mod model;
 pub mod rebuild;
 pub mod svg;
+pub mod text;
 pub mod thresholds;
 
 pub use model::{Report, SCHEMA_VERSION};
