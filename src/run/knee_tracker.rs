@@ -17,6 +17,7 @@ pub struct KneeTracker {
     publishers: PublisherStats,
     seconds: u32,
     active_sum: f64,
+    active_n: u32,
     mbps_sum: f64,
     cpu_sum: f64,
     cpu_n: u32,
@@ -38,6 +39,7 @@ impl KneeTracker {
             publishers: PublisherStats::default(),
             seconds: 0,
             active_sum: 0.0,
+            active_n: 0,
             mbps_sum: 0.0,
             cpu_sum: 0.0,
             cpu_n: 0,
@@ -75,7 +77,13 @@ impl KneeTracker {
                 self.publishers.merge(p);
             }
             self.seconds += 1;
-            self.active_sum += knee_group_active as f64;
+            // The gauge is read at the tick: at the plan's very end the controller may already be
+            // removing viewers, so that reading describes the teardown, not the step.
+            let plan_end = self.section.step_duration.0 * self.targets.len() as u32;
+            if t < plan_end {
+                self.active_sum += knee_group_active as f64;
+                self.active_n += 1;
+            }
             self.mbps_sum += point.mbps_in;
             if let Some(c) = point.server_cpu_percent {
                 self.cpu_sum += c;
@@ -105,7 +113,7 @@ impl KneeTracker {
         self.results.push(StepResult {
             step: self.step,
             target: self.targets[self.step],
-            active_mean: (self.active_sum / n * 10.0).round() / 10.0,
+            active_mean: (self.active_sum / f64::from(self.active_n.max(1)) * 10.0).round() / 10.0,
             pass,
             thresholds: results,
             mbps_in: (self.mbps_sum / n * 100.0).round() / 100.0,
@@ -120,6 +128,7 @@ impl KneeTracker {
         self.publishers = PublisherStats::default();
         self.seconds = 0;
         self.active_sum = 0.0;
+        self.active_n = 0;
         self.mbps_sum = 0.0;
         self.cpu_sum = 0.0;
         self.cpu_n = 0;
