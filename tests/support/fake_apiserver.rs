@@ -150,7 +150,21 @@ impl FakeApiServer {
 
     /// The API server is back on the same address, with its state (and history) intact.
     pub async fn restore(&self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        // The old listener closes asynchronously (its serve task drains after the shutdown
+        // signal); the OS offers no event for "port free again", so retry briefly, bounded.
+        let mut attempt = 0;
+        let listener = loop {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(self.addr).and_then(|()| socket.listen(1024)) {
+                Ok(l) => break l,
+                Err(_) if attempt < 100 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
         self.inner.lock().unwrap().down = false;
         *self.shutdown.lock().unwrap() = Some(serve(listener, self.app.clone()));
     }
