@@ -6,11 +6,14 @@
 //!     cargo bench --bench players -- 100     # only the listed sizes
 //!
 //! Prints figures; asserts nothing (targets are judged by a person reading them, see README).
+//! CPU is split into user space (the client's own work) and kernel (system calls and the TCP
+//! stack; on loopback that includes the server's transmit path that a reader's ACK sets off),
+//! for xiuload and ffmpeg alike.
 
 use std::path::Path;
 use std::time::Duration;
 use xiuload::local::{LocalXiu, find_xiu_binary};
-use xiuload::metrics::loader::{parse_cpu_ticks, rss_bytes};
+use xiuload::metrics::loader::{parse_user_system_ticks, rss_bytes};
 use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
 
 const MEASURE_FROM_S: f64 = 8.0;
@@ -44,32 +47,79 @@ fn main() {
 
         let base = measure_xiuload(&bin, 0).await;
         println!(
-            "publisher alone: xiuload CPU {:.2} % of a core, RSS {:.1} MiB (process total)",
-            base.cpu, base.rss_mib
+            "publisher alone: xiuload CPU {:.2} % of a core (user {:.2}, kernel {:.2}), RSS {:.1} MiB (process total)",
+            base.cpu.total(), base.cpu.user, base.cpu.system, base.rss_mib
         );
         println!();
-        println!("| players | xiuload CPU % total | CPU % per player | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("| players | xiuload CPU % total | CPU % per player | of which user | of which kernel | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for n in sizes {
             let m = measure_xiuload(&bin, n).await;
-            let per_cpu = (m.cpu - base.cpu).max(0.0) / n as f64;
+            let per = |all: f64, alone: f64| (all - alone).max(0.0) / n as f64;
             let per_rss = (m.rss_mib - base.rss_mib).max(0.0) * 1024.0 / n as f64;
             println!(
-                "| {n} | {:.1} | {per_cpu:.4} | {:.1} | {per_rss:.1} | {:.0} | {:.1} | {} |",
-                m.cpu, m.rss_mib, m.mbps_in, m.xiu_cpu, m.saturated
+                "| {n} | {:.1} | {:.4} | {:.4} | {:.4} | {:.1} | {per_rss:.1} | {:.0} | {:.1} | {} |",
+                m.cpu.total(),
+                per(m.cpu.total(), base.cpu.total()),
+                per(m.cpu.user, base.cpu.user),
+                per(m.cpu.system, base.cpu.system),
+                m.rss_mib,
+                m.mbps_in,
+                m.xiu_cpu,
+                m.saturated
             );
         }
-        let ff = measure_ffmpeg(&bin).await;
+        let (ff, ff_rss) = measure_ffmpeg(&bin).await;
         println!();
         println!(
-            "ffmpeg players ({FFMPEG_PLAYERS}, `ffmpeg -i <flv> -c copy -f null -`): CPU {:.3} % of a core and RSS {:.1} MiB per player",
-            ff.0, ff.1
+            "ffmpeg players ({FFMPEG_PLAYERS}, `ffmpeg -i <flv> -c copy -f null -`), per player: CPU {:.3} % of a core (user {:.3}, kernel {:.3}), RSS {:.1} MiB",
+            ff.total(), ff.user, ff.system, ff_rss
         );
     });
 }
 
+/// CPU use as % of one core, user space and kernel apart.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    user: f64,
+    system: f64,
+}
+
+impl Cpu {
+    fn total(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+/// CPU seconds (user, kernel) used so far by a process.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    parse_user_system_ticks(&stat)
+        .map(|(u, s)| (u as f64 / hz, s as f64 / hz))
+        .unwrap_or_default()
+}
+
+/// CPU of `pids` over `window`, from samples taken at its two ends.
+async fn cpu_over(pids: &[u32], window: Duration) -> Cpu {
+    let sum = || {
+        pids.iter()
+            .map(|p| cpu_seconds(*p))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
+    let before = sum();
+    tokio::time::sleep(window).await;
+    let after = sum();
+    let secs = window.as_secs_f64();
+    Cpu {
+        user: (after.0 - before.0) / secs * 100.0,
+        system: (after.1 - before.1) / secs * 100.0,
+    }
+}
+
 struct Measured {
-    cpu: f64,
+    cpu: Cpu,
     rss_mib: f64,
     mbps_in: f64,
     xiu_cpu: f64,
@@ -119,9 +169,15 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players
     let scenario = xiuload::scenario::parse(std::path::Path::new("bench.toml"), &text).unwrap();
     let out = tempfile::tempdir().unwrap();
     let xiu_pid = xiu.pid().unwrap_or(0);
-    let xiu_cpu_at = |_: ()| cpu_seconds(xiu_pid);
-    let xiu_before = xiu_cpu_at(());
-    let started = std::time::Instant::now();
+    // This process is the load generator: sample it over the steady window, beside the run.
+    let own = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(MEASURE_FROM_S)).await;
+        let window = Duration::from_secs_f64(RUN_S as f64 - 0.5 - MEASURE_FROM_S);
+        let pids = [std::process::id(), xiu_pid];
+        let own = cpu_over(&pids[..1], window);
+        let xiu = cpu_over(&pids[1..], window);
+        tokio::join!(own, xiu)
+    });
     let outcome = xiuload::run::run(
         scenario,
         xiuload::run::RunOptions {
@@ -134,32 +190,24 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players
     )
     .await
     .expect("run");
-    let xiu_cpu = (xiu_cpu_at(()) - xiu_before) / started.elapsed().as_secs_f64() * 100.0;
+    let (cpu, xiu_cpu) = own.await.expect("sampler");
     xiu.stop().await;
     let points = read_timeline(&out.path().join("timeline.jsonl")).unwrap();
     let s = steady(&points);
     Measured {
-        cpu: mean(s.iter().filter_map(|p| p.loader_cpu_percent)),
+        cpu,
         rss_mib: s
             .iter()
             .filter_map(|p| p.loader_rss_mib)
             .fold(0.0, f64::max),
         mbps_in: mean(s.iter().map(|p| p.mbps_in)),
-        xiu_cpu,
+        xiu_cpu: xiu_cpu.total(),
         saturated: outcome.report.loader.saturated,
     }
 }
 
-/// CPU seconds used so far by a process.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    parse_cpu_ticks(&stat).map(|t| t as f64 / hz).unwrap_or(0.0)
-}
-
-/// Mean CPU % and RSS MiB per ffmpeg player over the same steady window.
-async fn measure_ffmpeg(bin: &Path) -> (f64, f64) {
+/// CPU and RSS MiB per ffmpeg player over a steady window of the same length.
+async fn measure_ffmpeg(bin: &Path) -> (Cpu, f64) {
     let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
     let p = xiu.ports;
     let text = format!(
@@ -200,10 +248,8 @@ async fn measure_ffmpeg(bin: &Path) -> (f64, f64) {
         .collect();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
-    let before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
-    let window = Duration::from_secs(8);
-    tokio::time::sleep(window).await;
-    let after: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let window = Duration::from_secs_f64(RUN_S as f64 - 0.5 - MEASURE_FROM_S);
+    let cpu = cpu_over(&pids, window).await;
     let rss: u64 = pids.iter().filter_map(|p| rss_bytes(*p)).sum();
     for c in &mut children {
         let _ = c.kill().await;
@@ -213,7 +259,10 @@ async fn measure_ffmpeg(bin: &Path) -> (f64, f64) {
     xiu.stop().await;
     let n = pids.len().max(1) as f64;
     (
-        (after - before) / window.as_secs_f64() * 100.0 / n,
+        Cpu {
+            user: cpu.user / n,
+            system: cpu.system / n,
+        },
         rss as f64 / 1_048_576.0 / n,
     )
 }

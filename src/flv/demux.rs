@@ -1,5 +1,7 @@
-//! Sans-IO incremental FLV demuxer: feed bytes as they arrive with
-//! [`FlvDemuxer::push`], drain events with [`FlvDemuxer::next_event`].
+//! Sans-IO incremental FLV demuxer. Two ways in:
+//! - [`FlvDemuxer::push`] then [`FlvDemuxer::next_event`]: owned events, every byte copied once;
+//! - [`FlvDemuxer::feed`]: tags parsed in place from the caller's read buffer, only a tag split
+//!   over reads is copied. Viewers use this one: the copy was ~8 % of a viewer's CPU.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -47,6 +49,22 @@ pub struct FlvTag {
 pub enum FlvEvent {
     Header { has_audio: bool, has_video: bool },
     Tag(FlvTag),
+}
+
+/// A tag parsed in place by [`FlvDemuxer::feed`]: `data` borrows the caller's bytes (or, for a
+/// tag that was split over reads, the demuxer's carry-over buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagRef<'a> {
+    pub kind: TagKind,
+    pub timestamp_ms: u32,
+    pub data: &'a [u8],
+}
+
+impl TagRef<'_> {
+    /// Bytes the tag takes in the stream: header, body and the trailing PreviousTagSize.
+    pub fn stream_len(&self) -> usize {
+        TAG_HEADER_LEN + self.data.len() + PREV_TAG_SIZE_LEN
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +117,88 @@ impl FlvDemuxer {
     /// Bytes received but not yet turned into events.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes still missing from a tag whose header has arrived but whose body has not all come:
+    /// the tag is complete when that many more arrive. `None` between tags.
+    pub fn missing_from_tag(&self) -> Option<usize> {
+        if self.state != State::Tag || self.buf.len() < TAG_HEADER_LEN || self.failed.is_some() {
+            return None;
+        }
+        let size = u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        Some((TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN).saturating_sub(self.buf.len()))
+    }
+
+    /// Parses `input` in place, calling `on_tag` for every complete tag (the FLV header is checked
+    /// and skipped). Only bytes of a tag that continues in the next call are copied. Errors are
+    /// those of [`FlvDemuxer::next_event`], and as sticky.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on_tag: impl FnMut(TagRef<'_>),
+    ) -> Result<(), FlvError> {
+        // Slow path: finish what is buffered (the file header, or a tag split over reads),
+        // topping the buffer up with no more than that unit needs.
+        while self.state != State::Tag || !self.buf.is_empty() {
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
+            if input.is_empty() {
+                return Ok(());
+            }
+            let want = match self.state {
+                State::Tag => self
+                    .missing_from_tag()
+                    .unwrap_or_else(|| TAG_HEADER_LEN - self.buf.len()),
+                _ => input.len(),
+            };
+            let take = want.min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            while let Some(event) = self.next_event()? {
+                if let FlvEvent::Tag(t) = event {
+                    on_tag(TagRef {
+                        kind: t.kind,
+                        timestamp_ms: t.timestamp_ms,
+                        data: &t.data,
+                    });
+                }
+            }
+        }
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        // Fast path: whole tags straight from `input`.
+        while input.len() >= TAG_HEADER_LEN {
+            let h = &input[..TAG_HEADER_LEN];
+            let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+            if size > self.max_tag_size {
+                let e = FlvError::TagTooLarge {
+                    size,
+                    max: self.max_tag_size,
+                };
+                self.failed = Some(e.clone());
+                return Err(e);
+            }
+            let total = TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN;
+            if input.len() < total {
+                break;
+            }
+            let end = TAG_HEADER_LEN + size;
+            let prev =
+                u32::from_be_bytes([input[end], input[end + 1], input[end + 2], input[end + 3]]);
+            if prev as usize != end {
+                self.prev_tag_size_mismatches += 1;
+            }
+            on_tag(TagRef {
+                kind: TagKind::from_type(h[0] & 0x1f),
+                timestamp_ms: u32::from_be_bytes([h[7], h[4], h[5], h[6]]),
+                data: &input[TAG_HEADER_LEN..end],
+            });
+            input = &input[total..];
+        }
+        self.buf.extend_from_slice(input);
+        Ok(())
     }
 
     /// Tags whose trailing PreviousTagSize disagreed with their size. Not an
@@ -302,6 +402,87 @@ mod tests {
             });
             assert_eq!(chunks, whole, "seed {seed}");
         }
+    }
+
+    /// The same stream through `feed`, cut into pieces by `chunk`, as owned events.
+    fn feed_in_chunks(data: &[u8], mut chunk: impl FnMut() -> usize) -> Vec<FlvEvent> {
+        let mut d = FlvDemuxer::new();
+        let mut out = vec![FlvEvent::Header {
+            has_audio: true,
+            has_video: true,
+        }];
+        let mut pos = 0;
+        while pos < data.len() {
+            let n = chunk().clamp(1, data.len() - pos);
+            d.feed(&data[pos..pos + n], |t| {
+                out.push(FlvEvent::Tag(FlvTag {
+                    kind: t.kind,
+                    timestamp_ms: t.timestamp_ms,
+                    data: Bytes::copy_from_slice(t.data),
+                }))
+            })
+            .unwrap();
+            pos += n;
+        }
+        assert_eq!(d.buffered(), 0);
+        assert_eq!(d.missing_from_tag(), None);
+        out
+    }
+
+    #[test]
+    fn feeding_in_place_matches_pushing_whatever_the_cuts() {
+        let flv = sample_flv();
+        let whole = demux_in_chunks(&flv, || usize::MAX);
+        assert_eq!(feed_in_chunks(&flv, || usize::MAX), whole);
+        assert_eq!(feed_in_chunks(&flv, || 1), whole);
+        for seed in [7u64, 99, 0xfeed] {
+            let mut x = seed;
+            let chunks = feed_in_chunks(&flv, || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 3000) as usize + 1
+            });
+            assert_eq!(chunks, whole, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_split_tag_reports_what_it_still_misses() {
+        let mut flv = b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        flv.extend_from_slice(&[9, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0]);
+        flv.extend_from_slice(&[0x17; 100]);
+        flv.extend_from_slice(&111u32.to_be_bytes());
+        let mut d = FlvDemuxer::new();
+        let mut tags = 0;
+        d.feed(&flv[..13 + 5], |_| tags += 1).unwrap();
+        // Inside the tag header: the tag's size is not known yet.
+        assert_eq!(d.missing_from_tag(), None);
+        d.feed(&flv[18..13 + 40], |_| tags += 1).unwrap();
+        assert_eq!(d.missing_from_tag(), Some(115 - 40));
+        d.feed(&flv[13 + 40..], |_| tags += 1).unwrap();
+        assert_eq!((tags, d.missing_from_tag(), d.buffered()), (1, None, 0));
+    }
+
+    #[test]
+    fn feeding_reports_errors_and_keeps_them() {
+        let mut d = FlvDemuxer::new();
+        assert_eq!(
+            d.feed(b"<html>", |_| {}),
+            Err(FlvError::BadSignature(*b"<ht"))
+        );
+        assert!(d.feed(b"FLV", |_| {}).is_err());
+        let mut d = FlvDemuxer::with_max_tag_size(100);
+        d.feed(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00", |_| {})
+            .unwrap();
+        assert_eq!(
+            d.feed(&[9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], |_| {}),
+            Err(FlvError::TagTooLarge {
+                size: 256,
+                max: 100
+            })
+        );
+        assert!(d.feed(&[0; 4], |_| {}).is_err());
     }
 
     #[test]

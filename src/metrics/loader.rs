@@ -19,12 +19,17 @@ pub fn process_cpu_time() -> Option<Duration> {
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2) may
 /// contain spaces and parentheses, so fields are counted after its closing parenthesis.
 pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    parse_user_system_ticks(stat).map(|(user, system)| user + system)
+}
+
+/// utime and stime apart: user space (our code) and the kernel (system calls, the network stack).
+pub fn parse_user_system_ticks(stat: &str) -> Option<(u64, u64)> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // After the comm, field 3 (state) is index 0, so utime (14) is index 11.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Resident set size of a process in bytes, from `/proc/<pid>/status`.
@@ -115,9 +120,19 @@ pub struct LagProbe {
 impl LagProbe {
     pub const PERIOD: Duration = Duration::from_millis(50);
 
+    /// Samples the runtime this is called on.
     pub fn spawn(&self, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+        self.spawn_on(&tokio::runtime::Handle::current(), stop)
+    }
+
+    /// Samples the runtime behind `handle`, into the same window as every other probe of this one.
+    pub fn spawn_on(
+        &self,
+        handle: &tokio::runtime::Handle,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let window = Arc::clone(&self.window);
-        tokio::spawn(async move {
+        handle.spawn(async move {
             loop {
                 let intended = tokio::time::Instant::now() + Self::PERIOD;
                 tokio::select! {
@@ -217,6 +232,7 @@ mod tests {
     fn parses_proc_stat_with_spaces_in_comm() {
         let line = "1234 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 8 0";
         assert_eq!(parse_cpu_ticks(line), Some(300));
+        assert_eq!(parse_user_system_ticks(line), Some((250, 50)));
         assert_eq!(parse_cpu_ticks("garbage"), None);
     }
 

@@ -3,7 +3,7 @@
 use super::PlayerTiming;
 use super::viewer::Viewer;
 use crate::clock::RunClock;
-use crate::flv::demux::{FlvDemuxer, FlvEvent, TagKind};
+use crate::flv::demux::{FlvDemuxer, FlvEvent, TagKind, TagRef};
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::session::SessionEnd;
 use std::sync::Arc;
@@ -34,26 +34,14 @@ pub async fn play_flv(
     // Active from the request on: a viewer waiting for a slow server is still a viewer.
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let end = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => SessionEnd::Cancelled,
-        end = async {
-            if url.starts_with("http://") {
-                watch_plain(url, timing, &mut viewer).await
-            } else {
-                watch(client, url, timing, &mut viewer).await
-            }
-        } => end,
-    };
-    // When the run stops, publishers and players stop together: a player that sees its stream
-    // end in that instant was stopped, not failed.
-    let end = match end {
-        SessionEnd::Failed(_) if cancel.is_cancelled() => SessionEnd::Cancelled,
-        end => end,
-    };
-    if let SessionEnd::Failed(kind) = end {
-        metrics.record(|s| s.errors.add(kind));
-    }
+    let end = super::watch_session(cancel, metrics, async {
+        if url.starts_with("http://") {
+            watch_plain(url, timing, &mut viewer).await
+        } else {
+            watch(client, url, timing, &mut viewer).await
+        }
+    })
+    .await;
     viewer.finish(Instant::now());
     end
 }
@@ -115,6 +103,13 @@ async fn watch(
         if session_end.is_some_and(|e| tokio::time::Instant::now() >= e) {
             return SessionEnd::Completed;
         }
+    }
+}
+
+/// What a viewer does with a tag parsed in place.
+fn on_tag(viewer: &mut Viewer<'_>, now: Instant, tag: TagRef<'_>) {
+    if tag.kind == TagKind::Video {
+        viewer.on_flv_video(now, tag.timestamp_ms, tag.data);
     }
 }
 
@@ -249,28 +244,32 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
             },
         };
         let body = &buf[body_start..filled];
+        // A Content-Length body is cut at its end; what the server sends after is not media.
+        let body = match head {
+            Some(BodyKind::Length(len)) => {
+                &body[..body.len().min(len.saturating_sub(body_total) as usize)]
+            }
+            _ => body,
+        };
         let mut finished = false;
+        let mut malformed = false;
+        let mut feed = |piece: &[u8]| {
+            body_total += piece.len() as u64;
+            malformed |= demux.feed(piece, |tag| on_tag(viewer, now, tag)).is_err();
+        };
         match head {
-            Some(BodyKind::Chunked) => match chunked.decode(body, |p| {
-                body_total += p.len() as u64;
-                demux.push(p);
-            }) {
+            Some(BodyKind::Chunked) => match chunked.decode(body, &mut feed) {
                 Ok(done) => finished = done,
                 Err(_) => return SessionEnd::Failed(ErrorKind::Protocol),
             },
             Some(BodyKind::Length(len)) => {
-                let take = body.len().min(len.saturating_sub(body_total) as usize);
-                body_total += take as u64;
-                demux.push(&body[..take]);
+                feed(body);
                 finished = body_total >= len;
             }
-            _ => {
-                body_total += body.len() as u64;
-                demux.push(body);
-            }
+            _ => feed(body),
         }
         filled = 0;
-        if drain_tags(&mut demux, viewer, now).is_err() {
+        if malformed {
             return SessionEnd::Failed(ErrorKind::Protocol);
         }
         if finished {

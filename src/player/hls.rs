@@ -30,20 +30,12 @@ pub async fn play_hls(
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let end = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => SessionEnd::Cancelled,
-        end = watch(client, playlist_url, timing, metrics, &mut viewer) => end,
-    };
-    // When the run stops, publishers and players stop together: a player that sees its stream
-    // end in that instant was stopped, not failed.
-    let end = match end {
-        SessionEnd::Failed(_) if cancel.is_cancelled() => SessionEnd::Cancelled,
-        end => end,
-    };
-    if let SessionEnd::Failed(kind) = end {
-        metrics.record(|s| s.errors.add(kind));
-    }
+    let end = super::watch_session(
+        cancel,
+        metrics,
+        watch(client, playlist_url, timing, metrics, &mut viewer),
+    )
+    .await;
     viewer.finish(Instant::now());
     end
 }

@@ -21,6 +21,35 @@ pub struct Viewer<'a> {
     flushed_play: Duration,
     flushed_stall: Duration,
     flushed_seq: (u64, u64, u64),
+    /// Bytes read but not yet in the group's window: taking the group's lock on every read was a
+    /// measurable share of a viewer's CPU, so they ride along with the next frame's record.
+    unflushed_bytes: u64,
+    bytes_flushed_at: Instant,
+}
+
+/// Longest that received bytes wait before reaching the group's window without a frame (a stream
+/// of audio only, a server sending no media): well inside the timeline's one-second windows.
+const BYTES_FLUSH_PERIOD: Duration = Duration::from_millis(100);
+
+/// Play and stall time the buffer model accounted since the last record, and its transitions.
+struct BufferDelta {
+    play: Duration,
+    stall: Duration,
+    transitions: Vec<Transition>,
+}
+
+impl BufferDelta {
+    fn apply(&self, s: &mut PlayerStats) {
+        s.play_micros += self.play.as_micros() as u64;
+        s.stall_micros += self.stall.as_micros() as u64;
+        for t in &self.transitions {
+            match t {
+                Transition::StallBegan => s.stalls += 1,
+                Transition::StallEnded { lasted } => s.stall.record(*lasted),
+                Transition::Started | Transition::None => {}
+            }
+        }
+    }
 }
 
 impl<'a> Viewer<'a> {
@@ -44,6 +73,8 @@ impl<'a> Viewer<'a> {
             flushed_play: Duration::ZERO,
             flushed_stall: Duration::ZERO,
             flushed_seq: (0, 0, 0),
+            unflushed_bytes: 0,
+            bytes_flushed_at: Instant::now(),
         }
     }
 
@@ -63,13 +94,23 @@ impl<'a> Viewer<'a> {
     pub fn on_bytes(&mut self, now: Instant, n: usize) {
         let first = !self.got_first_byte && n > 0;
         self.got_first_byte |= n > 0;
+        self.unflushed_bytes += n as u64;
+        if !first && now.saturating_duration_since(self.bytes_flushed_at) < BYTES_FLUSH_PERIOD {
+            return;
+        }
         let ttfb = now.saturating_duration_since(self.started);
+        let bytes = self.take_bytes(now);
         self.metrics.record(|s| {
-            s.bytes += n as u64;
+            s.bytes += bytes;
             if first {
                 s.ttfb.record(ttfb);
             }
         });
+    }
+
+    fn take_bytes(&mut self, now: Instant) -> u64 {
+        self.bytes_flushed_at = now;
+        std::mem::take(&mut self.unflushed_bytes)
     }
 
     /// An FLV/RTMP video tag body (5-byte AVC header + length-prefixed NAL units).
@@ -140,7 +181,14 @@ impl<'a> Viewer<'a> {
             seq.2 - self.flushed_seq.2,
         );
         self.flushed_seq = seq;
+        let buffer = media.map(|m| self.buffer_delta_after(now, m));
+        let bytes = self.take_bytes(now);
+        // One lock per frame for everything it changes.
         self.metrics.record(|s| {
+            s.bytes += bytes;
+            if let Some(b) = &buffer {
+                b.apply(s);
+            }
             s.frames += 1;
             if is_keyframe {
                 s.keyframes += 1;
@@ -161,42 +209,109 @@ impl<'a> Viewer<'a> {
             s.duplicate_frames += d_dup;
             s.reordered_frames += d_reord;
         });
-        if let Some(m) = media {
-            self.feed_buffer(now, m);
-        }
     }
 
     fn feed_buffer(&mut self, now: Instant, media: Duration) {
-        let transitions = self.buffer.on_media(now, media);
-        self.flush_buffer(&transitions);
+        let delta = self.buffer_delta_after(now, media);
+        self.metrics.record(|s| delta.apply(s));
     }
 
-    fn flush_buffer(&mut self, transitions: &[Transition]) {
+    /// Feeds `media` to the buffer model and returns what changed since the last record.
+    fn buffer_delta_after(&mut self, now: Instant, media: Duration) -> BufferDelta {
+        let transitions = self.buffer.on_media(now, media);
+        self.buffer_delta(transitions)
+    }
+
+    fn buffer_delta(&mut self, transitions: Vec<Transition>) -> BufferDelta {
         let play = self.buffer.play_time();
         let stall = self.buffer.stall_time();
-        let (d_play, d_stall) = (play - self.flushed_play, stall - self.flushed_stall);
+        let delta = BufferDelta {
+            play: play - self.flushed_play,
+            stall: stall - self.flushed_stall,
+            transitions,
+        };
         self.flushed_play = play;
         self.flushed_stall = stall;
-        self.metrics.record(|s| {
-            s.play_micros += d_play.as_micros() as u64;
-            s.stall_micros += d_stall.as_micros() as u64;
-            for t in transitions {
-                match t {
-                    Transition::StallBegan => s.stalls += 1,
-                    Transition::StallEnded { lasted } => s.stall.record(*lasted),
-                    Transition::Started | Transition::None => {}
-                }
-            }
-        });
+        delta
     }
 
-    /// Ends the session, accounting play and stall time up to `now`.
+    /// Ends the session, accounting play and stall time (and bytes) up to `now`.
     pub fn finish(mut self, now: Instant) {
         let before = self.buffer.stalls();
         self.buffer.finish(now);
         let transitions: Vec<Transition> = (before..self.buffer.stalls())
             .map(|_| Transition::StallBegan)
             .collect();
-        self.flush_buffer(&transitions);
+        let delta = self.buffer_delta(transitions);
+        let bytes = self.take_bytes(now);
+        self.metrics.record(|s| {
+            s.bytes += bytes;
+            delta.apply(s);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::stamp::FrameStamp;
+
+    /// An FLV AVC NALU tag body holding one stamp SEI, as a keyframe or not.
+    fn video_tag(keyframe: bool, stamp: &FrameStamp) -> Vec<u8> {
+        let sei = stamp.to_sei_nal();
+        let mut tag = vec![if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        tag.extend_from_slice(&(sei.len() as u32).to_be_bytes());
+        tag.extend_from_slice(&sei);
+        tag
+    }
+
+    #[test]
+    fn bytes_ride_with_frames_and_reach_the_window_by_the_end() {
+        let metrics = GroupMetrics::<PlayerStats>::new();
+        let clock = RunClock::start_now();
+        let mut viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        let t0 = viewer.started_at();
+        // The first read is recorded at once: it carries time to first byte.
+        viewer.on_bytes(t0 + Duration::from_millis(5), 100);
+        assert_eq!(metrics.record(|s| (s.bytes, s.ttfb.count())), (100, 1));
+        // Later reads wait for a frame...
+        viewer.on_bytes(t0 + Duration::from_millis(10), 50);
+        viewer.on_bytes(t0 + Duration::from_millis(20), 25);
+        assert_eq!(metrics.record(|s| s.bytes), 100);
+        let stamp = FrameStamp {
+            sent_at_unix_micros: clock.unix_micros_at(t0),
+            sequence: 0,
+            stream_tag: 7,
+        };
+        viewer.on_flv_video(t0 + Duration::from_millis(30), 0, &video_tag(true, &stamp));
+        assert_eq!(
+            metrics.record(|s| (s.bytes, s.frames, s.keyframes)),
+            (175, 1, 1)
+        );
+        // ...or for the flush period, whichever comes first.
+        viewer.on_bytes(t0 + Duration::from_millis(40), 10);
+        assert_eq!(metrics.record(|s| s.bytes), 175);
+        viewer.on_bytes(t0 + Duration::from_millis(30) + BYTES_FLUSH_PERIOD, 10);
+        assert_eq!(metrics.record(|s| s.bytes), 195);
+        // A second frame brings 200 ms of media: past the startup buffer, so playing.
+        let next = FrameStamp {
+            sequence: 1,
+            ..stamp
+        };
+        viewer.on_flv_video(
+            t0 + Duration::from_millis(150),
+            200,
+            &video_tag(false, &next),
+        );
+        assert_eq!(metrics.record(|s| (s.bytes, s.frames)), (195, 2));
+        // Whatever is left reaches the window when the session ends.
+        viewer.on_bytes(t0 + Duration::from_millis(200), 5);
+        viewer.finish(t0 + Duration::from_millis(210));
+        let (bytes, play) = metrics.record(|s| (s.bytes, s.play_micros));
+        assert_eq!(bytes, 200);
+        assert!(
+            play > 0,
+            "the buffer model's play time is accounted at the end"
+        );
     }
 }

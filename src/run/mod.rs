@@ -6,6 +6,7 @@ mod clients;
 pub mod endpoints;
 pub mod knee;
 mod knee_tracker;
+pub mod loops;
 pub mod prometheus;
 pub mod slots;
 pub mod status;
@@ -27,8 +28,9 @@ use crate::scenario::{PlayerGroup, Protocol, PublisherGroup, Scenario, Selection
 use assemble::build_report;
 use clients::{PlayerSlotContext, PublisherSlotContext, player_slot, publisher_slot};
 use endpoints::{Endpoints, stream_name};
+use loops::ClientLoops;
 use rand::{SeedableRng, rngs::StdRng};
-use slots::control;
+use slots::{Placement, control};
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -230,6 +232,11 @@ pub async fn run(
     let planned = run_length(scenario.run.duration.map(|d| d.0), &shapes);
     let warmup = scenario.run.warmup.0;
 
+    let client_loops = Arc::new(
+        ClientLoops::per_core()
+            .map_err(|e| RunError::Setup(format!("cannot start the client event loops: {e}")))?,
+    );
+
     // Load starts here.
     let root = CancellationToken::new();
     let run_start = tokio::time::Instant::now();
@@ -250,10 +257,12 @@ pub async fn run(
             seed: scenario.run.seed ^ ((gi as u64 + 1) * 0x9E37_79B9),
         };
         let ctx = Arc::new(ctx);
+        // Publishers stay on the main runtime: a handful of paced senders, not worth a loop.
         controllers.spawn(control(
             g.shape.clone(),
             run_start,
             root.clone(),
+            Placement::Here,
             move |i, token| publisher_slot(ctx.clone(), i, token),
         ));
     }
@@ -289,13 +298,22 @@ pub async fn run(
             g.shape.clone(),
             run_start,
             root.clone(),
+            Placement::Loops(client_loops.clone()),
             move |i, token| player_slot(ctx.clone(), i, token),
         ));
     }
     let exposition = prometheus::Exposition::default();
     let metrics_server = metrics_listener.map(|l| exposition.serve(l, root.clone()));
     let lag = LagProbe::default();
-    let lag_task = lag.spawn(root.clone());
+    // Lag is sampled on the main runtime and on every client loop: any of them falling behind
+    // makes the loader's timestamps late.
+    let lag_tasks: Vec<_> = std::iter::once(lag.spawn(root.clone()))
+        .chain(
+            client_loops
+                .handles()
+                .map(|h| lag.spawn_on(h, root.clone())),
+        )
+        .collect();
     let mut cpu = CpuSampler::new();
     let mut servers = crate::metrics::loader::ProcessSampler::new(
         local.as_ref().map(|t| t.pids()).unwrap_or_default(),
@@ -401,7 +419,11 @@ pub async fn run(
         .is_ok_and(|r| r.is_some())
     {}
     controllers.abort_all();
-    lag_task.abort();
+    for t in &lag_tasks {
+        t.abort();
+    }
+    // Joining the loop threads blocks (briefly, for sessions that ignored the stop).
+    let _ = tokio::task::spawn_blocking(move || drop(client_loops)).await;
     let now = tokio::time::Instant::now();
     let second = collect_second(
         &mut publishers,

@@ -1,10 +1,12 @@
 //! Group controllers: keep as many client slots running as the plan asks for at each moment, and
 //! run each slot's sessions with the reconnect policy.
 
+use super::loops::ClientLoops;
 use crate::scenario::ReconnectPolicy;
 use crate::scenario::plan::Shape;
 use crate::session::SessionEnd;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -12,12 +14,23 @@ use tokio_util::sync::CancellationToken;
 /// How often the controller compares active slots with the plan.
 const CONTROL_PERIOD: Duration = Duration::from_millis(100);
 
+/// Where a group's slots run.
+#[derive(Clone, Default)]
+pub enum Placement {
+    /// On the runtime the controller runs on.
+    #[default]
+    Here,
+    /// Dealt out over the client event loops.
+    Loops(Arc<ClientLoops>),
+}
+
 /// Runs slots following `shape` until `cancel`. `spawn_slot(index, token)` returns the slot's
 /// future; a ramp-down cancels the newest slots first.
 pub async fn control<F, Fut>(
     shape: Shape,
     run_start: tokio::time::Instant,
     cancel: CancellationToken,
+    placement: Placement,
     mut spawn_slot: F,
 ) where
     F: FnMut(u32, CancellationToken) -> Fut,
@@ -35,7 +48,11 @@ pub async fn control<F, Fut>(
         let want = shape.target_at(run_start.elapsed()) as usize;
         while slots.len() < want {
             let token = cancel.child_token();
-            tasks.spawn(spawn_slot(slots.len() as u32, token.clone()));
+            let slot = spawn_slot(slots.len() as u32, token.clone());
+            match &placement {
+                Placement::Here => tasks.spawn(slot),
+                Placement::Loops(loops) => tasks.spawn_on(slot, loops.next_handle()),
+            };
             slots.push(token);
         }
         while slots.len() > want {
@@ -158,15 +175,22 @@ mod tests {
         let cancel = CancellationToken::new();
         let (r, p) = (running.clone(), peak.clone());
         let start = tokio::time::Instant::now();
-        let controller = tokio::spawn(control(shape, start, cancel.clone(), move |_, token| {
-            let (r, p) = (r.clone(), p.clone());
-            async move {
-                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
-                p.fetch_max(now, Ordering::SeqCst);
-                token.cancelled().await;
-                r.fetch_sub(1, Ordering::SeqCst);
-            }
-        }));
+        let placement = Placement::default();
+        let controller = tokio::spawn(control(
+            shape,
+            start,
+            cancel.clone(),
+            placement,
+            move |_, token| {
+                let (r, p) = (r.clone(), p.clone());
+                async move {
+                    let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                    token.cancelled().await;
+                    r.fetch_sub(1, Ordering::SeqCst);
+                }
+            },
+        ));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(running.load(Ordering::SeqCst), 4);
         tokio::time::sleep(Duration::from_millis(2000)).await;
