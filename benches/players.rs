@@ -19,6 +19,9 @@ use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
 const MEASURE_FROM_S: f64 = 8.0;
 const RUN_S: u32 = 18;
 const FFMPEG_PLAYERS: usize = 10;
+/// Runs per figure; the run with the median CPU is printed. A shared 2-core machine is noisy:
+/// single runs of the same setup differed by a third.
+const REPEATS: usize = 3;
 
 fn main() {
     // `cargo test --all-targets` also runs bench targets (in a debug build): figures from there
@@ -42,10 +45,10 @@ fn main() {
         .unwrap();
     runtime.block_on(async move {
         let bin = find_xiu_binary(None).unwrap_or_else(|e| panic!("{e}"));
-        println!("xiuload player benchmark: 1 publisher at 2 Mbit/s video + 128 kbit/s audio, HTTP-FLV players, {RUN_S} s runs, measured from {MEASURE_FROM_S} s");
+        println!("xiuload player benchmark: 1 publisher at 2 Mbit/s video + 128 kbit/s audio, HTTP-FLV players, {RUN_S} s runs, measured from {MEASURE_FROM_S} s, median of {REPEATS} runs");
         println!("machine: {} cores\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
-        let base = measure_xiuload(&bin, 0).await;
+        let base = median_of(REPEATS, || measure_xiuload(&bin, 0), |m| m.cpu.total()).await;
         println!(
             "publisher alone: xiuload CPU {:.2} % of a core (user {:.2}, kernel {:.2}), RSS {:.1} MiB (process total)",
             base.cpu.total(), base.cpu.user, base.cpu.system, base.rss_mib
@@ -54,7 +57,7 @@ fn main() {
         println!("| players | xiuload CPU % total | CPU % per player | of which user | of which kernel | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
         for n in sizes {
-            let m = measure_xiuload(&bin, n).await;
+            let m = median_of(REPEATS, || measure_xiuload(&bin, n), |m| m.cpu.total()).await;
             let per = |all: f64, alone: f64| (all - alone).max(0.0) / n as f64;
             let per_rss = (m.rss_mib - base.rss_mib).max(0.0) * 1024.0 / n as f64;
             println!(
@@ -69,7 +72,7 @@ fn main() {
                 m.saturated
             );
         }
-        let (ff, ff_rss) = measure_ffmpeg(&bin).await;
+        let (ff, ff_rss) = median_of(REPEATS, || measure_ffmpeg(&bin), |m| m.0.total()).await;
         println!();
         println!(
             "ffmpeg players ({FFMPEG_PLAYERS}, `ffmpeg -i <flv> -c copy -f null -`), per player: CPU {:.3} % of a core (user {:.3}, kernel {:.3}), RSS {:.1} MiB",
@@ -116,6 +119,20 @@ async fn cpu_over(pids: &[u32], window: Duration) -> Cpu {
         user: (after.0 - before.0) / secs * 100.0,
         system: (after.1 - before.1) / secs * 100.0,
     }
+}
+
+/// Runs `measure` `times` times and keeps the run whose `key` is the median.
+async fn median_of<T, F: std::future::Future<Output = T>>(
+    times: usize,
+    mut measure: impl FnMut() -> F,
+    key: impl Fn(&T) -> f64,
+) -> T {
+    let mut runs = Vec::with_capacity(times);
+    for _ in 0..times.max(1) {
+        runs.push(measure().await);
+    }
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs.swap_remove(runs.len() / 2)
 }
 
 struct Measured {
