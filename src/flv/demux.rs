@@ -391,16 +391,20 @@ mod tests {
         let flv = sample_flv();
         let whole = demux_in_chunks(&flv, || usize::MAX);
         assert_eq!(demux_in_chunks(&flv, || 1), whole);
-        // Deterministic xorshift so failures are reproducible.
         for seed in [1u64, 42, 0xdead_beef] {
-            let mut x = seed;
-            let chunks = demux_in_chunks(&flv, || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 700) as usize + 1
-            });
+            let chunks = demux_in_chunks(&flv, random_cuts(seed, 700));
             assert_eq!(chunks, whole, "seed {seed}");
+        }
+    }
+
+    /// Piece sizes from 1 to `max`, from a deterministic xorshift so failures are reproducible.
+    fn random_cuts(seed: u64, max: u64) -> impl FnMut() -> usize {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % max) as usize + 1
         }
     }
 
@@ -436,13 +440,7 @@ mod tests {
         assert_eq!(feed_in_chunks(&flv, || usize::MAX), whole);
         assert_eq!(feed_in_chunks(&flv, || 1), whole);
         for seed in [7u64, 99, 0xfeed] {
-            let mut x = seed;
-            let chunks = feed_in_chunks(&flv, || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 3000) as usize + 1
-            });
+            let chunks = feed_in_chunks(&flv, random_cuts(seed, 3000));
             assert_eq!(chunks, whole, "seed {seed}");
         }
     }
