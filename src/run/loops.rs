@@ -67,14 +67,6 @@ impl ClientLoops {
         )
     }
 
-    pub fn len(&self) -> usize {
-        self.loops.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.loops.is_empty()
-    }
-
     /// The loop for the next session.
     pub fn next_handle(&self) -> &Handle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.loops.len();
