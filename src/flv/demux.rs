@@ -60,10 +60,22 @@ pub struct TagRef<'a> {
     pub data: &'a [u8],
 }
 
-impl TagRef<'_> {
-    /// Bytes the tag takes in the stream: header, body and the trailing PreviousTagSize.
-    pub fn stream_len(&self) -> usize {
-        TAG_HEADER_LEN + self.data.len() + PREV_TAG_SIZE_LEN
+/// The fields of an 11-byte tag header.
+struct TagHeader {
+    kind: TagKind,
+    timestamp_ms: u32,
+    size: usize,
+}
+
+impl TagHeader {
+    fn parse(h: &[u8]) -> TagHeader {
+        TagHeader {
+            // Bit 5 is the "filter" (encryption) flag; the type is the low 5 bits.
+            kind: TagKind::from_type(h[0] & 0x1f),
+            // 24-bit timestamp plus the extended (high) byte.
+            timestamp_ms: u32::from_be_bytes([h[7], h[4], h[5], h[6]]),
+            size: u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize,
+        }
     }
 }
 
@@ -125,7 +137,7 @@ impl FlvDemuxer {
         if self.state != State::Tag || self.buf.len() < TAG_HEADER_LEN || self.failed.is_some() {
             return None;
         }
-        let size = u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let size = TagHeader::parse(&self.buf[..TAG_HEADER_LEN]).size;
         Some((TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN).saturating_sub(self.buf.len()))
     }
 
@@ -170,8 +182,8 @@ impl FlvDemuxer {
         }
         // Fast path: whole tags straight from `input`.
         while input.len() >= TAG_HEADER_LEN {
-            let h = &input[..TAG_HEADER_LEN];
-            let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+            let header = TagHeader::parse(&input[..TAG_HEADER_LEN]);
+            let size = header.size;
             if size > self.max_tag_size {
                 let e = FlvError::TagTooLarge {
                     size,
@@ -191,8 +203,8 @@ impl FlvDemuxer {
                 self.prev_tag_size_mismatches += 1;
             }
             on_tag(TagRef {
-                kind: TagKind::from_type(h[0] & 0x1f),
-                timestamp_ms: u32::from_be_bytes([h[7], h[4], h[5], h[6]]),
+                kind: header.kind,
+                timestamp_ms: header.timestamp_ms,
                 data: &input[TAG_HEADER_LEN..end],
             });
             input = &input[total..];
@@ -273,8 +285,11 @@ impl FlvDemuxer {
                     if self.buf.len() < TAG_HEADER_LEN {
                         return Ok(None);
                     }
-                    let h = &self.buf[..TAG_HEADER_LEN];
-                    let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+                    let TagHeader {
+                        kind,
+                        timestamp_ms,
+                        size,
+                    } = TagHeader::parse(&self.buf[..TAG_HEADER_LEN]);
                     if size > self.max_tag_size {
                         return Err(FlvError::TagTooLarge {
                             size,
@@ -288,10 +303,6 @@ impl FlvDemuxer {
                         self.buf.reserve(total - self.buf.len());
                         return Ok(None);
                     }
-                    // Bit 5 is the "filter" (encryption) flag; the type is
-                    // the low 5 bits.
-                    let kind = TagKind::from_type(h[0] & 0x1f);
-                    let timestamp_ms = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
                     self.buf.advance(TAG_HEADER_LEN);
                     let data = self.buf.split_to(size).freeze();
                     let prev = self.buf.get_u32();
