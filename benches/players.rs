@@ -1,6 +1,8 @@
 //! Cost of a load generator's viewer: CPU (% of one core) and RSS per HTTP-FLV player and per
 //! publisher at 2 Mbit/s, for 100, 500 and 1000 players against a local xiu, beside the same
-//! figures for `ffmpeg -i <flv url> -c copy -f null -` players measured in the same way.
+//! figures for `ffmpeg -i <flv url> -c copy -f null -` players measured in the same way, and for
+//! a bare reader: the same number of connections on one epoll loop that read and discard, the
+//! least any HTTP-FLV client can cost on this machine.
 //!
 //!     cargo bench --bench players            # all sizes
 //!     cargo bench --bench players -- 100     # only the listed sizes
@@ -54,18 +56,22 @@ fn main() {
             base.cpu.total(), base.cpu.user, base.cpu.system, base.rss_mib
         );
         println!();
-        println!("| players | xiuload CPU % total | CPU % per player | of which user | of which kernel | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("| players | xiuload CPU % total | CPU % per player | of which user | of which kernel | bare reader CPU % per player (user / kernel) | RSS MiB total | RSS KiB per player | received Mbit/s | xiu CPU % | loader saturated |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for n in sizes {
             let m = median_of(REPEATS, || measure_xiuload(&bin, n), |m| m.cpu.total()).await;
             let per = |all: f64, alone: f64| (all - alone).max(0.0) / n as f64;
             let per_rss = (m.rss_mib - base.rss_mib).max(0.0) * 1024.0 / n as f64;
+            let bare = median_of(REPEATS, || measure_bare_reader(&bin, n), Cpu::total).await;
             println!(
-                "| {n} | {:.1} | {:.4} | {:.4} | {:.4} | {:.1} | {per_rss:.1} | {:.0} | {:.1} | {} |",
+                "| {n} | {:.1} | {:.4} | {:.4} | {:.4} | {:.4} ({:.4} / {:.4}) | {:.1} | {per_rss:.1} | {:.0} | {:.1} | {} |",
                 m.cpu.total(),
                 per(m.cpu.total(), base.cpu.total()),
                 per(m.cpu.user, base.cpu.user),
                 per(m.cpu.system, base.cpu.system),
+                bare.total(),
+                bare.user,
+                bare.system,
                 m.rss_mib,
                 m.mbps_in,
                 m.xiu_cpu,
@@ -223,36 +229,67 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players
     }
 }
 
+/// A xiu with one publisher (started by a publishers-only xiuload run in this process), for
+/// clients that are not xiuload's own: ffmpeg and the bare reader.
+struct PublisherOnly {
+    xiu: LocalXiu,
+    stop: tokio_util::sync::CancellationToken,
+    run: tokio::task::JoinHandle<Result<xiuload::run::Outcome, xiuload::run::RunError>>,
+    _out: tempfile::TempDir,
+}
+
+impl PublisherOnly {
+    async fn start(bin: &Path) -> PublisherOnly {
+        let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
+        let text = format!(
+            "[run]\nduration = \"{RUN_S}s\"\n[target]\nrtmp_publish = \"rtmp://127.0.0.1:{}\"\n[[publishers]]\nname = \"cams\"\nstream = \"bench\"\ncount = 1\nvideo = {{ bitrate = \"2Mbps\" }}\n",
+            xiu.ports.rtmp
+        );
+        let scenario = xiuload::scenario::parse(Path::new("bench.toml"), &text).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn({
+            let stop = stop.clone();
+            let dir = out.path().to_path_buf();
+            async move {
+                xiuload::run::run(
+                    scenario,
+                    xiuload::run::RunOptions {
+                        scenario_file: "bench.toml".into(),
+                        out_dir: Some(dir),
+                        status_line: false,
+                        metrics_addr: None,
+                    },
+                    async move { stop.cancelled().await },
+                )
+                .await
+            }
+        });
+        // Long enough for the publisher to be accepted and xiu to hold a keyframe.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        PublisherOnly {
+            xiu,
+            stop,
+            run,
+            _out: out,
+        }
+    }
+
+    fn flv_url(&self) -> String {
+        format!("http://127.0.0.1:{}/live/bench.flv", self.xiu.ports.flv)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.run.await;
+        self.xiu.stop().await;
+    }
+}
+
 /// CPU and RSS MiB per ffmpeg player over a steady window of the same length.
 async fn measure_ffmpeg(bin: &Path) -> (Cpu, f64) {
-    let xiu = LocalXiu::start(bin, 2, None).await.expect("xiu starts");
-    let p = xiu.ports;
-    let text = format!(
-        "[run]\nduration = \"{RUN_S}s\"\n[target]\nrtmp_publish = \"rtmp://127.0.0.1:{}\"\n[[publishers]]\nname = \"cams\"\nstream = \"bench\"\ncount = 1\nvideo = {{ bitrate = \"2Mbps\" }}\n",
-        p.rtmp
-    );
-    let scenario = xiuload::scenario::parse(std::path::Path::new("bench.toml"), &text).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn({
-        let stop = stop.clone();
-        let dir = out.path().to_path_buf();
-        async move {
-            xiuload::run::run(
-                scenario,
-                xiuload::run::RunOptions {
-                    scenario_file: "bench.toml".into(),
-                    out_dir: Some(dir),
-                    status_line: false,
-                    metrics_addr: None,
-                },
-                async move { stop.cancelled().await },
-            )
-            .await
-        }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let url = format!("http://127.0.0.1:{}/live/bench.flv", p.flv);
+    let publisher = PublisherOnly::start(bin).await;
+    let url = publisher.flv_url();
     let mut children: Vec<tokio::process::Child> = (0..FFMPEG_PLAYERS)
         .map(|_| {
             tokio::process::Command::new("ffmpeg")
@@ -271,9 +308,7 @@ async fn measure_ffmpeg(bin: &Path) -> (Cpu, f64) {
     for c in &mut children {
         let _ = c.kill().await;
     }
-    stop.cancel();
-    let _ = run.await;
-    xiu.stop().await;
+    publisher.stop().await;
     let n = pids.len().max(1) as f64;
     (
         Cpu {
@@ -282,4 +317,84 @@ async fn measure_ffmpeg(bin: &Path) -> (Cpu, f64) {
         },
         rss as f64 / 1_048_576.0 / n,
     )
+}
+
+/// CPU per viewer of the least an HTTP-FLV viewer can do here: `n` connections on one epoll
+/// loop (mio) that read the body and throw it away: no parsing, no timers, no metrics. What
+/// it costs is the kernel's price for receiving this stream on loopback (the copy, the ACK
+/// each read sends, xiu's transmit that the ACK sets off), which every client pays.
+async fn measure_bare_reader(bin: &Path, n: usize) -> Cpu {
+    let publisher = PublisherOnly::start(bin).await;
+    let port = publisher.xiu.ports.flv;
+    // Same steady window as the xiuload runs: connections ramp up, then 4 s to settle.
+    let settle = Duration::from_secs(4);
+    let window = Duration::from_secs_f64(RUN_S as f64 - 0.5 - MEASURE_FROM_S);
+    let cpu = tokio::task::spawn_blocking(move || bare_reader(port, n, settle, window))
+        .await
+        .expect("bare reader thread");
+    publisher.stop().await;
+    Cpu {
+        user: cpu.user / n as f64,
+        system: cpu.system / n as f64,
+    }
+}
+
+/// The reader loop itself; CPU is the calling thread's over `window`, after `settle`.
+fn bare_reader(port: u16, n: usize, settle: Duration, window: Duration) -> Cpu {
+    use mio::{Events, Interest, Poll, Token};
+    use std::io::{Read, Write};
+    let mut poll = Poll::new().expect("epoll");
+    let request = "GET /live/bench.flv HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut streams: Vec<mio::net::TcpStream> = (0..n)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.write_all(request.as_bytes()).expect("request");
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut s = mio::net::TcpStream::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(i), Interest::READABLE)
+                .expect("register");
+            s
+        })
+        .collect();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = std::time::Instant::now();
+    let mut measuring_since = None;
+    while started.elapsed() < settle + window {
+        if measuring_since.is_none() && started.elapsed() >= settle {
+            measuring_since = Some(thread_cpu_seconds());
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .expect("poll");
+        for event in &events {
+            let stream = &mut streams[event.token().0];
+            // Edge-triggered: read until the socket is drained. A short read means it is (the
+            // same shortcut tokio takes), which saves the read that would say "would block".
+            while let Ok(got) = stream.read(&mut buf) {
+                if got < buf.len() {
+                    break;
+                }
+            }
+        }
+    }
+    let (u0, s0) = measuring_since.unwrap_or_default();
+    let (u1, s1) = thread_cpu_seconds();
+    let secs = window.as_secs_f64();
+    Cpu {
+        user: (u1 - u0) / secs * 100.0,
+        system: (s1 - s0) / secs * 100.0,
+    }
+}
+
+/// CPU seconds (user, kernel) of the calling thread.
+fn thread_cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage writes into the struct we pass and has no other preconditions.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
 }

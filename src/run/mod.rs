@@ -232,8 +232,9 @@ pub async fn run(
     let planned = run_length(scenario.run.duration.map(|d| d.0), &shapes);
     let warmup = scenario.run.warmup.0;
 
+    let peak_players: usize = players.iter().map(|p| p.shape.peak() as usize).sum();
     let client_loops = Arc::new(
-        ClientLoops::per_core()
+        ClientLoops::sized_for(peak_players)
             .map_err(|e| RunError::Setup(format!("cannot start the client event loops: {e}")))?,
     );
 

@@ -48,6 +48,14 @@ impl Shape {
         }
     }
 
+    /// The most clients the shape ever asks for at once.
+    pub fn peak(&self) -> u32 {
+        match self {
+            Shape::Constant { count } => *count,
+            Shape::Ramp(stages) => stages.iter().map(|s| s.target).max().unwrap_or(0),
+        }
+    }
+
     /// How long the shape lasts; `None` for a constant count (it lasts the whole run).
     pub fn length(&self) -> Option<Duration> {
         match self {
@@ -108,6 +116,9 @@ mod tests {
         assert_eq!(shape.length(), Some(Duration::from_secs(30)));
         assert_eq!(shape.stage_at(Duration::from_secs(12)), Some(1));
         assert_eq!(shape.stage_at(Duration::from_secs(31)), None);
+        assert_eq!(shape.peak(), 100);
+        assert_eq!(Shape::Ramp(vec![stage(5, 30), stage(5, 10)]).peak(), 30);
+        assert_eq!(Shape::Constant { count: 7 }.peak(), 7);
     }
 
     #[test]
