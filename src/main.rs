@@ -118,7 +118,10 @@ fn validate(paths: &[std::path::PathBuf]) -> i32 {
     let mut code = exit::OK;
     for path in paths {
         match xiuload::scenario::load(path) {
-            Ok(_) => println!("{}: ok", path.display()),
+            Ok(scenario) => {
+                println!("{}: ok", path.display());
+                print_notes(path, &scenario, &mut std::io::stdout());
+            }
             Err(e) => {
                 eprintln!("{e}");
                 code = exit::BAD_INPUT;
@@ -126,6 +129,17 @@ fn validate(paths: &[std::path::PathBuf]) -> i32 {
         }
     }
     code
+}
+
+/// What a valid scenario will run into on xiu 0.14 (see `scenario::advice`).
+fn print_notes(
+    path: &std::path::Path,
+    scenario: &xiuload::scenario::Scenario,
+    out: &mut impl std::io::Write,
+) {
+    for note in xiuload::scenario::advice::name_collisions(scenario) {
+        let _ = writeln!(out, "{}: note: {note}", path.display());
+    }
 }
 
 async fn run(
@@ -141,6 +155,7 @@ async fn run(
             return exit::BAD_INPUT;
         }
     };
+    print_notes(&path, &scenario, &mut std::io::stderr());
     let options = xiuload::run::RunOptions {
         scenario_file: path,
         out_dir: out,

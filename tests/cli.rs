@@ -29,6 +29,26 @@ fn validate_accepts_every_example_scenario() {
 }
 
 #[test]
+fn validate_notes_viewers_a_steep_ramp_will_lose_to_xiu_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("steep.toml");
+    std::fs::write(
+        &path,
+        "[run]\nduration = \"20s\"\n[target]\nflv_base = \"http://127.0.0.1:8080\"\n[[players]]\nname = \"fans\"\nprotocol = \"flv\"\nstreams = [\"hot\"]\nramp = [{ duration = \"2s\", target = 600 }, { duration = \"18s\", target = 600 }]\n",
+    )
+    .unwrap();
+    let out = xiuload().arg("validate").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // 300 joins a second for 2 s on one stream: 300² / 10,000 · 2 = 18 viewers.
+    assert!(text.contains("steep.toml: ok"), "{text}");
+    assert!(
+        text.contains("steep.toml: note: players group \"fans\": expect about 18 viewers"),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_scenario_exits_2_with_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

@@ -1,5 +1,6 @@
 //! Scenario files: model, loading with located errors, validation and the load plan.
 
+pub mod advice;
 mod load;
 mod model;
 pub mod plan;
