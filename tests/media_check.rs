@@ -31,11 +31,30 @@ audio = {{ enabled = true, bitrate = "128kbps" }}
         let stop = stop.clone();
         async move { common::run_until(&text, &out, async move { stop.cancelled().await }).await }
     });
+    // Wait for xiu to list the stream (its API does once the publish is accepted): asked any
+    // earlier, xiu answers an empty 200, and on a loaded machine the publisher can take seconds.
+    let api = format!("http://127.0.0.1:{}/api/query_whole_streams", xiu.ports.api);
+    let listed_by = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listing = match reqwest::get(&api).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if listing.contains("\"stream_name\":\"check\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < listed_by,
+            "xiu never listed the published stream: {listing}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let url = format!("http://127.0.0.1:{}/live/check.flv", xiu.ports.flv);
     let capture = out.path().join("capture.flv");
-    // The first request may come before the publisher is up (empty 200): retry, bounded.
+    // Listed is not always servable at once (xiu may still lack the sequence headers): retry,
+    // bounded.
     let mut captured = false;
-    for _ in 0..10 {
+    for _ in 0..5 {
         let status = Command::new("ffmpeg")
             .args([
                 "-v", "error", "-y", "-i", &url, "-t", "8", "-c", "copy", "-f", "flv",

@@ -64,6 +64,10 @@ pub fn render(r: &Report) -> String {
         );
     }
 
+    for note in &r.notes {
+        let _ = writeln!(out, "- note: {note}");
+    }
+
     if !r.players.is_empty() {
         let _ = writeln!(out, "\n## Players\n");
         let _ = writeln!(
@@ -207,4 +211,27 @@ pub fn render(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real local-smoke report, written before reports had `notes`.
+    fn fixture() -> Report {
+        serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap()
+    }
+
+    #[test]
+    fn notes_are_listed_under_the_run_line_and_older_reports_have_none() {
+        let mut r = fixture();
+        assert!(r.notes.is_empty());
+        assert!(!render(&r).contains("note:"));
+        r.notes = vec!["players group \"fans\": expect about 18 viewers".into()];
+        let md = render(&r);
+        let note = md
+            .find("- note: players group \"fans\": expect about 18 viewers")
+            .expect("note rendered");
+        assert!(note < md.find("## Players").unwrap(), "{md}");
+    }
 }

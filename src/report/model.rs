@@ -37,6 +37,10 @@ pub struct Report {
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
     pub knee: Option<crate::run::knee::KneeReport>,
+    /// What the scenario was expected to run into on xiu 0.14 whatever the cluster did (e.g. the
+    /// viewers a steep ramp loses to xiu's subscriber-name collisions), as printed by `validate`.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Raw mergeable measurements (histograms in HdrHistogram V2 base64) after warm-up, per group,
     /// so reports of several load-generator pods combine exactly.
     pub raw: RawMeasurements,

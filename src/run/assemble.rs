@@ -85,6 +85,10 @@ pub(super) fn build_report(
             stopped_by,
         },
         scenario: scenario.clone(),
+        notes: crate::scenario::advice::name_collisions(scenario)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         publishers: publishers
             .iter()
             .map(|g| {
