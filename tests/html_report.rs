@@ -92,6 +92,20 @@ fn html_without_cluster_has_the_base_charts_and_no_network_references() {
     }
 }
 
+#[test]
+fn notes_show_under_the_header_escaped() {
+    let (mut report, timeline) = load_fixture();
+    assert!(!xiuload::report::html::render(&report, &timeline, None).contains("data-note"));
+    report.notes = vec!["players group \"fans\": expect about 18 viewers <eof>".into()];
+    let html = xiuload::report::html::render(&report, &timeline, None);
+    assert!(
+        html.contains(
+            "<b>Note</b>: players group &quot;fans&quot;: expect about 18 viewers &lt;eof&gt;"
+        ),
+        "{html}"
+    );
+}
+
 fn chromium() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

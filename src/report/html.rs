@@ -19,6 +19,7 @@ header.verdict{padding:18px 24px;border-radius:8px;color:#fff;margin:12px 0}
 header.pass{background:#2e7d32} header.fail{background:#c62828}
 header h1{margin:0 0 6px;font-size:26px} header p{margin:2px 0;opacity:.95}
 .warn{background:#fff3cd;border:1px solid #e0b400;border-radius:6px;padding:10px 14px;margin:10px 0}
+.note{background:#eef4fb;border:1px solid #9bb8d8;border-radius:6px;padding:10px 14px;margin:10px 0}
 section{background:#fff;border-radius:8px;padding:12px 18px;margin:14px 0;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 section h2{margin:4px 0 8px;font-size:19px} p.hint{color:#555;margin:2px 0 8px;font-size:14px}
 .tiles{display:flex;flex-wrap:wrap;gap:10px} .tile{background:#f7f8fa;border-radius:6px;padding:8px 14px;min-width:130px}
@@ -206,6 +207,13 @@ fn verdict_header(h: &mut String, r: &Report) {
             h,
             "<div class=\"warn\" data-loader-saturated=\"1\"><b>The load generator was saturated</b>: {}. These results describe xiuload, not the server; use more or bigger load-generator pods.</div>",
             escape(&r.loader.reasons.join("; "))
+        );
+    }
+    for note in &r.notes {
+        let _ = write!(
+            h,
+            "<div class=\"note\" data-note=\"1\"><b>Note</b>: {}</div>",
+            escape(note)
         );
     }
     let a = &r.all_players;
