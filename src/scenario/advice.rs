@@ -32,11 +32,12 @@ impl std::fmt::Display for NameCollisions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "players group \"{}\": expect about {:.0} viewers to end with `eof` that are not the \
-             cluster's fault: xiu 0.14 gives two viewers of a stream who join in the same second \
-             the same name once in 10,000 pairs, and drops both (up to {:.0} joins a second on one \
-             stream here; README, \"What is measured\"). Ramp slower or spread viewers over more \
-             streams if that is not what this test is about.",
+            "players group \"{}\": expect about {:.0} viewers to end with `eof` through xiu 0.14's \
+             own naming, whatever the cluster does: two viewers of a stream who join in the same \
+             second get the same name once in 10,000 pairs, and xiu drops both (up to {:.0} joins \
+             a second on one stream here; README, \"What is measured\"; the figure is for one xiu, N \
+             edges sharing the viewers lose about 1/N of it). Ramp slower or spread viewers over \
+             more streams if that is not what this test is about.",
             self.group, self.expected_eof, self.peak_joins_per_stream
         )
     }
