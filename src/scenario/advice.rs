@@ -134,7 +134,13 @@ fn join_rates(g: &PlayerGroup, mean_session: Option<f64>, run_seconds: f64) -> V
             stages
                 .iter()
                 .map(|Stage { duration, target }| {
-                    let seconds = duration.0.as_secs_f64().max(f64::EPSILON);
+                    // Joins of a shorter stage still spread over its viewers' start jitter, and
+                    // no rate beats "all in one second".
+                    let seconds = duration
+                        .0
+                        .as_secs_f64()
+                        .max(g.start_jitter.0.as_secs_f64())
+                        .max(1.0);
                     let to = *target as f64;
                     let added = (to - from).max(0.0) / seconds;
                     let average = (from + to) / 2.0;
@@ -203,6 +209,15 @@ count = 4
         assert!((found[0].expected_eof - 4.5).abs() < 1e-9, "{found:?}");
         assert_eq!(found[0].peak_joins_per_stream, 75.0);
         assert!(found[0].to_string().contains("players group \"fans\""));
+
+        // A jump (a stage shorter than a second) counts as all joins in one second: 600² / 10,000.
+        let jump = scenario(&group(
+            "fans",
+            "flv",
+            HOT,
+            r#"ramp = [{ duration = "100ms", target = 600 }, { duration = "20s", target = 600 }]"#,
+        ));
+        assert!((name_collisions(&jump)[0].expected_eof - 36.0).abs() < 1e-9);
 
         // Twice as steep: four times the losses a second, for half the seconds.
         let steeper = scenario(&group(
