@@ -10,6 +10,7 @@
 //! so the viewers lost average `k²/10,000` a second. See README, "What is measured".
 
 use super::plan::{Shape, run_length};
+use super::select::zipf_shares;
 use super::{PlayerGroup, Protocol, Scenario, Selection, Stage, max_slots};
 
 /// Names one xiu 0.14 subscriber can take within a second: 4 random decimal digits.
@@ -88,13 +89,7 @@ fn stream_shares(g: &PlayerGroup, scenario: &Scenario) -> Vec<f64> {
     .max(1);
     match g.select {
         Selection::RoundRobin => vec![1.0 / streams as f64; streams],
-        Selection::Zipf { exponent } => {
-            let weights: Vec<f64> = (1..=streams)
-                .map(|k| 1.0 / (k as f64).powf(exponent))
-                .collect();
-            let total: f64 = weights.iter().sum();
-            weights.iter().map(|w| w / total).collect()
-        }
+        Selection::Zipf { exponent } => zipf_shares(streams, exponent),
     }
 }
 

@@ -15,21 +15,27 @@ pub enum Selector {
     },
 }
 
+/// The share of viewers each of `streams` streams gets under Zipf's law, most popular first
+/// (summing to 1).
+pub fn zipf_shares(streams: usize, exponent: f64) -> Vec<f64> {
+    let weights: Vec<f64> = (1..=streams)
+        .map(|k| 1.0 / (k as f64).powf(exponent))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
+}
+
 impl Selector {
     pub fn round_robin(streams: usize) -> Self {
         Selector::RoundRobin { next: 0, streams }
     }
 
     pub fn zipf(streams: usize, exponent: f64) -> Self {
-        let weights: Vec<f64> = (1..=streams)
-            .map(|k| 1.0 / (k as f64).powf(exponent))
-            .collect();
-        let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        let cumulative = weights
+        let cumulative = zipf_shares(streams, exponent)
             .iter()
-            .map(|w| {
-                acc += w / total;
+            .map(|share| {
+                acc += share;
                 acc
             })
             .collect();
