@@ -88,6 +88,26 @@ struct PlayerGroupRun {
     warmup: PlayerStats,
 }
 
+/// The load shape a run drives a player group with: the knee's steps for the knee's group, else
+/// the group's own count or ramp.
+pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
+    match &scenario.knee {
+        Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
+        _ => Shape::from_group(g.count, g.ramp.as_deref()),
+    }
+}
+
+/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
+pub fn planned_length(scenario: &Scenario) -> std::time::Duration {
+    let shapes: Vec<Shape> = scenario
+        .publishers
+        .iter()
+        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
+        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
+        .collect();
+    run_length(scenario.run.duration.map(|d| d.0), &shapes)
+}
+
 /// Runs a validated scenario until its plan ends or `shutdown` resolves, then writes the report.
 pub async fn run(
     scenario: Scenario,
@@ -211,12 +231,8 @@ pub async fn run(
             (None, Some(list)) => list.clone(),
             (None, None) => Vec::new(),
         };
-        let shape = match &scenario.knee {
-            Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
-            _ => Shape::from_group(g.count, g.ramp.as_deref()),
-        };
         players.push(PlayerGroupRun {
-            shape,
+            shape: player_shape(&scenario, g),
             config: g.clone(),
             streams: Arc::new(streams),
             metrics: GroupMetrics::new(),
@@ -224,12 +240,13 @@ pub async fn run(
             warmup: PlayerStats::default(),
         });
     }
+    let planned = planned_length(&scenario);
+    // The status line shows progress through the first ramp's stages.
     let shapes: Vec<Shape> = publishers
         .iter()
         .map(|p| p.shape.clone())
         .chain(players.iter().map(|p| p.shape.clone()))
         .collect();
-    let planned = run_length(scenario.run.duration.map(|d| d.0), &shapes);
     let warmup = scenario.run.warmup.0;
 
     let peak_players: usize = players.iter().map(|p| p.shape.peak() as usize).sum();

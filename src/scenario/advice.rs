@@ -9,7 +9,7 @@
 //! `eof`. With joins arriving at `k` a second on a stream, the pairs in one second average `k²/2`,
 //! so the viewers lost average `k²/10,000` a second. See README, "What is measured".
 
-use super::plan::{Shape, run_length};
+use super::plan::Shape;
 use super::select::zipf_shares;
 use super::{PlayerGroup, Protocol, Scenario, Selection, Stage, max_slots};
 
@@ -46,33 +46,17 @@ impl std::fmt::Display for NameCollisions {
 
 /// Player groups of `scenario` that expect at least one such loss.
 pub fn name_collisions(scenario: &Scenario) -> Vec<NameCollisions> {
+    let run_seconds = crate::run::planned_length(scenario).as_secs_f64();
     scenario
         .players
         .iter()
-        // The capacity knee drives its group with stages of its own (`run::knee`).
-        .filter(|g| scenario.knee.as_ref().is_none_or(|k| k.group != g.name))
         .filter_map(|g| {
             let shares = stream_shares(g, scenario);
-            group_collisions(g, &shares, run_seconds(scenario))
+            let shape = crate::run::player_shape(scenario, g);
+            group_collisions(g, &shape, &shares, run_seconds)
         })
         .filter(|c| c.expected_eof >= WORTH_A_NOTE)
         .collect()
-}
-
-/// The run's planned length in seconds.
-fn run_seconds(scenario: &Scenario) -> f64 {
-    let shapes: Vec<Shape> = scenario
-        .players
-        .iter()
-        .map(|g| Shape::from_group(g.count, g.ramp.as_deref()))
-        .chain(
-            scenario
-                .publishers
-                .iter()
-                .map(|p| Shape::from_group(p.count, p.ramp.as_deref())),
-        )
-        .collect();
-    run_length(scenario.run.duration.map(|d| d.0), &shapes).as_secs_f64()
 }
 
 /// How a group's joins divide over its streams (each share in `0..=1`, summing to 1).
@@ -93,7 +77,12 @@ fn stream_shares(g: &PlayerGroup, scenario: &Scenario) -> Vec<f64> {
     }
 }
 
-fn group_collisions(g: &PlayerGroup, shares: &[f64], run_seconds: f64) -> Option<NameCollisions> {
+fn group_collisions(
+    g: &PlayerGroup,
+    shape: &Shape,
+    shares: &[f64],
+    run_seconds: f64,
+) -> Option<NameCollisions> {
     if g.protocol == Protocol::Hls {
         // HLS viewers fetch files; xiu keeps no subscriber per viewer.
         return None;
@@ -107,7 +96,7 @@ fn group_collisions(g: &PlayerGroup, shares: &[f64], run_seconds: f64) -> Option
         .filter(|m| *m > 0.0);
     let mut expected = 0.0;
     let mut peak_rate: f64 = 0.0;
-    for (rate, seconds) in join_rates(g, mean_session, run_seconds) {
+    for (rate, seconds) in join_rates(g, shape, mean_session, run_seconds) {
         // Σ over streams of (rate · share)² / 10,000, for each second at this rate.
         expected += rate * rate * concentration / NAMES_PER_SECOND * seconds;
         peak_rate = peak_rate.max(rate * top_share);
@@ -121,10 +110,15 @@ fn group_collisions(g: &PlayerGroup, shares: &[f64], run_seconds: f64) -> Option
 
 /// Joins a second and for how many seconds, stage by stage: viewers added by a rising stage,
 /// plus, with churn, leavers replaced at `viewers / mean session`.
-fn join_rates(g: &PlayerGroup, mean_session: Option<f64>, run_seconds: f64) -> Vec<(f64, f64)> {
+fn join_rates(
+    g: &PlayerGroup,
+    shape: &Shape,
+    mean_session: Option<f64>,
+    run_seconds: f64,
+) -> Vec<(f64, f64)> {
     let churn = |viewers: f64| mean_session.map_or(0.0, |m| viewers / m);
-    match (&g.ramp, g.count) {
-        (Some(stages), _) => {
+    match shape {
+        Shape::Ramp(stages) => {
             let mut from = 0.0;
             stages
                 .iter()
@@ -144,17 +138,16 @@ fn join_rates(g: &PlayerGroup, mean_session: Option<f64>, run_seconds: f64) -> V
                 })
                 .collect()
         }
-        (None, Some(count)) => {
+        Shape::Constant { count } => {
             // A constant group starts at once, spread over its start jitter (a second at least),
             // then replaces its leavers for the rest of the run.
-            let count = count as f64;
+            let count = *count as f64;
             let spread = g.start_jitter.0.as_secs_f64().max(1.0);
             vec![
                 (count / spread, spread),
                 (churn(count), (run_seconds - spread).max(0.0)),
             ]
         }
-        (None, None) => Vec::new(),
     }
 }
 
