@@ -23,3 +23,4 @@ pub mod scenario;
 pub mod session;
 pub mod sidecar;
 pub mod units;
+pub mod verdict;

@@ -174,11 +174,9 @@ async fn run(
     };
     println!("{}", xiuload::report::markdown::render(&outcome.report));
     println!("Reports in {}", outcome.out.dir.display());
-    use xiuload::report::model::{StopReason, Verdict};
-    match (outcome.report.run.stopped_by, outcome.report.verdict) {
-        (StopReason::Interrupted, _) => exit::INTERRUPTED,
-        (_, Verdict::Pass) => exit::OK,
-        (_, Verdict::Fail) => exit::CHECK_FAILED,
+    match outcome.report.run.stopped_by {
+        xiuload::report::model::StopReason::Interrupted => exit::INTERRUPTED,
+        _ => exit::of_verdict(outcome.report.verdict),
     }
 }
 

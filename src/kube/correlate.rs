@@ -182,6 +182,53 @@ pub struct ClusterReport {
     /// Every PodMetrics sample (CPU, memory per pod) on the run clock, for charts.
     #[serde(default)]
     pub pod_usage: Vec<PodUsage>,
+    /// What the reader should know about how the data was recorded (e.g. Events delivered long
+    /// after the time they carry).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Pods of the watched workloads seen at any time: 0 means pod expectations had nothing
+    /// to judge.
+    #[serde(default)]
+    pub pods_seen: u32,
+    /// HorizontalPodAutoscalers seen at any time.
+    #[serde(default)]
+    pub hpas_seen: Vec<String>,
+}
+
+/// Events whose own timestamp and the moment the watch delivered them differ by more than this
+/// are noted: the report places them when they were seen, not when they say.
+pub const EVENT_SKEW_NOTE_S: f64 = 5.0;
+
+/// A note about Events delivered far from the time they carry, if any were.
+pub fn event_skew_note(cluster: &ClusterTimeline) -> Option<String> {
+    let skewed: Vec<(f64, String)> = cluster
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::K8sEvent {
+                object_kind,
+                object_name,
+                reason,
+                reported_unix_ms: Some(reported),
+                ..
+            } => {
+                let skew_s = (e.at.wall_ms as i64 - reported) as f64 / 1000.0;
+                (skew_s.abs() > EVENT_SKEW_NOTE_S)
+                    .then(|| (skew_s, format!("{object_kind} {object_name} {reason}")))
+            }
+            _ => None,
+        })
+        .collect();
+    let (worst_s, worst) = skewed
+        .iter()
+        .max_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))?;
+    Some(format!(
+        "{} Event(s) carried a time more than {EVENT_SKEW_NOTE_S:.0} s away from when the watch \
+         delivered them (largest: {worst}, {:.0} s {}); they are placed when they were seen",
+        skewed.len(),
+        worst_s.abs(),
+        if *worst_s > 0.0 { "behind" } else { "ahead" }
+    ))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -243,6 +290,20 @@ pub fn analyse(cluster: &ClusterTimeline, load: &[TimelinePoint]) -> ClusterRepo
             })
             .collect(),
         totals: totals(cluster),
+        notes: event_skew_note(cluster).into_iter().collect(),
+        pods_seen: cluster
+            .iter()
+            .filter(|(_, k)| matches!(k, EventKind::PodAdded { .. }))
+            .count() as u32,
+        hpas_seen: cluster
+            .iter()
+            .filter_map(|(_, k)| match k {
+                EventKind::Hpa { hpa, .. } => Some(hpa.clone()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         replicas,
         scale_decisions: decisions,
     }
@@ -822,6 +883,36 @@ pub(crate) mod tests {
         }
     }
 
+    #[test]
+    fn events_seen_far_from_their_own_time_are_noted() {
+        let event = |wall_ms: u64, reported: i64| ClusterEvent {
+            at: Stamp { t: 1.0, wall_ms },
+            kind: EventKind::K8sEvent {
+                object_kind: "HorizontalPodAutoscaler".into(),
+                object_name: "xiu-edge".into(),
+                reason: "SuccessfulRescale".into(),
+                message: "New size: 3".into(),
+                count: 1,
+                new: 1,
+                reported_unix_ms: Some(reported),
+                category: EventCategory::Rescale {
+                    new_size: Some(3),
+                    rescale_reason: None,
+                },
+            },
+        };
+        let mut c = ClusterTimeline::default();
+        c.push(event(1_000_000, 998_000));
+        assert_eq!(event_skew_note(&c), None, "2 s is within clock noise");
+        c.push(event(1_600_000, 1_000_000));
+        let note = event_skew_note(&c).expect("a 10-minute skew is noted");
+        assert!(
+            note.starts_with("1 Event(s)") && note.contains("600 s behind"),
+            "{note}"
+        );
+        assert_eq!(analyse(&c, &[]).notes, vec![note]);
+    }
+
     pub fn hpa(desired: u32, current: u32) -> EventKind {
         EventKind::Hpa {
             hpa: "xiu-edge".into(),
@@ -897,6 +988,7 @@ pub(crate) mod tests {
                     message: "New size: 3; reason: cpu resource utilization (percentage of request) above target".into(),
                     count: 1,
                     new: 1,
+                    reported_unix_ms: None,
                     category: EventCategory::Rescale { new_size: Some(3), rescale_reason: Some("cpu above target".into()) },
                 },
             ),

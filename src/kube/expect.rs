@@ -5,16 +5,65 @@ use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
 use super::correlate::{ClusterReport, flaps};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::Scenario;
+use crate::verdict::{Judged, Verdict};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "ExpectationRecord")]
 pub struct ExpectationResult {
     pub kind: String,
     /// The expectation in words, e.g. "xiu-edge scales up to >= 3 ready replicas within 2m after stage 1 starts".
     pub description: String,
+    /// `pass`, `fail`, or `inconclusive` when the data it needs was not there.
+    pub status: Verdict,
+    /// `status == pass`, kept for readers of earlier reports.
     pub pass: bool,
     pub evidence: String,
+    /// Why it could not be judged (`inconclusive` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
+}
+
+impl ExpectationResult {
+    pub fn judged(&self) -> Judged {
+        let why = || match &self.inconclusive {
+            Some(reason) => format!("{}: {reason}", self.description),
+            None => format!("{}: {}", self.description, self.evidence),
+        };
+        match self.status {
+            Verdict::Pass => Judged::pass(),
+            Verdict::Fail => Judged::fail(why()),
+            Verdict::Inconclusive => Judged::inconclusive(why()),
+        }
+    }
+}
+
+/// `report.json` as earlier versions wrote it (no `status`), or as this one does.
+#[derive(Deserialize)]
+struct ExpectationRecord {
+    kind: String,
+    description: String,
+    #[serde(default)]
+    status: Option<Verdict>,
+    pass: bool,
+    evidence: String,
+    #[serde(default)]
+    inconclusive: Option<String>,
+}
+
+impl From<ExpectationRecord> for ExpectationResult {
+    fn from(r: ExpectationRecord) -> Self {
+        let status = r.status.unwrap_or(Verdict::from_pass(r.pass));
+        ExpectationResult {
+            kind: r.kind,
+            description: r.description,
+            pass: status == Verdict::Pass,
+            status,
+            evidence: r.evidence,
+            inconclusive: r.inconclusive,
+        }
+    }
 }
 
 /// Number of load stages `after_stage` may name: the longest `ramp` of any group.
@@ -61,9 +110,113 @@ fn result(e: &Expectation, description: String, pass: bool, evidence: String) ->
     ExpectationResult {
         kind: e.kind.as_str().to_string(),
         description,
+        status: Verdict::from_pass(pass),
         pass,
         evidence,
+        inconclusive: None,
     }
+}
+
+/// A count that stayed within its limit is only a pass when the data behind it was there.
+fn bounded(
+    e: &Expectation,
+    description: String,
+    within_limit: bool,
+    evidence: String,
+    missing: Option<String>,
+) -> ExpectationResult {
+    match missing {
+        Some(why) if within_limit => inconclusive(e, description, evidence, why),
+        _ => result(e, description, within_limit, evidence),
+    }
+}
+
+fn inconclusive(
+    e: &Expectation,
+    description: String,
+    evidence: String,
+    why: String,
+) -> ExpectationResult {
+    ExpectationResult {
+        kind: e.kind.as_str().to_string(),
+        description,
+        status: Verdict::Inconclusive,
+        pass: false,
+        evidence,
+        inconclusive: Some(why),
+    }
+}
+
+/// What the watcher reads to judge an expectation: gap sources (as `gap_start` names them) paired
+/// with the RBAC resource behind each. Alternatives: the data is there if any of them delivered.
+struct Needs {
+    what: &'static str,
+    sources: &'static [(&'static str, &'static str)],
+}
+
+const PODS: Needs = Needs {
+    what: "pods",
+    sources: &[("pods", "pods")],
+};
+const EVENTS: Needs = Needs {
+    what: "Events",
+    sources: &[
+        ("events", "events"),
+        ("events.events.k8s.io", "events.events.k8s.io"),
+    ],
+};
+const HPAS: Needs = Needs {
+    what: "HorizontalPodAutoscalers",
+    sources: &[(
+        "horizontalpodautoscalers",
+        "horizontalpodautoscalers.autoscaling",
+    )],
+};
+
+const DEPLOYMENTS: Needs = Needs {
+    what: "Deployments",
+    sources: &[("deployments", "deployments.apps")],
+};
+const STATEFULSETS: Needs = Needs {
+    what: "StatefulSets",
+    sources: &[("statefulsets", "statefulsets.apps")],
+};
+
+/// Why the data behind `needs` is missing, if it is: every alternative was refused (403 on
+/// exactly that resource) or lost with a gap that never closed (e.g. the API server never
+/// answered).
+fn missing(c: &ClusterReport, needs: &Needs) -> Option<String> {
+    let reasons: Vec<String> = needs
+        .sources
+        .iter()
+        .map(|(source, resource)| {
+            if let Some(d) = c.permission_denied.iter().find(|d| d.resource == *resource) {
+                Some(format!("{} {resource} was refused", d.verb))
+            } else {
+                c.gaps
+                    .iter()
+                    .find(|g| g.source == *source && g.end.is_none())
+                    .map(|g| {
+                        format!(
+                            "the {source} watch broke at t={:.1}s and never recovered ({})",
+                            g.start, g.reason
+                        )
+                    })
+            }
+        })
+        .collect::<Option<Vec<String>>>()?;
+    Some(format!(
+        "no {} could be read: {}",
+        needs.what,
+        reasons.join("; ")
+    ))
+}
+
+/// Why expectations about the watched pods have nothing to judge, if they have not.
+fn pods_missing(c: &ClusterReport, also: &Needs) -> Option<String> {
+    missing(c, &PODS).or_else(|| missing(c, also)).or_else(|| {
+        (c.pods_seen == 0).then(|| "no pod of the watched workloads was ever seen".to_string())
+    })
 }
 
 fn secs(d: Duration) -> String {
@@ -93,15 +246,16 @@ fn judge_one(
                 })
                 .collect();
             let n = c.totals.probe_failures;
-            result(
+            bounded(
                 e,
                 format!("at most {max} probe failures"),
                 n <= max,
                 format!(
                     "{n} probe failure(s){}{}",
                     list(&first),
-                    completeness(c, "events")
+                    completeness(c, &EVENTS)
                 ),
+                pods_missing(c, &EVENTS),
             )
         }
         ExpectKind::MaxRestarts => {
@@ -113,11 +267,12 @@ fn judge_one(
                 .map(|i| format!("t={:.1}s {} ({})", i.t, i.object, i.kind))
                 .collect();
             let n = c.totals.restarts;
-            result(
+            bounded(
                 e,
                 format!("at most {max} container restarts"),
                 n <= max,
-                format!("{n} restart(s){}{}", list(&first), completeness(c, "pods")),
+                format!("{n} restart(s){}{}", list(&first), completeness(c, &PODS)),
+                pods_missing(c, &PODS),
             )
         }
         ExpectKind::NoOomKilled => {
@@ -135,7 +290,7 @@ fn judge_one(
                     format!("t={:.1}s {} ({mem}, {viewers} viewers)", i.t, i.object)
                 })
                 .collect();
-            result(
+            bounded(
                 e,
                 "no container OOMKilled".into(),
                 ooms.is_empty(),
@@ -143,8 +298,9 @@ fn judge_one(
                     "{} OOM kill(s){}{}",
                     ooms.len(),
                     list(&ooms),
-                    completeness(c, "pods")
+                    completeness(c, &PODS)
                 ),
+                pods_missing(c, &PODS),
             )
         }
         ExpectKind::NoFlapping => {
@@ -166,7 +322,7 @@ fn judge_one(
                     )
                 })
                 .collect();
-            result(
+            bounded(
                 e,
                 format!(
                     "no flapping (two direction changes within {})",
@@ -178,14 +334,34 @@ fn judge_one(
                     c.scale_decisions.len(),
                     found.len(),
                     list(&described),
-                    completeness(c, "horizontalpodautoscalers")
+                    completeness(c, &HPAS)
                 ),
+                missing(c, &HPAS).or_else(|| {
+                    c.hpas_seen
+                        .is_empty()
+                        .then(|| "no HorizontalPodAutoscaler was ever seen".to_string())
+                }),
             )
         }
         ExpectKind::MaxViewersDroppedPerScaleDown => {
+            let description = format!("at most {max} viewers dropped per scale-down");
+            if load.is_empty() {
+                return inconclusive(
+                    e,
+                    description,
+                    "no load timeline: viewers were not measured".into(),
+                    "no load ran beside the watch, so no viewer could be dropped or counted".into(),
+                );
+            }
             let worst = c.scale_downs.iter().max_by_key(|d| d.viewers_disconnected);
-            let evidence = match worst {
-                None => "no scale-down happened".to_string(),
+            let Some(worst) = worst else {
+                let why = missing(c, &HPAS).unwrap_or_else(|| {
+                    "no scale-down happened during the run: nothing to judge".to_string()
+                });
+                return inconclusive(e, description, "no scale-down happened".into(), why);
+            };
+            let evidence = match Some(worst) {
+                None => unreachable!("handled above"),
                 Some(d) => format!(
                     "{} scale-down(s); worst: {}→{} at t={:.1}s with {} player error(s) in the following {}s",
                     c.scale_downs.len(),
@@ -196,12 +372,7 @@ fn judge_one(
                     super::correlate::SCALE_DOWN_ATTRIBUTION_S
                 ),
             };
-            result(
-                e,
-                format!("at most {max} viewers dropped per scale-down"),
-                worst.is_none_or(|d| d.viewers_disconnected <= max),
-                evidence,
-            )
+            result(e, description, worst.viewers_disconnected <= max, evidence)
         }
     }
 }
@@ -214,22 +385,18 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// A note when the data a verdict rests on was (partly) not collected.
-fn completeness(c: &ClusterReport, resource: &str) -> String {
+/// A note when the data a verdict rests on was (partly) not collected. Resources match exactly:
+/// a 403 on `pods.metrics.k8s.io` says nothing about `pods`.
+fn completeness(c: &ClusterReport, needs: &Needs) -> String {
     let mut notes = Vec::new();
-    if c.permission_denied
-        .iter()
-        .any(|m| m.resource.starts_with(resource))
-    {
-        notes.push(format!("{resource} could not be read (permission denied)"));
-    }
-    let open_gaps = c
-        .gaps
-        .iter()
-        .filter(|g| g.source.starts_with(resource))
-        .count();
-    if open_gaps > 0 {
-        notes.push(format!("{open_gaps} gap(s) in the {resource} watch"));
+    for (source, resource) in needs.sources {
+        if c.permission_denied.iter().any(|m| m.resource == *resource) {
+            notes.push(format!("{resource} could not be read (permission denied)"));
+        }
+        let gaps = c.gaps.iter().filter(|g| g.source == *source).count();
+        if gaps > 0 {
+            notes.push(format!("{gaps} gap(s) in the {source} watch"));
+        }
     }
     if notes.is_empty() {
         String::new()
@@ -267,12 +434,8 @@ fn judge_scaling(
         secs(within)
     );
     let Some(start) = reference else {
-        return result(
-            e,
-            description,
-            false,
-            format!("cannot tell when {ref_text}: no such moment in this run"),
-        );
+        let evidence = format!("cannot tell when {ref_text}: no such moment in this run");
+        return inconclusive(e, description, evidence.clone(), evidence);
     };
     let points: Vec<(f64, u32)> = c
         .replicas
@@ -281,14 +444,14 @@ fn judge_scaling(
         .filter_map(|r| r.serving().map(|s| (r.t, s)))
         .collect();
     if points.is_empty() {
-        return result(
+        let why = missing(c, &DEPLOYMENTS)
+            .or_else(|| missing(c, &STATEFULSETS))
+            .unwrap_or_else(|| format!("{workload} was never seen in the namespace"));
+        return inconclusive(
             e,
             description,
-            false,
-            format!(
-                "no replica data was recorded for {workload}{}",
-                completeness(c, "deployments")
-            ),
+            format!("no replica data was recorded for {workload}"),
+            why,
         );
     }
     let ok = |v: u32| if up { v >= n } else { v <= n };
@@ -326,7 +489,7 @@ fn judge_scaling(
                 extreme
                     .or(at_start.map(|p| p.1))
                     .map_or("none".into(), |v| v.to_string()),
-                completeness(c, "deployments")
+                completeness(c, &DEPLOYMENTS)
             )
         }
     };

@@ -305,10 +305,11 @@ impl Recorder {
             .collect()
     }
 
-    pub fn core_event(&mut self, e: &CoreEvent) -> Option<EventKind> {
+    pub fn core_event(&mut self, e: &CoreEvent, delivery: Delivery) -> Option<EventKind> {
         let series = e.series.as_ref();
         let o = &e.involved_object;
         self.k8s_event(Occurrence {
+            delivery,
             key: key_of(&e.metadata),
             kind: o.kind.as_deref().unwrap_or(""),
             name: o.name.as_deref().unwrap_or(""),
@@ -326,9 +327,10 @@ impl Recorder {
 
     /// events.k8s.io/v1 is the same stored object as core/v1 with other field names; keying both
     /// by uid means watching both never double counts.
-    pub fn events_v1_event(&mut self, e: &EventsV1Event) -> Option<EventKind> {
+    pub fn events_v1_event(&mut self, e: &EventsV1Event, delivery: Delivery) -> Option<EventKind> {
         let o = e.regarding.clone().unwrap_or_default();
         self.k8s_event(Occurrence {
+            delivery,
             key: key_of(&e.metadata),
             kind: o.kind.as_deref().unwrap_or(""),
             name: o.name.as_deref().unwrap_or(""),
@@ -368,11 +370,16 @@ impl Recorder {
         }
         let count = to_u32(o.count).max(1);
         let known = self.event_counts.get(&o.key).copied();
-        // Events live for an hour: the first list brings the namespace's recent past. Occurrences
+        // Events live for an hour: a list brings the namespace's recent past. Listed occurrences
         // last seen before the watch began are history, kept only as the baseline for counting.
-        // `Time` fields have whole seconds: an Event in the second the watch began counts.
+        // `Time` fields have whole seconds: an Event in the second the watch began counts. What
+        // the watch delivers live is news whatever its timestamp says: the kubelet's or the
+        // controller's clock may run behind ours, or the API server may deliver a burst late.
         let since_s = (self.scope.since_unix_ms / 1000 * 1000) as i64;
-        if known.is_none() && o.last_seen_ms.is_some_and(|ms| ms < since_s) {
+        if o.delivery == Delivery::Listed
+            && known.is_none()
+            && o.last_seen_ms.is_some_and(|ms| ms < since_s)
+        {
             self.event_counts.insert(o.key, count);
             return None;
         }
@@ -388,13 +395,24 @@ impl Recorder {
             message: message.to_string(),
             count,
             new: count - last,
+            reported_unix_ms: o.last_seen_ms,
             category: categorise(reason, message),
         })
     }
 }
 
+/// How an object reached us: in a (re)list, which brings the namespace's recent past, or live on
+/// the watch, which is news whatever its timestamps say (a kubelet whose clock runs behind, or a
+/// burst the API server delivers late, stamps live Events in the past).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Listed,
+    Live,
+}
+
 /// One Kubernetes Event as either API shows it.
 struct Occurrence<'a> {
+    delivery: Delivery,
     key: String,
     kind: &'a str,
     name: &'a str,
@@ -798,7 +816,7 @@ pub(crate) mod tests {
                 count,
             )
         };
-        match r.core_event(&e(1)) {
+        match r.core_event(&e(1), Delivery::Live) {
             Some(EventKind::K8sEvent {
                 count: 1,
                 new: 1,
@@ -812,9 +830,9 @@ pub(crate) mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        assert_eq!(r.core_event(&e(1)), None);
+        assert_eq!(r.core_event(&e(1), Delivery::Live), None);
         assert!(matches!(
-            r.core_event(&e(4)),
+            r.core_event(&e(4), Delivery::Live),
             Some(EventKind::K8sEvent {
                 count: 4,
                 new: 3,
@@ -835,9 +853,12 @@ pub(crate) mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(r.events_v1_event(&v1), None);
+        assert_eq!(r.events_v1_event(&v1, Delivery::Live), None);
         assert_eq!(
-            r.core_event(&core_event("u2", "Pod", "elsewhere-1", "Killing", "x", 1)),
+            r.core_event(
+                &core_event("u2", "Pod", "elsewhere-1", "Killing", "x", 1),
+                Delivery::Live
+            ),
             None
         );
     }
@@ -863,13 +884,13 @@ pub(crate) mod tests {
             e
         };
         assert_eq!(
-            r.core_event(&at(5, 999_000)),
+            r.core_event(&at(5, 999_000), Delivery::Listed),
             None,
             "an hour-old Event is not this run's"
         );
         // It happens again during the run: only the new occurrence counts.
         assert!(matches!(
-            r.core_event(&at(6, 1_000_500)),
+            r.core_event(&at(6, 1_000_500), Delivery::Live),
             Some(EventKind::K8sEvent {
                 count: 6,
                 new: 1,
@@ -879,9 +900,45 @@ pub(crate) mod tests {
         let mut fresh = at(1, 1_000_100);
         fresh.metadata.uid = Some("new".into());
         assert!(matches!(
-            r.core_event(&fresh),
+            r.core_event(&fresh, Delivery::Listed),
             Some(EventKind::K8sEvent { new: 1, .. })
         ));
+    }
+
+    #[test]
+    fn live_events_count_whatever_their_timestamps_say() {
+        // The watch began at t = 1000 s; a kubelet 10 s behind and a controller 10 min behind
+        // still report what happens now: the watch delivered it live, so it is this run's.
+        let mut r = Recorder::new(Scope {
+            since_unix_ms: 1_000_000,
+            ..scope()
+        });
+        let stamped = |uid: &str, reason: &str, message: &str, ms: i64| {
+            let mut e = core_event(uid, "Pod", "xiu-edge-a", reason, message, 1);
+            e.last_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_millisecond(ms).unwrap(),
+            ));
+            e
+        };
+        let behind_10s = stamped("a", "Unhealthy", "Readiness probe failed", 990_000);
+        let behind_10m = stamped("b", "Unhealthy", "Readiness probe failed", 400_000);
+        for (e, ms) in [(&behind_10s, 990_000), (&behind_10m, 400_000)] {
+            match r.core_event(e, Delivery::Live) {
+                Some(EventKind::K8sEvent {
+                    new: 1,
+                    reported_unix_ms,
+                    ..
+                }) => assert_eq!(reported_unix_ms, Some(ms)),
+                other => panic!("a live Event was dropped: {other:?}"),
+            }
+        }
+        // The same timestamps in the first list are history.
+        let mut listed = Recorder::new(Scope {
+            since_unix_ms: 1_000_000,
+            ..scope()
+        });
+        assert_eq!(listed.core_event(&behind_10s, Delivery::Listed), None);
+        assert_eq!(listed.core_event(&behind_10m, Delivery::Listed), None);
     }
 
     #[test]

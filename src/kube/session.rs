@@ -41,7 +41,29 @@ impl KubeSession {
         clock: RunClock,
         run_dir: &Path,
     ) -> Result<KubeSession, KubeError> {
-        let client = client::client(section).await?;
+        Connected::connect(section).await?.start(clock, run_dir)
+    }
+}
+
+/// A resolved kubeconfig, not yet watching: resolving can be slow (exec plugins, a slow disk),
+/// so a run does it before its clock starts, and starts watching on that clock.
+pub struct Connected {
+    client: ::kube::Client,
+    section: KubeSection,
+}
+
+impl Connected {
+    pub async fn connect(section: &KubeSection) -> Result<Connected, KubeError> {
+        Ok(Connected {
+            client: client::client(section).await?,
+            section: section.clone(),
+        })
+    }
+
+    /// Creates `run_dir/cluster.jsonl` and spawns the watchers, stamping on `clock`.
+    pub fn start(self, clock: RunClock, run_dir: &Path) -> Result<KubeSession, KubeError> {
+        let Connected { client, section } = self;
+        let section = &section;
         let journal_path = run_dir.join(journal::FILE_NAME);
         let journal = Journal::create(&journal_path)?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -92,7 +114,9 @@ impl KubeSession {
             journal_path,
         })
     }
+}
 
+impl KubeSession {
     /// Every recorded event as it is recorded (for live status lines and tests).
     pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
         self.events.subscribe()
@@ -161,8 +185,8 @@ impl RecorderTask {
                     Vec::new()
                 }
                 Observed::PodRelistDone => r.pod_relist_done(),
-                Observed::CoreEvent(e) => r.core_event(&e).into_iter().collect(),
-                Observed::EventsV1(e) => r.events_v1_event(&e).into_iter().collect(),
+                Observed::CoreEvent(e, d) => r.core_event(&e, d).into_iter().collect(),
+                Observed::EventsV1(e, d) => r.events_v1_event(&e, d).into_iter().collect(),
                 Observed::Note(
                     EventKind::PodMetrics { pod, .. } | EventKind::XiuStats { pod, .. },
                 ) if !r.owns_pod(&pod) => Vec::new(),

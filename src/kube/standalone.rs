@@ -175,12 +175,14 @@ pub async fn watch_command(
         }
     }
     println!("{md}\nReports in {}", dir.display());
+    let overall = crate::verdict::overall(report.expectations.iter().map(|e| e.judged()));
+    for reason in &overall.reasons {
+        eprintln!("{}: {reason}", overall.verdict.shout());
+    }
     if interrupted {
         exit::INTERRUPTED
-    } else if report.expectations.iter().all(|e| e.pass) {
-        exit::OK
     } else {
-        exit::CHECK_FAILED
+        exit::of_verdict(overall.verdict)
     }
 }
 

@@ -17,10 +17,20 @@ pub fn render_markdown(c: &ClusterReport, expectations: &[ExpectationResult]) ->
             "### Expectations\n\n| | expectation | evidence |\n|---|---|---|"
         );
         for e in expectations {
-            let mark = if e.pass { "pass" } else { "**FAIL**" };
+            let mark = match e.status {
+                crate::verdict::Verdict::Pass => "pass".to_string(),
+                crate::verdict::Verdict::Fail => "**FAIL**".to_string(),
+                crate::verdict::Verdict::Inconclusive => format!(
+                    "**INCONCLUSIVE**: {}",
+                    e.inconclusive.as_deref().unwrap_or("no data")
+                ),
+            };
             let _ = writeln!(s, "| {mark} | {} | {} |", e.description, e.evidence);
         }
         s.push('\n');
+    }
+    for n in &c.notes {
+        let _ = writeln!(s, "> note: {n}\n");
     }
     if !c.permission_denied.is_empty() {
         let _ = writeln!(s, "### Missing data\n");
@@ -150,8 +160,10 @@ mod tests {
         let verdict = ExpectationResult {
             kind: "no_oom_killed".into(),
             description: "no container OOMKilled".into(),
+            status: crate::verdict::Verdict::Fail,
             pass: false,
             evidence: "1 OOM kill(s)".into(),
+            inconclusive: None,
         };
         let md = render_markdown(&report, &[verdict]);
         for needle in [

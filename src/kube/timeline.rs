@@ -155,6 +155,10 @@ pub enum EventKind {
         count: u32,
         /// Occurrences since the last line about this Event.
         new: u32,
+        /// When the Event says it last happened (ms since the Unix epoch), on the clock of
+        /// whoever reported it; the line's own `wall_ms` is when the watch delivered it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reported_unix_ms: Option<i64>,
         #[serde(flatten)]
         category: EventCategory,
     },
@@ -240,6 +244,7 @@ mod tests {
                 message: "Readiness probe failed".into(),
                 count: 2,
                 new: 1,
+                reported_unix_ms: None,
                 category: EventCategory::Unhealthy {
                     probe: Some(ProbeKind::Readiness),
                 },
@@ -260,6 +265,7 @@ mod tests {
                 message: "New size: 3; reason: cpu above target".into(),
                 count: 1,
                 new: 1,
+                reported_unix_ms: None,
                 category: EventCategory::Rescale {
                     new_size: Some(3),
                     rescale_reason: Some("cpu above target".into()),

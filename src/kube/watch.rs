@@ -4,6 +4,7 @@
 //! that data only, never the run.
 
 use super::config::KubeSection;
+pub use super::record::Delivery;
 use super::timeline::EventKind;
 use ::kube::runtime::{WatchStreamExt, watcher};
 use ::kube::{Api, Client, Resource};
@@ -28,8 +29,8 @@ pub enum Observed {
     PodDeleted(Box<Pod>),
     PodRelistStarted,
     PodRelistDone,
-    CoreEvent(Box<CoreEvent>),
-    EventsV1(Box<EventsV1Event>),
+    CoreEvent(Box<CoreEvent>, Delivery),
+    EventsV1(Box<EventsV1Event>, Delivery),
     /// Already a domain event (gaps, permissions, samples from the pollers).
     Note(EventKind),
 }
@@ -179,6 +180,15 @@ fn objects<K>(e: watcher::Event<K>, apply: fn(K) -> Observed) -> Vec<Observed> {
     }
 }
 
+/// Like [`objects`], keeping whether each object came from a list or live from the watch.
+fn delivered<K>(e: watcher::Event<K>, apply: fn(K, Delivery) -> Observed) -> Vec<Observed> {
+    match e {
+        watcher::Event::InitApply(o) => vec![apply(o, Delivery::Listed)],
+        watcher::Event::Apply(o) => vec![apply(o, Delivery::Live)],
+        _ => Vec::new(),
+    }
+}
+
 /// Starts every watcher for `section`; each is its own task so one stuck stream stalls nothing else.
 pub fn spawn_all(
     client: &Client,
@@ -223,14 +233,14 @@ pub fn spawn_all(
             cfg(),
             src("events", "events"),
             tx.clone(),
-            |e| objects(e, |o| Observed::CoreEvent(Box::new(o))),
+            |e| delivered(e, |o, d| Observed::CoreEvent(Box::new(o), d)),
         )),
         tokio::spawn(run(
             Api::<EventsV1Event>::namespaced(client.clone(), ns),
             cfg(),
             src("events.events.k8s.io", "events.events.k8s.io"),
             tx.clone(),
-            |e| objects(e, |o| Observed::EventsV1(Box::new(o))),
+            |e| delivered(e, |o, d| Observed::EventsV1(Box::new(o), d)),
         )),
     ];
     let workloads = section.edge.iter().chain(section.origin.iter());

@@ -196,10 +196,7 @@ fn pass(v: Option<bool>) -> &'static str {
 }
 
 fn verdict(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-    }
+    v.shout()
 }
 
 pub fn markdown(c: &Comparison) -> String {

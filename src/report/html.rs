@@ -16,7 +16,7 @@ const STYLE: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f4f5f7;color:#222}
 main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
 header.verdict{padding:18px 24px;border-radius:8px;color:#fff;margin:12px 0}
-header.pass{background:#2e7d32} header.fail{background:#c62828}
+header.pass{background:#2e7d32} header.fail{background:#c62828} header.inconclusive{background:#8d6e00}
 header h1{margin:0 0 6px;font-size:26px} header p{margin:2px 0;opacity:.95}
 .warn{background:#fff3cd;border:1px solid #e0b400;border-radius:6px;padding:10px 14px;margin:10px 0}
 .note{background:#eef4fb;border:1px solid #9bb8d8;border-radius:6px;padding:10px 14px;margin:10px 0}
@@ -29,7 +29,7 @@ svg.chart{display:block;margin:6px 0 10px;max-width:100%;height:auto}
 table{border-collapse:collapse;width:100%;font-size:14px;margin:6px 0 10px}
 th,td{border-bottom:1px solid #e3e3e3;padding:5px 8px;text-align:left} th{background:#fafafa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#2e7d32;font-weight:600} .bad{color:#c62828;font-weight:600}
+.ok{color:#2e7d32;font-weight:600} .bad{color:#c62828;font-weight:600} .unknown{color:#8d6e00;font-weight:600}
 pre{background:#f7f8fa;padding:10px;overflow:auto;font-size:12px} details summary{cursor:pointer;font-weight:600}
 "#;
 
@@ -79,6 +79,9 @@ pub(crate) struct Expectation {
     pub name: String,
     #[serde(default)]
     pub pass: bool,
+    /// Absent in files written before verdicts had three values: then `pass` decides.
+    #[serde(default)]
+    pub status: Option<Verdict>,
     #[serde(default)]
     pub evidence: serde_json::Value,
 }
@@ -174,10 +177,7 @@ fn time_range(report: &Report, timeline: &[TimelinePoint]) -> Option<(f64, f64)>
 }
 
 fn verdict_header(h: &mut String, r: &Report) {
-    let (class, word) = match r.verdict {
-        Verdict::Pass => ("pass", "PASS"),
-        Verdict::Fail => ("fail", "FAIL"),
-    };
+    let (class, word) = (r.verdict.as_str(), r.verdict.shout());
     let failed = r.thresholds.iter().filter(|t| !t.pass).count();
     let _ = write!(
         h,
@@ -199,9 +199,17 @@ fn verdict_header(h: &mut String, r: &Report) {
     }
     let _ = write!(
         h,
-        ".</p><p>Measured after a {:.0} s warm-up. Percentiles are p50 / p95 / p99 in milliseconds.</p></header>",
+        ".</p><p>Measured after a {:.0} s warm-up. Percentiles are p50 / p95 / p99 in milliseconds.</p>",
         r.run.warmup_s
     );
+    if !r.verdict_reasons.is_empty() {
+        h.push_str("<ul data-verdict-reasons=\"1\">");
+        for reason in &r.verdict_reasons {
+            let _ = write!(h, "<li>{}</li>", escape(reason));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</header>");
     if r.loader.saturated {
         let _ = write!(
             h,
@@ -429,7 +437,7 @@ fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[M
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                verdict_cell(e.pass),
+                verdict_cell(e.status.unwrap_or(Verdict::from_pass(e.pass))),
                 escape(&e.name),
                 escape(&evidence)
             );
@@ -460,11 +468,11 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn verdict_cell(pass: bool) -> &'static str {
-    if pass {
-        "<span class=\"ok\">✔ pass</span>"
-    } else {
-        "<span class=\"bad\">✘ FAIL</span>"
+fn verdict_cell(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "<span class=\"ok\">✔ pass</span>",
+        Verdict::Fail => "<span class=\"bad\">✘ FAIL</span>",
+        Verdict::Inconclusive => "<span class=\"unknown\">? inconclusive</span>",
     }
 }
 
@@ -523,7 +531,7 @@ fn thresholds_section(h: &mut String, r: &Report) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            verdict_cell(t.pass),
+            verdict_cell(Verdict::from_pass(t.pass)),
             escape(&t.metric),
             escape(&t.scope),
             escape(&limit),

@@ -22,11 +22,20 @@ fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let verdict = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-    };
-    let _ = writeln!(out, "# xiuload run `{}`: {verdict}\n", r.run.name);
+    let _ = writeln!(
+        out,
+        "# xiuload run `{}`: {}\n",
+        r.run.name,
+        r.verdict.shout()
+    );
+    if r.verdict != Verdict::Pass {
+        for reason in &r.verdict_reasons {
+            let _ = writeln!(out, "- **{}**: {reason}", r.verdict.as_str());
+        }
+        if !r.verdict_reasons.is_empty() {
+            out.push('\n');
+        }
+    }
     let stopped = match r.run.stopped_by {
         StopReason::Completed => "ran to the end of its plan".to_string(),
         StopReason::Interrupted => format!(

@@ -9,6 +9,7 @@ pub mod rebuild;
 pub mod svg;
 pub mod text;
 pub mod thresholds;
+pub mod verdict;
 
 pub use model::{Report, SCHEMA_VERSION};
 
@@ -60,6 +61,27 @@ impl OutputDir {
         )?;
         out.write(Self::SUMMARY_MD, b"# xiuload run in progress\n")?;
         Ok(out)
+    }
+
+    /// Replaces the "running" placeholders with an error report that says why the run stopped,
+    /// so a run that failed before it measured anything never looks like one still going.
+    /// Best effort: it is called on the way out of a failure.
+    pub fn write_error(&self, message: &str) {
+        let json = serde_json::json!({
+            "schema_version": SCHEMA_VERSION,
+            "status": "error",
+            "error": message,
+        });
+        let json = serde_json::to_vec_pretty(&json).expect("a JSON value serialises");
+        let md = format!("# xiuload run failed\n\n{message}\n");
+        for (name, bytes) in [
+            (Self::REPORT_JSON, json),
+            (Self::SUMMARY_MD, md.into_bytes()),
+        ] {
+            if let Err(e) = self.write(name, &bytes) {
+                eprintln!("warning: {e}");
+            }
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -128,7 +150,7 @@ pub fn cluster_view(report: &Report) -> Option<serde_json::Value> {
         "expectations": report
             .expectations
             .iter()
-            .map(|e| serde_json::json!({"name": e.description, "pass": e.pass, "evidence": e.evidence}))
+            .map(|e| serde_json::json!({"name": e.description, "pass": e.pass, "status": e.status, "evidence": e.evidence}))
             .collect::<Vec<_>>(),
     }))
 }

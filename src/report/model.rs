@@ -26,8 +26,11 @@ pub struct Report {
     pub all_players: PlayerSummary,
     pub loader: LoaderHealth,
     pub thresholds: Vec<ThresholdResult>,
-    /// `pass` when every threshold passed, else `fail`.
+    /// `pass`, `fail` or `inconclusive` (see [`crate::report::verdict::judge`]).
     pub verdict: Verdict,
+    /// Why the verdict is not `pass`: failures first, then what could not be judged.
+    #[serde(default)]
+    pub verdict_reasons: Vec<String>,
     /// What the cluster did and how it correlates with the load, when the scenario has `[kube]`.
     #[serde(default)]
     pub cluster: Option<crate::kube::ClusterReport>,
@@ -78,11 +81,42 @@ pub struct RunInfo {
     pub stopped_by: StopReason,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
+pub use crate::verdict::Verdict;
+
+/// Counts over the whole run, warm-up included: the judged figures above leave the warm-up out,
+/// so a publisher that connected during the warm-up shows here and not there.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WholeRun {
+    pub sessions: u64,
+    /// Viewers only: sessions that received media.
+    pub sessions_with_media: u64,
+    pub errors: ErrorCounts,
+    pub connect_ms: Summary,
+}
+
+impl WholeRun {
+    fn of_players(steady: &PlayerStats, warmup: &PlayerStats) -> Self {
+        let mut all = warmup.clone();
+        all.merge(steady);
+        WholeRun {
+            sessions: all.sessions,
+            sessions_with_media: all.sessions_with_media,
+            errors: all.errors,
+            connect_ms: all.connect.summary(),
+        }
+    }
+
+    fn of_publishers(steady: &PublisherStats, warmup: &PublisherStats) -> Self {
+        let mut all = warmup.clone();
+        all.merge(steady);
+        WholeRun {
+            sessions: all.sessions,
+            sessions_with_media: 0,
+            errors: all.errors,
+            connect_ms: all.connect.summary(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +134,9 @@ pub struct PublisherGroupReport {
     pub connect_ms: Summary,
     pub publish_accept_ms: Summary,
     pub lateness_ms: Summary,
+    /// The whole run, warm-up included (the fields above are after warm-up).
+    #[serde(default)]
+    pub whole_run: WholeRun,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +181,8 @@ pub struct PlayerSummary {
     pub stall_ms: Summary,
     pub playlist_ms: Summary,
     pub segment_ms: Summary,
+    /// The whole run, warm-up included (the fields above are after warm-up).
+    pub whole_run: WholeRun,
 }
 
 impl PlayerSummary {
@@ -180,6 +219,7 @@ impl PlayerSummary {
             stall_ms: s.stall.summary(),
             playlist_ms: s.playlist.summary(),
             segment_ms: s.segment.summary(),
+            whole_run: WholeRun::of_players(s, warmup),
         }
     }
 }
@@ -206,6 +246,7 @@ impl PublisherGroupReport {
             connect_ms: s.connect.summary(),
             publish_accept_ms: s.publish_accept.summary(),
             lateness_ms: s.lateness.summary(),
+            whole_run: WholeRun::of_publishers(s, warmup),
         }
     }
 }

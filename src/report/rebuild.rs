@@ -90,9 +90,9 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
         Ok(Some(watched)) => {
             report.cluster = Some(watched.cluster);
             report.expectations = watched.expectations;
-            if report.expectations.iter().any(|e| !e.pass) {
-                report.verdict = super::model::Verdict::Fail;
-            }
+            let overall = super::verdict::judge(&report);
+            report.verdict = overall.verdict;
+            report.verdict_reasons = overall.reasons;
             let json = serde_json::to_vec_pretty(&report).expect("report serialises");
             out.write(OutputDir::REPORT_JSON, &json)?;
         }

@@ -1,71 +1,96 @@
 //! Assembling the report from the run's totals.
 
+use super::collector::Collector;
 use super::{PlayerGroupRun, PublisherGroupRun, RunOptions, knee};
 use crate::clock::{RunClock, rfc3339_from_unix_micros};
-use crate::metrics::loader::LoaderHealth;
 use crate::metrics::{PlayerStats, PublisherStats};
 use crate::report::model::*;
-use crate::report::thresholds::{judge_all, verdict};
+use crate::report::thresholds::judge_all;
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn build_report(
-    scenario: &Scenario,
-    options: &RunOptions,
-    run_id: &str,
-    name: &str,
-    target: &str,
-    clock: &RunClock,
-    planned: Duration,
-    ended: Duration,
-    warmup: Duration,
-    stopped_by: StopReason,
-    publishers: &[PublisherGroupRun],
-    players: &[PlayerGroupRun],
-    loader: LoaderHealth,
-    knee: Option<knee::KneeReport>,
-    cluster: Option<(
+/// What a report is built from.
+pub(super) struct Inputs<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) options: &'a RunOptions,
+    pub(super) run_id: &'a str,
+    pub(super) name: &'a str,
+    pub(super) target: &'a str,
+    pub(super) clock: &'a RunClock,
+    /// When the load ended, on the run clock.
+    pub(super) ended: Duration,
+    pub(super) stopped_by: StopReason,
+    pub(super) publishers: &'a [PublisherGroupRun],
+    pub(super) players: &'a [PlayerGroupRun],
+    pub(super) collector: &'a Collector,
+    pub(super) knee: Option<knee::KneeReport>,
+    pub(super) cluster: Option<(
         crate::kube::ClusterReport,
         Vec<crate::kube::ExpectationResult>,
     )>,
-) -> Report {
+}
+
+pub(super) fn build_report(i: Inputs<'_>) -> Report {
+    let Inputs {
+        scenario,
+        options,
+        run_id,
+        name,
+        target,
+        clock,
+        ended,
+        stopped_by,
+        publishers,
+        players,
+        collector,
+        knee,
+        cluster,
+    } = i;
+    let planned = super::planned_length(scenario);
+    let warmup = scenario.run.warmup.0;
+    let loader = collector.loader.clone();
     let (cluster, expectations) = match cluster {
         Some((c, e)) => (Some(c), e),
         None => (None, Vec::new()),
     };
-    let expectations_pass = expectations.iter().all(|e| e.pass);
+    // Each group's configuration beside its totals from the collector.
+    let publishers: Vec<(
+        &PublisherGroupRun,
+        &super::collector::Totals<PublisherStats>,
+    )> = publishers.iter().zip(&collector.publishers).collect();
+    let players: Vec<(&PlayerGroupRun, &super::collector::Totals<PlayerStats>)> =
+        players.iter().zip(&collector.players).collect();
     let steady_s = ended.saturating_sub(warmup).as_secs_f64();
     let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
     let mut all = PlayerStats::default();
     let mut all_warmup = PlayerStats::default();
-    for g in players {
+    for (g, t) in &players {
         let e = by_protocol
             .entry(g.config.protocol.as_str().to_string())
             .or_default();
-        e.0.merge(&g.steady);
-        e.1.merge(&g.warmup);
-        all.merge(&g.steady);
-        all_warmup.merge(&g.warmup);
+        e.0.merge(&t.steady);
+        e.1.merge(&t.warmup);
+        all.merge(&t.steady);
+        all_warmup.merge(&t.warmup);
     }
     let mut all_publishers = PublisherStats::default();
-    for g in publishers {
-        all_publishers.merge(&g.steady);
+    for (_, t) in &publishers {
+        all_publishers.merge(&t.steady);
     }
     let groups: Vec<(&str, &str, &PlayerStats)> = players
         .iter()
-        .map(|g| {
+        .map(|(g, t)| {
             (
                 g.config.name.as_str(),
                 g.config.protocol.as_str(),
-                &g.steady,
+                &t.steady,
             )
         })
         .collect();
     let thresholds = judge_all(&scenario.thresholds, &groups, &all_publishers);
     let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;
-    Report {
+    let mut report = Report {
         schema_version: SCHEMA_VERSION,
         tool: Tool {
             name: "xiuload".into(),
@@ -91,22 +116,22 @@ pub(super) fn build_report(
             .collect(),
         publishers: publishers
             .iter()
-            .map(|g| {
+            .map(|(g, t)| {
                 PublisherGroupReport::from_stats(
                     &g.config.name,
                     g.streams.clone(),
-                    &g.steady,
-                    &g.warmup,
+                    &t.steady,
+                    &t.warmup,
                     steady_s,
                 )
             })
             .collect(),
         players: players
             .iter()
-            .map(|g| PlayerGroupReport {
+            .map(|(g, t)| PlayerGroupReport {
                 name: g.config.name.clone(),
                 protocol: g.config.protocol.as_str().into(),
-                summary: PlayerSummary::from_stats(&g.steady, &g.warmup, steady_s),
+                summary: PlayerSummary::from_stats(&t.steady, &t.warmup, steady_s),
             })
             .collect(),
         protocols: by_protocol
@@ -115,14 +140,9 @@ pub(super) fn build_report(
             .collect(),
         all_players: PlayerSummary::from_stats(&all, &all_warmup, steady_s),
         loader,
-        // A knee run is expected to break a threshold at its last step: it passes when it found a
-        // knee (a step that held), and fails when even the first step broke.
-        verdict: match (&knee, expectations_pass) {
-            (_, false) => Verdict::Fail,
-            (Some(k), true) if k.knee.is_some() => Verdict::Pass,
-            (Some(_), true) => Verdict::Fail,
-            (None, true) => verdict(&thresholds),
-        },
+        // Decided below, from the finished report.
+        verdict: Verdict::Pass,
+        verdict_reasons: Vec::new(),
         cluster,
         expectations,
         thresholds,
@@ -130,12 +150,16 @@ pub(super) fn build_report(
         raw: RawMeasurements {
             players: players
                 .iter()
-                .map(|g| (g.config.name.clone(), g.steady.clone()))
+                .map(|(g, t)| (g.config.name.clone(), t.steady.clone()))
                 .collect(),
             publishers: publishers
                 .iter()
-                .map(|g| (g.config.name.clone(), g.steady.clone()))
+                .map(|(g, t)| (g.config.name.clone(), t.steady.clone()))
                 .collect(),
         },
-    }
+    };
+    let overall = crate::report::verdict::judge(&report);
+    report.verdict = overall.verdict;
+    report.verdict_reasons = overall.reasons;
+    report
 }

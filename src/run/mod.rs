@@ -1,42 +1,51 @@
-//! `xiuload run`: drive the scenario's publishers and players, collect measurements once a second,
-//! and write the reports, also when stopped early.
+//! `xiuload run`: set up, start the clock, drive the scenario's publishers and players, collect
+//! measurements once a second, and write the reports, also when stopped early.
+//!
+//! A run is: [`setup`] (everything slow: output files, the local xiu, the kubeconfig, synthetic
+//! media) → the run clock starts, one zero for the load and the cluster → group controllers
+//! ([`slots`]) run the clients → the [`collector`] folds each second's windows → stop → the
+//! report ([`assemble`]).
 
 mod assemble;
 mod clients;
+pub mod collector;
 pub mod endpoints;
 pub mod knee;
 mod knee_tracker;
 pub mod loops;
 pub mod prometheus;
+mod setup;
 pub mod slots;
+mod sources;
 pub mod status;
 
-use crate::clock::{RunClock, rfc3339_from_unix_micros};
-use crate::local::{LocalError, LocalTopology, find_xiu_binary};
-use crate::media::aac::{AudioParams, SyntheticAudio};
-use crate::media::h264::{SyntheticVideo, VideoParams};
-use crate::metrics::loader::{CpuSampler, LagProbe, LoaderHealth};
-use crate::metrics::timeline::{PlayerSecond, TimelineWriter, build_point};
-use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
+use crate::clock::RunClock;
+use crate::kube::KubeSession;
+use crate::local::{LocalError, LocalTopology};
+use crate::metrics::loader::{CpuSampler, LagProbe, ProcessSampler};
 use crate::player::PlayerTiming;
 use crate::report::model::*;
 use crate::report::{OutputDir, OutputError};
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::plan::{Shape, run_length};
+use crate::scenario::plan::Shape;
 use crate::scenario::select::Selector;
-use crate::scenario::{PlayerGroup, Protocol, PublisherGroup, Scenario, Selection};
-use assemble::build_report;
+use crate::scenario::{Protocol, Scenario, Selection};
 use clients::{PlayerSlotContext, PublisherSlotContext, player_slot, publisher_slot};
-use endpoints::{Endpoints, stream_name};
-use loops::ClientLoops;
+use collector::{Collector, PlayerGroupInfo};
+use endpoints::Endpoints;
 use rand::{SeedableRng, rngs::StdRng};
+use setup::{PlayerGroupRun, Prepared, PublisherGroupRun};
 use slots::{Placement, control};
+use sources::LocalSource;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+
+pub use setup::{planned_length, player_shape};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -68,65 +77,14 @@ pub struct Outcome {
     pub out: OutputDir,
 }
 
-struct PublisherGroupRun {
-    config: PublisherGroup,
-    shape: Shape,
-    streams: Vec<String>,
-    video: SyntheticVideo,
-    audio: Option<SyntheticAudio>,
-    metrics: Arc<GroupMetrics<PublisherStats>>,
-    steady: PublisherStats,
-    warmup: PublisherStats,
-}
-
-struct PlayerGroupRun {
-    config: PlayerGroup,
-    shape: Shape,
-    streams: Arc<Vec<String>>,
-    metrics: Arc<GroupMetrics<PlayerStats>>,
-    steady: PlayerStats,
-    warmup: PlayerStats,
-}
-
-/// The load shape a run drives a player group with: the knee's steps for the knee's group, else
-/// the group's own count or ramp.
-pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
-    match &scenario.knee {
-        Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
-        _ => Shape::from_group(g.count, g.ramp.as_deref()),
-    }
-}
-
-/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
-pub fn planned_length(scenario: &Scenario) -> std::time::Duration {
-    let shapes: Vec<Shape> = scenario
-        .publishers
-        .iter()
-        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
-        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
-        .collect();
-    run_length(scenario.run.duration.map(|d| d.0), &shapes)
-}
-
 /// Runs a validated scenario until its plan ends or `shutdown` resolves, then writes the report.
+/// A failure once the output directory exists leaves an error report there that says why.
 pub async fn run(
     scenario: Scenario,
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
-    let clock = RunClock::start_now();
-    let name = scenario.run.name.clone().unwrap_or_else(|| {
-        options
-            .scenario_file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into())
-    });
-    let run_id = format!("{name}-{}", compact_timestamp(clock.start_unix_micros()));
-    let out_dir = options
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    let who = setup::identity(&scenario, &options);
     // Fail fast on a taken metrics port or a missing xiu, before creating any output.
     let metrics_listener = match options.metrics_addr {
         Some(addr) => Some(
@@ -136,416 +94,434 @@ pub async fn run(
         ),
         None => None,
     };
-    let xiu_bin = match &scenario.target.local {
-        Some(local) => Some(find_xiu_binary(local.xiu_bin.as_deref())?),
-        None => None,
-    };
-    let out = OutputDir::prepare(&out_dir)?;
-    let timeline_path = out.path(OutputDir::TIMELINE);
-    let mut timeline =
-        TimelineWriter::create(&timeline_path).map_err(|source| OutputError::Write {
-            path: timeline_path.clone(),
-            source,
-        })?;
-
-    // The cluster watcher records from before the first client connects, on the run's clock.
-    let kube = match &scenario.kube {
-        Some(section) => Some(crate::kube::KubeSession::start(section, clock, &out.dir).await?),
-        None => None,
-    };
-
-    // The target: a local xiu we start, or the cluster's addresses.
-    let (local, endpoints, target_label) = match &scenario.target.local {
-        Some(local) => {
-            let bin = xiu_bin
-                .as_deref()
-                .expect("resolved above for local targets");
-            let app = &scenario.target.app;
-            let topology =
-                LocalTopology::start(bin, local.hls_fragment_secs, local.edges, app).await?;
-            let (endpoints, label) = local_endpoints(&topology, app);
-            (Some(topology), endpoints, label)
-        }
-        None => {
-            let e = Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?;
-            let label = e
-                .rtmp_publish
-                .as_ref()
-                .map(|b| format!("rtmp://{}", b.addr()))
-                .or_else(|| e.flv_base.first().cloned())
-                .or_else(|| e.hls_base.first().cloned())
-                .unwrap_or_else(|| "remote".into());
-            (None, e, label)
+    let xiu_bin = setup::check_xiu(&scenario)?;
+    let out = OutputDir::prepare(&who.out_dir)?;
+    let mut prepared = match setup::prepare(&scenario, xiu_bin, &out).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.write_error(&format!("the run stopped before any load: {e}"));
+            return Err(e);
         }
     };
-    let endpoints = Arc::new(endpoints);
-    let http = build_http_client(&scenario)?;
-
-    let mut publishers = Vec::new();
-    for g in &scenario.publishers {
-        let video = SyntheticVideo::new(&VideoParams {
-            width: g.video.width,
-            height: g.video.height,
-            fps: g.video.fps,
-            bitrate_bps: g.video.bitrate.bps(),
-            gop_frames: ((g.video.gop.0.as_secs_f64() * g.video.fps as f64).round() as u32).max(1),
-        })
-        .map_err(|e| RunError::Media {
-            group: g.name.clone(),
-            message: e.to_string(),
-        })?;
-        let audio = if g.audio.enabled {
-            Some(
-                SyntheticAudio::new(&AudioParams {
-                    bitrate_bps: g.audio.bitrate.bps(),
-                })
-                .map_err(|e| RunError::Media {
-                    group: g.name.clone(),
-                    message: e.to_string(),
-                })?,
-            )
-        } else {
-            None
-        };
-        let shape = Shape::from_group(g.count, g.ramp.as_deref());
-        let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
-        publishers.push(PublisherGroupRun {
-            streams: (0..slots).map(|i| stream_name(&g.stream, i)).collect(),
-            config: g.clone(),
-            shape,
-            video,
-            audio,
-            metrics: GroupMetrics::new(),
-            steady: PublisherStats::default(),
-            warmup: PublisherStats::default(),
-        });
-    }
-    let mut players = Vec::new();
-    for g in &scenario.players {
-        let streams = match (&g.publishers, &g.streams) {
-            (Some(group), _) => publishers
-                .iter()
-                .find(|p| &p.config.name == group)
-                .map(|p| p.streams.clone())
-                .unwrap_or_default(),
-            (None, Some(list)) => list.clone(),
-            (None, None) => Vec::new(),
-        };
-        players.push(PlayerGroupRun {
-            shape: player_shape(&scenario, g),
-            config: g.clone(),
-            streams: Arc::new(streams),
-            metrics: GroupMetrics::new(),
-            steady: PlayerStats::default(),
-            warmup: PlayerStats::default(),
-        });
-    }
-    let planned = planned_length(&scenario);
-    // The status line shows progress through the first ramp's stages.
-    let shapes: Vec<Shape> = publishers
-        .iter()
-        .map(|p| p.shape.clone())
-        .chain(players.iter().map(|p| p.shape.clone()))
-        .collect();
-    let warmup = scenario.run.warmup.0;
-
-    let peak_players: usize = players.iter().map(|p| p.shape.peak() as usize).sum();
-    let client_loops = Arc::new(
-        ClientLoops::sized_for(peak_players)
-            .map_err(|e| RunError::Setup(format!("cannot start the client event loops: {e}")))?,
-    );
-
-    // Load starts here.
-    let root = CancellationToken::new();
-    let run_start = tokio::time::Instant::now();
-    let mut controllers = tokio::task::JoinSet::new();
-    for (gi, g) in publishers.iter().enumerate() {
-        let ctx = PublisherSlotContext {
-            base: endpoints
-                .rtmp_publish
-                .clone()
-                .ok_or_else(|| RunError::Setup("no rtmp_publish address".into()))?,
-            app: endpoints.app.clone(),
-            streams: g.streams.clone(),
-            video: g.video.clone(),
-            audio: g.audio.clone(),
-            metrics: g.metrics.clone(),
-            clock,
-            config: g.config.clone(),
-            seed: scenario.run.seed ^ ((gi as u64 + 1) * 0x9E37_79B9),
-        };
-        let ctx = Arc::new(ctx);
-        // Publishers stay on the main runtime: a handful of paced senders, not worth a loop.
-        controllers.spawn(control(
-            g.shape.clone(),
-            run_start,
-            root.clone(),
-            Placement::Here,
-            move |i, token| publisher_slot(ctx.clone(), i, token),
-        ));
-    }
-    for (gi, g) in players.iter().enumerate() {
-        let selector = match g.config.select {
-            Selection::RoundRobin => Selector::round_robin(g.streams.len()),
-            Selection::Zipf { exponent } => Selector::zipf(g.streams.len(), exponent),
-        };
-        let ctx = Arc::new(PlayerSlotContext {
-            endpoints: endpoints.clone(),
-            http: http.clone(),
-            streams: g.streams.clone(),
-            selector: Mutex::new((
-                selector,
-                StdRng::seed_from_u64(scenario.run.seed ^ ((gi as u64 + 101) * 0x9E37_79B9)),
-            )),
-            timing_base: PlayerTiming {
-                first_frame_timeout: g.config.first_frame_timeout.0,
-                read_timeout: g.config.read_timeout.0,
-                startup_buffer: g.config.startup_buffer.map(|d| d.0).unwrap_or(
-                    match g.config.protocol {
-                        Protocol::Hls => Duration::from_secs(2),
-                        _ => Duration::from_millis(500),
-                    },
-                ),
-                session_length: None,
-            },
-            metrics: g.metrics.clone(),
-            clock,
-            config: g.config.clone(),
-        });
-        controllers.spawn(control(
-            g.shape.clone(),
-            run_start,
-            root.clone(),
-            Placement::Loops(client_loops.clone()),
-            move |i, token| player_slot(ctx.clone(), i, token),
-        ));
-    }
+    // One clock for the whole run: its zero is the instant the load starts, and the cluster
+    // watcher stamps on it too, so a cluster change and a load change at the same wall instant
+    // land at the same `t`, however long setup took.
+    let clock = RunClock::start_now();
+    let kube = match prepared.kube.take().map(|c| c.start(clock, &out.dir)) {
+        Some(Ok(session)) => Some(session),
+        Some(Err(e)) => {
+            out.write_error(&format!("the run stopped before any load: {e}"));
+            return Err(e.into());
+        }
+        None => None,
+    };
+    let load = Load::start(&scenario, &prepared, clock)?;
     let exposition = prometheus::Exposition::default();
-    let metrics_server = metrics_listener.map(|l| exposition.serve(l, root.clone()));
-    let lag = LagProbe::default();
-    // Lag is sampled on the main runtime and on every client loop: any of them falling behind
-    // makes the loader's timestamps late.
-    let lag_tasks: Vec<_> = std::iter::once(lag.spawn(root.clone()))
-        .chain(
-            client_loops
-                .handles()
-                .map(|h| lag.spawn_on(h, root.clone())),
-        )
-        .collect();
-    let mut cpu = CpuSampler::new();
-    let mut servers = crate::metrics::loader::ProcessSampler::new(
-        local.as_ref().map(|t| t.pids()).unwrap_or_default(),
-    );
-    let serving = local.as_ref().map(|t| t.serving()).unwrap_or(1);
-    let mut knee = scenario.knee.clone().map(|k| {
-        let groups: Vec<(String, String)> = players
+    let metrics_server = metrics_listener.map(|l| exposition.serve(l, load.stop.clone()));
+    let mut collecting = Collecting::new(&scenario, &options, &mut prepared, &load, clock);
+    if metrics_server.is_some() {
+        collecting.exposition = Some(exposition);
+    }
+    let stopped_by = collecting.until_done(&prepared, shutdown).await;
+    let ended = load.stop(&mut prepared).await;
+    collecting.tick(ended, &prepared);
+    let run = Finished {
+        who,
+        out,
+        stopped_by,
+        ended,
+        clock,
+    };
+    finish(scenario, options, run, prepared, collecting, kube).await
+}
+
+/// The collecting side of a run: the collector, this process's window source, the timeline
+/// file, and the live views (status line, Prometheus).
+struct Collecting {
+    collector: Collector,
+    source: LocalSource,
+    timeline: Option<crate::metrics::timeline::TimelineWriter>,
+    exposition: Option<prometheus::Exposition>,
+    status_line: bool,
+    tty: bool,
+    planned: Duration,
+    shapes: Vec<Shape>,
+    last_tick: Duration,
+}
+
+impl Collecting {
+    fn new(
+        scenario: &Scenario,
+        options: &RunOptions,
+        p: &mut Prepared,
+        load: &Load,
+        clock: RunClock,
+    ) -> Collecting {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let groups: Vec<PlayerGroupInfo> = p
+            .players
             .iter()
-            .map(|g| {
-                (
-                    g.config.name.clone(),
-                    g.config.protocol.as_str().to_string(),
-                )
+            .map(|g| PlayerGroupInfo {
+                name: g.config.name.clone(),
+                protocol: g.config.protocol.as_str().to_string(),
             })
             .collect();
-        knee_tracker::KneeTracker::new(k, &groups)
-    });
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mut loader = LoaderHealth::new(cores);
-
-    let tty = options.status_line && std::io::stderr().is_terminal();
-    let mut ticker =
-        tokio::time::interval_at(run_start + Duration::from_secs(1), Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_tick = run_start;
-    tokio::pin!(shutdown);
-    let stopped_by = loop {
-        let elapsed = run_start.elapsed();
-        if elapsed >= planned {
-            break StopReason::Completed;
-        }
-        let next_end = run_start + planned;
-        tokio::select! {
-            _ = &mut shutdown => break StopReason::Interrupted,
-            _ = ticker.tick() => {},
-            _ = tokio::time::sleep_until(next_end) => {},
-        }
-        let now = tokio::time::Instant::now();
-        let second = collect_second(
-            &mut publishers,
-            &mut players,
-            &clock,
-            now.duration_since(run_start),
-            now.duration_since(last_tick),
-            warmup,
-            &mut loader,
-            &mut cpu,
-            &lag,
-            &mut servers,
-        );
-        let point = &second.point;
-        last_tick = now;
-        let knee_broke = knee.as_mut().is_some_and(|k| {
-            let active = players
+        Collecting {
+            collector: Collector::new(
+                clock,
+                scenario.run.warmup.0,
+                cores,
+                p.publishers.len(),
+                &groups,
+                scenario.thresholds.clone(),
+                scenario.knee.clone(),
+            ),
+            source: LocalSource {
+                publishers: p.publishers.iter().map(|g| g.metrics.clone()).collect(),
+                players: p.players.iter().map(|g| g.metrics.clone()).collect(),
+                cpu: CpuSampler::new(),
+                lag: load.lag.clone(),
+                servers: ProcessSampler::new(
+                    p.local.as_ref().map(|t| t.pids()).unwrap_or_default(),
+                ),
+            },
+            timeline: p.timeline.take(),
+            exposition: None,
+            status_line: options.status_line,
+            tty: options.status_line && std::io::stderr().is_terminal(),
+            planned: planned_length(scenario),
+            shapes: p
+                .publishers
                 .iter()
-                .find(|g| g.config.name == k.section.group)
-                .map(|g| g.metrics.active())
-                .unwrap_or(0);
-            k.add_second(
-                now.duration_since(run_start),
-                point,
-                &second.players,
-                &second.publishers,
-                active,
-                &scenario.thresholds,
-                point.loader_cpu_percent.unwrap_or(0.0) >= 90.0 * cores as f64,
-            )
-        });
-        let _ = timeline.append(point);
-        if metrics_server.is_some() {
-            exposition.set(render_exposition(&publishers, &players, point));
+                .map(|g| g.shape.clone())
+                .chain(p.players.iter().map(|g| g.shape.clone()))
+                .collect(),
+            last_tick: Duration::ZERO,
         }
-        if options.status_line {
-            let stage = shapes.iter().find_map(|s| match s {
+    }
+
+    /// Collects a window every second until the plan ends, the knee is found or `shutdown`.
+    async fn until_done(&mut self, p: &Prepared, shutdown: impl Future<Output = ()>) -> StopReason {
+        let clock = self.collector_clock();
+        let zero = tokio::time::Instant::from_std(clock.start_instant());
+        let mut ticker =
+            tokio::time::interval_at(zero + Duration::from_secs(1), Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let stopped_by = loop {
+            if clock.elapsed() >= self.planned {
+                break StopReason::Completed;
+            }
+            tokio::select! {
+                _ = &mut shutdown => break StopReason::Interrupted,
+                _ = ticker.tick() => {},
+                _ = tokio::time::sleep_until(zero + self.planned) => {},
+            }
+            if self.tick(clock.elapsed(), p).knee_broke {
+                // The knee is found: more load would only measure a broken server.
+                break StopReason::Completed;
+            }
+        };
+        if self.tty {
+            eprintln!();
+        }
+        stopped_by
+    }
+
+    fn collector_clock(&self) -> RunClock {
+        self.collector.clock()
+    }
+
+    /// Takes the window ending `at` and shows it.
+    fn tick(&mut self, at: Duration, p: &Prepared) -> collector::Tick {
+        let window = self.source.take(at, at.saturating_sub(self.last_tick));
+        self.last_tick = at;
+        let tick = self.collector.add(window);
+        let Some(point) = self.collector.last_point() else {
+            return tick;
+        };
+        if let Some(timeline) = &mut self.timeline
+            && let Err(e) = timeline.append(point)
+        {
+            // Reported once; the run goes on and the report still carries every point.
+            eprintln!(
+                "warning: cannot append to timeline.jsonl ({e}): the report keeps the timeline"
+            );
+            self.timeline = None;
+        }
+        if let Some(exposition) = &self.exposition {
+            exposition.set(render_exposition(
+                &p.publishers,
+                &p.players,
+                &self.collector,
+                point,
+            ));
+        }
+        if self.status_line {
+            let stage = self.shapes.iter().find_map(|s| match s {
                 Shape::Ramp(st) => s
                     .stage_at(Duration::from_secs_f64(point.t))
                     .map(|i| (i, st.len())),
                 _ => None,
             });
-            let line = status::status_line(point, planned.as_secs_f64(), stage);
-            if tty {
+            let line = status::status_line(point, self.planned.as_secs_f64(), stage);
+            if self.tty {
                 eprint!("\r\x1b[2K{line}");
             } else if (point.t as u64).is_multiple_of(5) {
                 eprintln!("{line}");
             }
         }
-        if knee_broke {
-            // The knee is found: more load would only measure a broken server.
-            break StopReason::Completed;
-        }
-    };
-    if tty {
-        eprintln!();
+        tick
     }
+}
 
-    // Stop the load, briefly wait for sessions to account their last moments, then report.
-    root.cancel();
-    let stop_deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
-    while tokio::time::timeout_at(stop_deadline, controllers.join_next())
-        .await
-        .is_ok_and(|r| r.is_some())
-    {}
-    controllers.abort_all();
-    for t in &lag_tasks {
-        t.abort();
-    }
-    // Joining the loop threads blocks (briefly, for sessions that ignored the stop).
-    let _ = tokio::task::spawn_blocking(move || drop(client_loops)).await;
-    let now = tokio::time::Instant::now();
-    let second = collect_second(
-        &mut publishers,
-        &mut players,
-        &clock,
-        now.duration_since(run_start),
-        now.duration_since(last_tick),
-        warmup,
-        &mut loader,
-        &mut cpu,
-        &lag,
-        &mut servers,
-    );
-    let _ = timeline.append(&second.point);
-    // The timeline is read back from its file: it is what the report describes, flushed line by
-    // line, and the cluster analysis joins against exactly that.
-    let points = crate::metrics::timeline::read_timeline(&timeline_path).unwrap_or_default();
+/// How a run ended.
+struct Finished {
+    who: setup::Identity,
+    out: OutputDir,
+    stopped_by: StopReason,
+    ended: Duration,
+    clock: RunClock,
+}
+
+/// Joins the cluster's record with the load, judges, and writes the report.
+async fn finish(
+    scenario: Scenario,
+    options: RunOptions,
+    run: Finished,
+    prepared: Prepared,
+    mut collecting: Collecting,
+    kube: Option<KubeSession>,
+) -> Result<Outcome, RunError> {
+    let points = collecting.collector.points().to_vec();
     let cluster = match kube {
-        Some(session) => {
-            let recorded = session.stop().await;
-            let load = &points;
-            let report = crate::kube::analyse(&recorded, load);
-            // What `xiuload hpa-replay` needs: per-pod usage, readiness and requests per poll.
-            let replay = crate::kube::replay_input::build(
-                &recorded,
-                &report.replicas,
-                scenario
-                    .kube
-                    .as_ref()
-                    .map_or(15.0, |k| k.metrics_interval.0.as_secs_f64()),
-            );
-            let _ = out.write(
-                crate::hpa::replay::INPUT_FILE,
-                &serde_json::to_vec_pretty(&replay).expect("replay input serialises"),
-            );
-            let verdicts = crate::kube::judge(
-                &scenario.expect,
-                &report,
-                load,
-                &crate::kube::expect::stage_starts(&scenario),
-            );
-            Some((report, verdicts))
-        }
+        Some(session) => Some(judge_cluster(
+            &scenario,
+            session.stop().await,
+            &points,
+            &run.out,
+        )),
         None => None,
     };
-    let knee_report = knee.map(|mut k| {
-        if stopped_by == StopReason::Completed {
-            k.finish_step(&scenario.thresholds);
-        }
-        knee::summarise(&k.section, k.results, serving)
-    });
-
-    let ended = now.duration_since(run_start);
-    let report = build_report(
-        &scenario,
-        &options,
-        &run_id,
-        &name,
-        &target_label,
-        &clock,
-        planned,
-        ended,
-        warmup,
-        stopped_by,
-        &publishers,
-        &players,
-        loader,
-        knee_report,
+    let serving = prepared.local.as_ref().map(|t| t.serving()).unwrap_or(1);
+    let knee_report = collecting
+        .collector
+        .finish_knee(run.stopped_by == StopReason::Completed)
+        .map(|(section, steps)| knee::summarise(&section, steps, serving));
+    let report = assemble::build_report(assemble::Inputs {
+        scenario: &scenario,
+        options: &options,
+        run_id: &run.who.id,
+        name: &run.who.name,
+        target: &prepared.target_label,
+        clock: &run.clock,
+        ended: run.ended,
+        stopped_by: run.stopped_by,
+        publishers: &prepared.publishers,
+        players: &prepared.players,
+        collector: &collecting.collector,
+        knee: knee_report,
         cluster,
-    );
-    out.write_report(&report, &points)?;
-    if let Some(topology) = local {
+    });
+    run.out.write_report(&report, &points)?;
+    if let Some(topology) = prepared.local {
         topology.stop().await;
     }
-    Ok(Outcome { report, out })
+    Ok(Outcome {
+        report,
+        out: run.out,
+    })
+}
+
+/// The cluster analysis and `[[expect]]` verdicts, and `hpa-input.json` for `xiuload hpa-replay`.
+fn judge_cluster(
+    scenario: &Scenario,
+    recorded: crate::kube::ClusterTimeline,
+    load: &[crate::metrics::timeline::TimelinePoint],
+    out: &OutputDir,
+) -> (
+    crate::kube::ClusterReport,
+    Vec<crate::kube::ExpectationResult>,
+) {
+    let report = crate::kube::analyse(&recorded, load);
+    let replay = crate::kube::replay_input::build(
+        &recorded,
+        &report.replicas,
+        scenario
+            .kube
+            .as_ref()
+            .map_or(15.0, |k| k.metrics_interval.0.as_secs_f64()),
+    );
+    if let Err(e) = out.write(
+        crate::hpa::replay::INPUT_FILE,
+        &serde_json::to_vec_pretty(&replay).expect("replay input serialises"),
+    ) {
+        eprintln!("warning: {e}");
+    }
+    let verdicts = crate::kube::judge(
+        &scenario.expect,
+        &report,
+        load,
+        &crate::kube::expect::stage_starts(scenario),
+    );
+    (report, verdicts)
+}
+
+/// The running load: group controllers and the lag probes, all stopped by one token.
+struct Load {
+    stop: CancellationToken,
+    controllers: JoinSet<()>,
+    lag_tasks: Vec<JoinHandle<()>>,
+    lag: LagProbe,
+    clock: RunClock,
+}
+
+impl Load {
+    fn start(scenario: &Scenario, p: &Prepared, clock: RunClock) -> Result<Load, RunError> {
+        let stop = CancellationToken::new();
+        let run_start = tokio::time::Instant::from_std(clock.start_instant());
+        let mut controllers = JoinSet::new();
+        let base = setup::publish_base(&p.endpoints, p.publishers.len())?;
+        let loops = p
+            .client_loops
+            .clone()
+            .expect("the client loops live until the load stops");
+        for (gi, g) in p.publishers.iter().enumerate() {
+            let ctx = Arc::new(PublisherSlotContext {
+                base: base.clone().expect("checked: publishers need an address"),
+                app: p.endpoints.app.clone(),
+                streams: g.streams.clone(),
+                video: g.video.clone(),
+                audio: g.audio.clone(),
+                metrics: g.metrics.clone(),
+                clock,
+                config: g.config.clone(),
+                seed: scenario.run.seed ^ ((gi as u64 + 1) * 0x9E37_79B9),
+            });
+            // Publishers stay on the main runtime: a handful of paced senders, not worth a loop.
+            controllers.spawn(control(
+                g.shape.clone(),
+                run_start,
+                stop.clone(),
+                Placement::Here,
+                move |i, token| publisher_slot(ctx.clone(), i, token),
+            ));
+        }
+        for (gi, g) in p.players.iter().enumerate() {
+            let ctx = Arc::new(player_context(scenario, p, g, gi, clock));
+            controllers.spawn(control(
+                g.shape.clone(),
+                run_start,
+                stop.clone(),
+                Placement::Loops(loops.clone()),
+                move |i, token| player_slot(ctx.clone(), i, token),
+            ));
+        }
+        let lag = LagProbe::default();
+        // Lag is sampled on the main runtime and on every client loop: any of them falling
+        // behind makes the loader's timestamps late.
+        let lag_tasks = std::iter::once(lag.spawn(stop.clone()))
+            .chain(loops.handles().map(|h| lag.spawn_on(h, stop.clone())))
+            .collect();
+        Ok(Load {
+            stop,
+            controllers,
+            lag_tasks,
+            lag,
+            clock,
+        })
+    }
+
+    /// Stops the load and briefly waits for sessions to account their last moments; returns
+    /// when the load ended on the run clock.
+    async fn stop(mut self, p: &mut Prepared) -> Duration {
+        self.stop.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while tokio::time::timeout_at(deadline, self.controllers.join_next())
+            .await
+            .is_ok_and(|r| r.is_some())
+        {}
+        self.controllers.abort_all();
+        for t in &self.lag_tasks {
+            t.abort();
+        }
+        // Joining the loop threads blocks (briefly, for sessions that ignored the stop).
+        let loops = p.client_loops.take();
+        let _ = tokio::task::spawn_blocking(move || drop(loops)).await;
+        self.clock.elapsed()
+    }
+}
+
+fn player_context(
+    scenario: &Scenario,
+    p: &Prepared,
+    g: &PlayerGroupRun,
+    gi: usize,
+    clock: RunClock,
+) -> PlayerSlotContext {
+    let selector = match g.config.select {
+        Selection::RoundRobin => Selector::round_robin(g.streams.len()),
+        Selection::Zipf { exponent } => Selector::zipf(g.streams.len(), exponent),
+    };
+    PlayerSlotContext {
+        endpoints: p.endpoints.clone(),
+        http: p.http.clone(),
+        streams: g.streams.clone(),
+        selector: Mutex::new((
+            selector,
+            StdRng::seed_from_u64(scenario.run.seed ^ ((gi as u64 + 101) * 0x9E37_79B9)),
+        )),
+        timing_base: PlayerTiming {
+            first_frame_timeout: g.config.first_frame_timeout.0,
+            read_timeout: g.config.read_timeout.0,
+            startup_buffer: g.config.startup_buffer.map(|d| d.0).unwrap_or(
+                match g.config.protocol {
+                    Protocol::Hls => Duration::from_secs(2),
+                    _ => Duration::from_millis(500),
+                },
+            ),
+            session_length: None,
+        },
+        metrics: g.metrics.clone(),
+        clock,
+        config: g.config.clone(),
+    }
 }
 
 fn render_exposition(
     publishers: &[PublisherGroupRun],
     players: &[PlayerGroupRun],
+    c: &Collector,
     last: &crate::metrics::timeline::TimelinePoint,
 ) -> String {
     let players: Vec<prometheus::PlayerGroupView<'_>> = players
         .iter()
-        .map(|g| prometheus::PlayerGroupView {
+        .zip(&c.players)
+        .zip(&c.players_active)
+        .map(|((g, t), active)| prometheus::PlayerGroupView {
             name: &g.config.name,
             protocol: g.config.protocol.as_str(),
-            active: g.metrics.active(),
-            totals: [&g.warmup, &g.steady],
+            active: *active,
+            totals: [&t.warmup, &t.steady],
         })
         .collect();
     let publishers: Vec<prometheus::PublisherGroupView<'_>> = publishers
         .iter()
-        .map(|g| prometheus::PublisherGroupView {
+        .zip(&c.publishers)
+        .zip(&c.publishers_active)
+        .map(|((g, t), active)| prometheus::PublisherGroupView {
             name: &g.config.name,
-            active: g.metrics.active(),
-            totals: [&g.warmup, &g.steady],
+            active: *active,
+            totals: [&t.warmup, &t.steady],
         })
         .collect();
     prometheus::render(&players, &publishers, last)
 }
 
 /// Publishers go to the origin; viewers are spread over the edges (or the one xiu).
-fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, String) {
+pub(super) fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, String) {
     let origin = t.origin.ports;
     let loopback = |port| RtmpBase {
         host: "127.0.0.1".into(),
@@ -587,125 +563,4 @@ fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, String) {
         )
     };
     (endpoints, label)
-}
-
-fn compact_timestamp(unix_micros: u64) -> String {
-    // 2026-11-25T19:55:33.000Z -> 20261125-195533
-    let s = rfc3339_from_unix_micros(unix_micros);
-    format!(
-        "{}{}{}-{}{}{}",
-        &s[0..4],
-        &s[5..7],
-        &s[8..10],
-        &s[11..13],
-        &s[14..16],
-        &s[17..19]
-    )
-}
-
-fn build_http_client(scenario: &Scenario) -> Result<reqwest::Client, RunError> {
-    let tls = &scenario.target.tls;
-    let mut builder = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("xiuload/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder
-        .build()
-        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))
-}
-
-/// Takes every group's window, folds it into the run totals, and returns the timeline point.
-#[allow(clippy::too_many_arguments)]
-fn collect_second(
-    publishers: &mut [PublisherGroupRun],
-    players: &mut [PlayerGroupRun],
-    clock: &RunClock,
-    at: Duration,
-    window: Duration,
-    warmup: Duration,
-    loader: &mut LoaderHealth,
-    cpu: &mut CpuSampler,
-    lag: &LagProbe,
-    servers: &mut crate::metrics::loader::ProcessSampler,
-) -> Second {
-    let in_warmup = at <= warmup;
-    let pub_windows: Vec<(u64, PublisherStats)> = publishers
-        .iter()
-        .map(|g| (g.metrics.active(), g.metrics.take_window()))
-        .collect();
-    let player_windows: Vec<(u64, PlayerStats)> = players
-        .iter()
-        .map(|g| (g.metrics.active(), g.metrics.take_window()))
-        .collect();
-    let point = {
-        let pubs: Vec<(u64, &PublisherStats)> = pub_windows.iter().map(|(a, w)| (*a, w)).collect();
-        let plays: Vec<PlayerSecond<'_>> = players
-            .iter()
-            .zip(&player_windows)
-            .map(|(g, (active, w))| PlayerSecond {
-                protocol: g.config.protocol.as_str(),
-                active: *active,
-                window: w,
-            })
-            .collect();
-        let wall_ms = (clock.start_unix_micros() + at.as_micros() as u64) / 1000;
-        build_point(
-            at.as_secs_f64(),
-            wall_ms,
-            window.as_secs_f64(),
-            &pubs,
-            &plays,
-        )
-    };
-    for (g, (_, w)) in publishers.iter_mut().zip(&pub_windows) {
-        if in_warmup {
-            g.warmup.merge(w)
-        } else {
-            g.steady.merge(w)
-        }
-    }
-    for (g, (_, w)) in players.iter_mut().zip(&player_windows) {
-        if in_warmup {
-            g.warmup.merge(w)
-        } else {
-            g.steady.merge(w)
-        }
-    }
-    // The last window of a run can be a few milliseconds long: a CPU share measured over it is
-    // noise, so it is neither shown nor judged.
-    let cpu_percent = cpu
-        .sample()
-        .filter(|_| window >= Duration::from_millis(500));
-    let lag_window = lag.take_window();
-    let mut point = point;
-    point.loader_cpu_percent = cpu_percent.map(|c| (c * 10.0).round() / 10.0);
-    point.loader_lag_ms_max = lag_window.max_ms();
-    point.loader_rss_mib = crate::metrics::loader::rss_bytes(std::process::id())
-        .map(|b| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0);
-    loader.add_second(cpu_percent, &lag_window);
-    let (server_cpu, server_rss) = servers.sample();
-    point.server_cpu_percent = server_cpu;
-    point.server_rss_mib = server_rss;
-    Second {
-        point,
-        players: player_windows.into_iter().map(|(_, w)| w).collect(),
-        publishers: pub_windows.into_iter().map(|(_, w)| w).collect(),
-    }
-}
-
-/// One collected second: the timeline point and the raw windows (for per-step judging).
-struct Second {
-    point: crate::metrics::timeline::TimelinePoint,
-    players: Vec<PlayerStats>,
-    publishers: Vec<PublisherStats>,
 }

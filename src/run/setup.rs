@@ -1,0 +1,260 @@
+//! Everything a run does before its clock starts: the output directory, the local xiu topology,
+//! the kubeconfig, synthetic media, the HTTP client and the client event loops. All of it can be
+//! slow; none of it is measured.
+
+use super::endpoints::{Endpoints, stream_name};
+use super::loops::ClientLoops;
+use super::{RunError, RunOptions, knee};
+use crate::local::{LocalTopology, find_xiu_binary};
+use crate::media::aac::{AudioParams, SyntheticAudio};
+use crate::media::h264::{SyntheticVideo, VideoParams};
+use crate::metrics::timeline::TimelineWriter;
+use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
+use crate::report::{OutputDir, OutputError};
+use crate::rtmp::url::RtmpBase;
+use crate::scenario::plan::{Shape, run_length};
+use crate::scenario::{PlayerGroup, PublisherGroup, Scenario};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) struct PublisherGroupRun {
+    pub(super) config: PublisherGroup,
+    pub(super) shape: Shape,
+    pub(super) streams: Vec<String>,
+    pub(super) video: SyntheticVideo,
+    pub(super) audio: Option<SyntheticAudio>,
+    pub(super) metrics: Arc<GroupMetrics<PublisherStats>>,
+}
+
+pub(super) struct PlayerGroupRun {
+    pub(super) config: PlayerGroup,
+    pub(super) shape: Shape,
+    pub(super) streams: Arc<Vec<String>>,
+    pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
+}
+
+/// The load shape a run drives a player group with: the knee's steps for the knee's group, else
+/// the group's own count or ramp.
+pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
+    match &scenario.knee {
+        Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
+        _ => Shape::from_group(g.count, g.ramp.as_deref()),
+    }
+}
+
+/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
+pub fn planned_length(scenario: &Scenario) -> Duration {
+    let shapes: Vec<Shape> = scenario
+        .publishers
+        .iter()
+        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
+        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
+        .collect();
+    run_length(scenario.run.duration.map(|d| d.0), &shapes)
+}
+
+/// Who the run is: its name, its id and its output directory.
+pub(super) struct Identity {
+    pub(super) name: String,
+    pub(super) id: String,
+    pub(super) out_dir: PathBuf,
+}
+
+pub(super) fn identity(scenario: &Scenario, options: &RunOptions) -> Identity {
+    let name = scenario.run.name.clone().unwrap_or_else(|| {
+        options
+            .scenario_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into())
+    });
+    let id = format!(
+        "{name}-{}",
+        compact_timestamp(crate::clock::unix_micros_now())
+    );
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
+    Identity { name, id, out_dir }
+}
+
+/// What the run holds once setup is done.
+pub(super) struct Prepared {
+    pub(super) target_label: String,
+    pub(super) endpoints: Arc<Endpoints>,
+    pub(super) http: reqwest::Client,
+    pub(super) local: Option<LocalTopology>,
+    pub(super) kube: Option<crate::kube::session::Connected>,
+    pub(super) publishers: Vec<PublisherGroupRun>,
+    pub(super) players: Vec<PlayerGroupRun>,
+    /// Taken by the load when it starts, dropped (joining the loop threads) when it stops.
+    pub(super) client_loops: Option<Arc<ClientLoops>>,
+    /// Taken by the collector.
+    pub(super) timeline: Option<TimelineWriter>,
+}
+
+/// Fails fast on a missing xiu before any output exists.
+pub(super) fn check_xiu(scenario: &Scenario) -> Result<Option<PathBuf>, RunError> {
+    match &scenario.target.local {
+        Some(local) => Ok(Some(find_xiu_binary(local.xiu_bin.as_deref())?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn prepare(
+    scenario: &Scenario,
+    xiu_bin: Option<PathBuf>,
+    out: &OutputDir,
+) -> Result<Prepared, RunError> {
+    let timeline_path = out.path(OutputDir::TIMELINE);
+    let timeline = TimelineWriter::create(&timeline_path).map_err(|source| OutputError::Write {
+        path: timeline_path.clone(),
+        source,
+    })?;
+    let kube = match &scenario.kube {
+        Some(section) => Some(crate::kube::session::Connected::connect(section).await?),
+        None => None,
+    };
+    let (local, endpoints, target_label) = match (&scenario.target.local, xiu_bin) {
+        (Some(local), Some(bin)) => {
+            let app = &scenario.target.app;
+            let topology =
+                LocalTopology::start(&bin, local.hls_fragment_secs, local.edges, app).await?;
+            let (endpoints, label) = super::local_endpoints(&topology, app);
+            (Some(topology), endpoints, label)
+        }
+        _ => {
+            let e = Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?;
+            let label = e
+                .rtmp_publish
+                .as_ref()
+                .map(|b| format!("rtmp://{}", b.addr()))
+                .or_else(|| e.flv_base.first().cloned())
+                .or_else(|| e.hls_base.first().cloned())
+                .unwrap_or_else(|| "remote".into());
+            (None, e, label)
+        }
+    };
+    let publishers = scenario
+        .publishers
+        .iter()
+        .map(publisher_group)
+        .collect::<Result<Vec<_>, _>>()?;
+    let players: Vec<PlayerGroupRun> = scenario
+        .players
+        .iter()
+        .map(|g| PlayerGroupRun {
+            streams: Arc::new(match (&g.publishers, &g.streams) {
+                (Some(group), _) => publishers
+                    .iter()
+                    .find(|p| &p.config.name == group)
+                    .map(|p| p.streams.clone())
+                    .unwrap_or_default(),
+                (None, Some(list)) => list.clone(),
+                (None, None) => Vec::new(),
+            }),
+            shape: player_shape(scenario, g),
+            config: g.clone(),
+            metrics: GroupMetrics::new(),
+        })
+        .collect();
+    let peak_players: usize = players.iter().map(|p| p.shape.peak() as usize).sum();
+    let client_loops = Arc::new(
+        ClientLoops::sized_for(peak_players)
+            .map_err(|e| RunError::Setup(format!("cannot start the client event loops: {e}")))?,
+    );
+    Ok(Prepared {
+        target_label,
+        endpoints: Arc::new(endpoints),
+        http: build_http_client(scenario)?,
+        local,
+        kube,
+        publishers,
+        players,
+        client_loops: Some(client_loops),
+        timeline: Some(timeline),
+    })
+}
+
+fn publisher_group(g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
+    let media_error = |e: &dyn std::fmt::Display| RunError::Media {
+        group: g.name.clone(),
+        message: e.to_string(),
+    };
+    let video = SyntheticVideo::new(&VideoParams {
+        width: g.video.width,
+        height: g.video.height,
+        fps: g.video.fps,
+        bitrate_bps: g.video.bitrate.bps(),
+        gop_frames: ((g.video.gop.0.as_secs_f64() * g.video.fps as f64).round() as u32).max(1),
+    })
+    .map_err(|e| media_error(&e))?;
+    let audio = if g.audio.enabled {
+        Some(
+            SyntheticAudio::new(&AudioParams {
+                bitrate_bps: g.audio.bitrate.bps(),
+            })
+            .map_err(|e| media_error(&e))?,
+        )
+    } else {
+        None
+    };
+    let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
+    Ok(PublisherGroupRun {
+        streams: (0..slots).map(|i| stream_name(&g.stream, i)).collect(),
+        config: g.clone(),
+        shape: Shape::from_group(g.count, g.ramp.as_deref()),
+        video,
+        audio,
+        metrics: GroupMetrics::new(),
+    })
+}
+
+/// The publish address, checked before any load starts.
+pub(super) fn publish_base(
+    endpoints: &Endpoints,
+    publishers: usize,
+) -> Result<Option<RtmpBase>, RunError> {
+    match (&endpoints.rtmp_publish, publishers) {
+        (_, 0) => Ok(None),
+        (Some(base), _) => Ok(Some(base.clone())),
+        (None, _) => Err(RunError::Setup("no rtmp_publish address".into())),
+    }
+}
+
+fn build_http_client(scenario: &Scenario) -> Result<reqwest::Client, RunError> {
+    let tls = &scenario.target.tls;
+    let mut builder = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("xiuload/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))
+}
+
+fn compact_timestamp(unix_micros: u64) -> String {
+    // 2026-11-25T19:55:33.000Z -> 20261125-195533
+    let s = crate::clock::rfc3339_from_unix_micros(unix_micros);
+    format!(
+        "{}{}{}-{}{}{}",
+        &s[0..4],
+        &s[5..7],
+        &s[8..10],
+        &s[11..13],
+        &s[14..16],
+        &s[17..19]
+    )
+}
