@@ -568,6 +568,7 @@ fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, String) {
             .iter()
             .map(|p| format!("http://127.0.0.1:{}", p.hls))
             .collect(),
+        paths: endpoints::UrlPaths::default(),
     };
     let label = if t.edges.is_empty() {
         format!(
