@@ -854,4 +854,121 @@ count = 2
             .replace("publishers = \"cams\"", "publishers = \"nope\"");
         assert!(problems(&text).len() >= 2);
     }
+
+    #[test]
+    fn base_urls_that_the_run_can_use_pass() {
+        use super::check_base_url;
+        let rtmp = &["rtmp://"][..];
+        let http = &["http://", "https://"][..];
+        for ok in [
+            "rtmp://origin.example.com",
+            "rtmp://127.0.0.1:1935",
+            "rtmp://[::1]:1935",
+            "rtmp://origin:1935/",
+        ] {
+            assert_eq!(check_base_url(ok, rtmp), Ok(()), "{ok}");
+        }
+        for ok in [
+            "https://httpflv.example.com",
+            "http://127.0.0.1:8080/",
+            "http://edge_1.internal:80/prefix/path",
+        ] {
+            assert_eq!(check_base_url(ok, http), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("rtmp://127.0.0.1:0", "not a number from 1 to 65535"),
+            ("rtmp://127.0.0.1:", "not a number from 1 to 65535"),
+            ("rtmp://host:+80", "not a number from 1 to 65535"),
+            ("rtmp://[::1", "without a closing ']'"),
+            ("rtmp://[nothex]:1935", "not a host name or IP address"),
+            ("rtmp://user:pw@host", "not supported"),
+            ("rtmp://ho%st", "not a host name"),
+            ("http://", "no host"),
+            ("http://host/x?y=1", "query or fragment"),
+            ("ftp://host", "not a http:// or https:// URL"),
+        ] {
+            let schemes = if bad.starts_with("rtmp") { rtmp } else { http };
+            let (message, _) = check_base_url(bad, schemes).unwrap_err();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn pem_files_are_told_apart() {
+        use super::pem_certificates;
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        assert_eq!(pem_certificates(&cert.cert.pem()), Ok(1));
+        let both = format!("{}{}", cert.signing_key.serialize_pem(), cert.cert.pem());
+        assert_eq!(pem_certificates(&both), Ok(1));
+        let key_only = cert.signing_key.serialize_pem();
+        assert!(
+            pem_certificates(&key_only)
+                .unwrap_err()
+                .contains("private key")
+        );
+        assert!(
+            pem_certificates("hello")
+                .unwrap_err()
+                .contains("no PEM certificate")
+        );
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        assert!(pem_certificates(broken).unwrap_err().contains("base64"));
+        let cut = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        assert!(pem_certificates(cut).unwrap_err().contains("END line"));
+    }
+
+    #[test]
+    fn knee_steps_add_up_to_at_most_30_days() {
+        let text = r#"[target.local]
+
+[[publishers]]
+name = "cams"
+count = 1
+
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+
+[knee]
+group = "viewers"
+start = 1
+step = 1
+max = 100
+step_duration = "1days"
+
+[[thresholds]]
+metric = "stall_ratio"
+max = 0.1
+"#;
+        assert_problem(
+            text,
+            "knee.step_duration",
+            "100 steps of 1day last 100 days",
+            17,
+        );
+    }
+
+    #[test]
+    fn path_templates_are_for_remote_targets() {
+        let text = BASE.replace(
+            "[target.local]",
+            "[target]\nhls_path = \"/hls/{stream}.m3u8\"\n[target.local]",
+        );
+        assert_problem(&text, "target.hls_path", "a local target is xiu", 5);
+    }
+
+    #[test]
+    fn backoff_below_the_floor() {
+        let text = BASE.replace(
+            "publishers = \"cams\"",
+            "publishers = \"cams\"\nreconnect = { backoff = \"50ms\" }",
+        );
+        assert_problem(
+            &text,
+            "players[0].reconnect.backoff",
+            "50ms is below the floor of 100ms",
+            15,
+        );
+    }
 }
