@@ -1,7 +1,7 @@
 //! Reading a scenario file: TOML syntax and types (via serde), then semantic checks. Every error
 //! names the file, line, column and field path, with a hint where one helps.
 
-use super::model::Scenario;
+use super::model::{Protocol, Scenario};
 use super::validate::{Problem, check_files, validate};
 use std::fmt;
 use std::io::Read;
@@ -139,6 +139,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         let field = render_path(e.path());
         let inner = e.into_inner();
         let message = plain_words(&first_line(inner.message()));
+        // toml's words for a number or boolean where a named value is wanted.
+        let message = if message == "wanted string or table" {
+            let names = if field.ends_with("protocol") {
+                format!(
+                    ": {}",
+                    Protocol::ALL
+                        .map(|p| format!("\"{}\"", p.as_str()))
+                        .join(", ")
+                )
+            } else {
+                String::new()
+            };
+            format!("expected one of the names this key takes, in quotes{names}")
+        } else {
+            message
+        };
         let hint = hint_for_serde_message(&message);
         LoadError::Invalid(vec![locate(inner.span(), field, message, hint)])
     })?;
@@ -472,7 +488,10 @@ count = 2
         assert!(!e.message.contains("Selection"), "{e}");
         let text = MINIMAL.replace("\"flv\"", "3");
         let e = one_error(&text);
-        assert!(!e.message.contains("Protocol"), "{e}");
+        assert_eq!(
+            e.message,
+            "expected one of the names this key takes, in quotes: \"flv\", \"hls\", \"rtmp\"",
+        );
     }
 
     #[test]
