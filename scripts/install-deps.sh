@@ -2,7 +2,8 @@
 # Installs what xiuload's runs and tests need on a fresh Debian machine (run as root), skipping
 # whatever is already there:
 #   - system packages: ffmpeg (independent media check), libopus-dev + cmake + pkg-config (to build
-#     xiu), chromium (HTML report screenshots);
+#     xiu), chromium (HTML report screenshots), nginx + libnginx-mod-rtmp (a second media server
+#     for tests/nginx.rs);
 #   - xiu 0.14.0, built once with cargo into a cache that survives between runs (scripts/install-xiu.sh);
 #   - Python tools for the deploy checks (kubernetes-validate, checkov) in a cached venv.
 # Usage: scripts/install-deps.sh [--no-python]
@@ -21,6 +22,8 @@ dpkg -s libopus-dev >/dev/null 2>&1 || missing+=(libopus-dev)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
+dpkg -s nginx >/dev/null 2>&1 || missing+=(nginx)
+dpkg -s libnginx-mod-rtmp >/dev/null 2>&1 || missing+=(libnginx-mod-rtmp)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -27,16 +27,46 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// The longest single duration a scenario may hold. Anything longer is a typo (`300000000000y`)
+/// and, added to a clock, would overflow it: bounding it where it is parsed keeps every sum of a
+/// few such values far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a human duration ("500ms", "30s", "2m 30s"), at most [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write e.g. \"500ms\", \"30s\", \"2m\")")
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is longer than the limit of {}",
+            in_days(MAX_DURATION)
+        ));
+    }
+    Ok(HumanDuration(d))
+}
+
+/// A long duration in days ("30 days", "40.5 days"): humantime's "1month 9days 13h 26m 24s"
+/// is hard to compare with a limit.
+pub fn in_days(d: Duration) -> String {
+    let days = d.as_secs_f64() / 86_400.0;
+    let text = format!("{days:.1}");
+    format!("{} days", text.trim_end_matches(".0"))
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(HumanDuration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {text:?}: {e} (write e.g. \"500ms\", \"30s\", \"2m\")"
-                ))
-            })
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration in quotes, e.g. \"500ms\", \"30s\" or \"2m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                parse_duration(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 
@@ -102,17 +132,34 @@ pub fn parse_bitrate(text: &str) -> Result<BitRate, String> {
 
 impl<'de> Deserialize<'de> for BitRate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        // A visitor, not an untagged enum: serde's message for a value matching no variant
+        // ("data did not match any variant of untagged enum") says nothing about what to write.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BitRate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a bit rate: a string like \"2Mbps\" or \"128kbps\", or a whole number of bits/s",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<BitRate, E> {
+                if n > 0 {
+                    Ok(BitRate(n))
+                } else {
+                    Err(E::custom("bit rate must be positive"))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<BitRate, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("bit rate {n} must be positive"))),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<BitRate, E> {
+                parse_bitrate(t).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) if n > 0 => Ok(BitRate(n)),
-            Raw::Number(_) => Err(serde::de::Error::custom("bit rate must be positive")),
-            Raw::Text(t) => parse_bitrate(&t).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -144,6 +191,56 @@ mod tests {
                 .contains("expected a number")
         );
         assert!(parse_bitrate("0kbps").is_err());
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Holder {
+        #[allow(dead_code)]
+        d: Option<HumanDuration>,
+        #[allow(dead_code)]
+        b: Option<BitRate>,
+    }
+
+    fn holder_error(text: &str) -> String {
+        toml::from_str::<Holder>(text)
+            .unwrap_err()
+            .message()
+            .to_string()
+    }
+
+    #[test]
+    fn durations_are_bounded_where_they_are_parsed() {
+        assert_eq!(parse_duration("30days").unwrap().0, MAX_DURATION);
+        let err = parse_duration("31days").unwrap_err();
+        assert!(err.contains("longer than the limit of 30 days"), "{err}");
+        assert_eq!(
+            in_days(Duration::from_secs(40 * 86_400 + 43_200)),
+            "40.5 days"
+        );
+        // Values that would overflow a clock when added up.
+        for huge in ["500000000000y", "300000000000y", "584942417355y"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert!(holder_error("d = \"1000y\"").contains("longer than the limit"));
+        let err = holder_error("d = 30");
+        assert!(err.contains("a duration in quotes"), "{err}");
+    }
+
+    #[test]
+    fn bitrate_type_errors_say_what_to_write() {
+        for bad in ["b = -5", "b = 1.5", "b = true", "b = [1]"] {
+            let err = holder_error(bad);
+            assert!(!err.contains("untagged"), "{bad}: {err}");
+            assert!(
+                err.contains("bit rate") || err.contains("\"2Mbps\""),
+                "{bad}: {err}"
+            );
+        }
+        assert!(holder_error("b = 0").contains("positive"));
+        assert_eq!(
+            toml::from_str::<Holder>("b = 64000").unwrap().b,
+            Some(BitRate(64_000))
+        );
     }
 
     #[test]

@@ -223,3 +223,40 @@ fn deploy_sidecar_arguments_parse() {
         "no sidecar container found in deploy/overlays/prod"
     );
 }
+
+/// Disk full (issue 14, item 10) on the timeline: every write to it fails with ENOSPC (it is a
+/// link to /dev/full). The failure is reported once, the run goes on to its end, and the report
+/// and summary still come out.
+#[test]
+fn a_timeline_on_a_full_disk_is_reported_once_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out_dir.join("timeline.jsonl")).unwrap();
+    let scenario = dir.path().join("s.toml");
+    // Nothing listens on port 9: the viewer fails to connect, which is all this run needs.
+    std::fs::write(&scenario, "[run]\nduration = \"3s\"\n[target]\nflv_base = \"http://127.0.0.1:9\"\n[[players]]\nname = \"v\"\nprotocol = \"flv\"\nstreams = [\"a\"]\ncount = 1\n").unwrap();
+    let out = xiuload()
+        .args(["run", "--quiet", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A verdict (pass or fail), not an output error.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}{stdout}");
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        1,
+        "reported once: {err}"
+    );
+    assert!(err.contains("the run goes on"), "{err}");
+    assert!(
+        stdout.contains("# xiuload run"),
+        "summary on stdout: {stdout}"
+    );
+    let report = common::read_json(&out_dir.join("report.json"));
+    assert_ne!(report["status"], "running");
+    assert_eq!(report["run"]["stopped_by"], "completed");
+}

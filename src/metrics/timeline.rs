@@ -6,7 +6,7 @@ use super::stats::{PlayerStats, PublisherStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProtocolPoint {
@@ -126,27 +126,104 @@ fn round2(v: f64) -> f64 {
 }
 
 /// Appends points to `timeline.jsonl`, flushing each line so a SIGKILL loses at most one.
+///
+/// A write error (a full disk) does not stop the run: the writer records the first one, reports
+/// it once (to stderr unless told otherwise), cuts the torn line off so the file stays whole
+/// lines, and writes nothing more.
 pub struct TimelineWriter {
     file: std::fs::File,
+    path: PathBuf,
+    /// Bytes of whole lines written so far: where a torn line starts.
+    written: u64,
+    failure: Option<TimelineFailure>,
+    warn: Box<dyn FnMut(&str) + Send>,
+}
+
+/// The first write error of a timeline, kept for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineFailure {
+    /// The run time of the first point that was not written; the file ends before it.
+    pub at_t: f64,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("cannot write {path}: {source}; the timeline stops at {at_t}s, the run goes on")]
+    Failed {
+        path: PathBuf,
+        at_t: f64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not written since an earlier error")]
+    Stopped { path: PathBuf },
 }
 
 impl TimelineWriter {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(TimelineWriter {
             file: std::fs::File::create(path)?,
+            path: path.to_path_buf(),
+            written: 0,
+            failure: None,
+            warn: Box::new(|message| eprintln!("\nwarning: {message}")),
         })
     }
 
-    pub fn append(&mut self, point: &TimelinePoint) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(point).map_err(std::io::Error::other)?;
+    /// Where the one report of the first write error goes (stderr by default).
+    pub fn with_warnings(mut self, warn: impl FnMut(&str) + Send + 'static) -> Self {
+        self.warn = Box::new(warn);
+        self
+    }
+
+    pub fn append(&mut self, point: &TimelinePoint) -> Result<(), TimelineError> {
+        if self.failure.is_some() {
+            return Err(TimelineError::Stopped {
+                path: self.path.clone(),
+            });
+        }
+        let mut line = serde_json::to_vec(point).expect("a timeline point serialises");
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.flush()
+        match self.file.write_all(&line).and_then(|_| self.file.flush()) {
+            Ok(()) => {
+                self.written += line.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Dropping the torn tail frees space rather than needing any.
+                let _ = self.file.set_len(self.written);
+                let error = TimelineError::Failed {
+                    path: self.path.clone(),
+                    at_t: point.t,
+                    source,
+                };
+                let message = error.to_string();
+                (self.warn)(&message);
+                self.failure = Some(TimelineFailure {
+                    at_t: point.t,
+                    message,
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// The first write error, if any: the report should say the timeline is cut short.
+    pub fn failure(&self) -> Option<&TimelineFailure> {
+        self.failure.as_ref()
     }
 }
 
-/// Reads a timeline back (for `xiuload report` and tests); skips a torn last line.
+/// Reads a timeline back (for `xiuload report` and tests); skips a torn last line. Only regular
+/// files are read: a timeline that is a device (a `/dev/full` or `/dev/zero` link) would never end.
 pub fn read_timeline(path: &Path) -> std::io::Result<Vec<TimelinePoint>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     let text = std::fs::read_to_string(path)?;
     Ok(text
         .lines()
@@ -233,5 +310,44 @@ mod tests {
             back.iter().map(|p| p.t).collect::<Vec<_>>(),
             [1.0, 2.0, 3.0]
         );
+    }
+
+    #[test]
+    fn first_write_error_is_recorded_reported_once_and_the_run_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.jsonl");
+        // Every write to /dev/full fails with "No space left on device", as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = reports.clone();
+        let mut w = TimelineWriter::create(&path)
+            .unwrap()
+            .with_warnings(move |m| sink.lock().unwrap().push(m.to_string()));
+        let point = |t| TimelinePoint {
+            t,
+            ..Default::default()
+        };
+        let first = w.append(&point(1.0)).unwrap_err();
+        assert!(
+            matches!(first, TimelineError::Failed { at_t: 1.0, .. }),
+            "{first}"
+        );
+        for t in 2..=5 {
+            assert!(matches!(
+                w.append(&point(t as f64)),
+                Err(TimelineError::Stopped { .. })
+            ));
+        }
+        let reports = reports.lock().unwrap();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].contains("No space left on device"),
+            "{reports:?}"
+        );
+        assert!(reports[0].contains("the run goes on"), "{reports:?}");
+        let failure = w.failure().unwrap();
+        assert_eq!(failure.at_t, 1.0);
+        // Reading a device back would never end: it is refused instead.
+        assert!(read_timeline(&path).is_err());
     }
 }

@@ -30,6 +30,9 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    /// Some of the final report files could not be written; each failure is listed once.
+    #[error("{}", .failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
+    Report { failures: Vec<OutputError> },
 }
 
 /// The run directory and its files.
@@ -46,6 +49,11 @@ impl OutputDir {
     /// Written by the cluster watcher during cluster runs; drawn in `report.html` when present.
     pub const CLUSTER_JSON: &'static str = "cluster.json";
 
+    /// Placeholders are padded to this size so that, when the final file cannot be written (a
+    /// full disk), the placeholder can still be overwritten in place, in blocks it already owns,
+    /// with a note saying so: a run's files never keep saying "running".
+    const PLACEHOLDER_BYTES: usize = 1024;
+
     /// Creates the directory and placeholder files, proving they can be written.
     pub fn prepare(dir: &Path) -> Result<Self, OutputError> {
         std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
@@ -57,9 +65,9 @@ impl OutputDir {
         };
         out.write(
             Self::REPORT_JSON,
-            b"{\"schema_version\": 1, \"status\": \"running\"}\n",
+            &padded(b"{\"schema_version\": 1, \"status\": \"running\"}\n"),
         )?;
-        out.write(Self::SUMMARY_MD, b"# xiuload run in progress\n")?;
+        out.write(Self::SUMMARY_MD, &padded(b"# xiuload run in progress\n"))?;
         Ok(out)
     }
 
@@ -92,31 +100,97 @@ impl OutputDir {
         // Write-then-rename so a reader never sees half a report.
         let path = self.path(name);
         let tmp = self.path(&format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|source| OutputError::Write { path, source })
+        let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path));
+        if result.is_err() {
+            // A half-written temp file only holds space on a disk that is probably full.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(|source| OutputError::Write { path, source })
     }
 
     /// Writes report.json, summary.md and report.html. The cluster watcher's `cluster.json`, if
     /// already in the directory, is drawn in the HTML report.
+    ///
+    /// Every file is attempted, whatever happened to the others; the error lists each failure
+    /// once. A placeholder whose final file could not be written is overwritten in place with a
+    /// note saying so (or removed), so it never keeps saying "running".
     pub fn write_report(
         &self,
         report: &Report,
         timeline: &[TimelinePoint],
     ) -> Result<(), OutputError> {
         let json = serde_json::to_vec_pretty(report).expect("report serialises");
-        self.write(Self::REPORT_JSON, &json)?;
-        self.write(Self::SUMMARY_MD, markdown::render(report).as_bytes())?;
         let cluster = cluster_view(report).or_else(|| {
             std::fs::read_to_string(self.path(Self::CLUSTER_JSON))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         });
-        self.write(
-            Self::REPORT_HTML,
-            html::render(report, timeline, cluster.as_ref()).as_bytes(),
-        )
+        let files = [
+            (Self::REPORT_JSON, json),
+            (Self::SUMMARY_MD, markdown::render(report).into_bytes()),
+            (
+                Self::REPORT_HTML,
+                html::render(report, timeline, cluster.as_ref()).into_bytes(),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, bytes) in files {
+            if let Err(e) = self.write(name, &bytes) {
+                let reason = match &e {
+                    OutputError::Write { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                self.replace_placeholder(name, &reason);
+                failures.push(e);
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(OutputError::Report { failures })
+        }
     }
+
+    /// After `name` could not be written: its placeholder (if it has one) is overwritten in place
+    /// with a note, without truncating first so no new block is needed; if even that fails the
+    /// placeholder is removed.
+    fn replace_placeholder(&self, name: &str, reason: &str) {
+        // Bounded so the note fits the placeholder's blocks and stays whole JSON.
+        let reason: String = reason.chars().take(300).collect();
+        let note = match name {
+            Self::REPORT_JSON => serde_json::to_vec(&serde_json::json!({
+                "schema_version": 1,
+                "status": "write_failed",
+                "error": format!("the final report could not be written: {reason}"),
+            }))
+            .expect("a JSON object serialises"),
+            Self::SUMMARY_MD => {
+                format!("# xiuload run: the summary could not be written ({reason})\n").into_bytes()
+            }
+            _ => return,
+        };
+        let note = &note[..note.len().min(Self::PLACEHOLDER_BYTES)];
+        let path = self.path(name);
+        let overwritten = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(note)?;
+                f.set_len(note.len() as u64)
+            });
+        if overwritten.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A placeholder padded with trailing whitespace (still valid JSON or Markdown).
+fn padded(content: &[u8]) -> Vec<u8> {
+    let mut out = content.to_vec();
+    out.resize(OutputDir::PLACEHOLDER_BYTES.max(content.len()), b' ');
+    out.push(b'\n');
+    out
 }
 
 /// The HTML report's cluster input (replicas, events, per-pod usage, expectations) from the
@@ -153,4 +227,94 @@ pub fn cluster_view(report: &Report) -> Option<serde_json::Value> {
             .map(|e| serde_json::json!({"name": e.description, "pass": e.pass, "status": e.status, "evidence": e.evidence}))
             .collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_report() -> Report {
+        serde_json::from_str(include_str!("../../tests/fixtures/report/report.json"))
+            .expect("fixture report parses")
+    }
+
+    /// Makes the temp file `name` is written through a door to /dev/full: every write to it
+    /// fails with "No space left on device", as on a full disk.
+    fn fill(out: &OutputDir, name: &str) {
+        std::os::unix::fs::symlink("/dev/full", out.path(&format!(".{name}.tmp"))).unwrap();
+    }
+
+    fn status(out: &OutputDir) -> String {
+        let text = std::fs::read_to_string(out.path(OutputDir::REPORT_JSON)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["status"].as_str().unwrap_or("(none)").to_string()
+    }
+
+    #[test]
+    fn placeholders_say_running_until_the_report_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::prepare(dir.path()).unwrap();
+        assert_eq!(status(&out), "running");
+        out.write_report(&sample_report(), &[]).unwrap();
+        assert_eq!(status(&out), "(none)");
+        assert!(out.path(OutputDir::REPORT_HTML).exists());
+    }
+
+    #[test]
+    fn a_failed_write_removes_its_temp_file_and_the_placeholder_stops_saying_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::prepare(dir.path()).unwrap();
+        fill(&out, OutputDir::REPORT_JSON);
+        let err = out.write_report(&sample_report(), &[]).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("report.json") && text.contains("No space left"),
+            "{text}"
+        );
+        assert!(!out.path(".report.json.tmp").exists());
+        assert_eq!(status(&out), "write_failed");
+        let note = std::fs::read_to_string(out.path(OutputDir::REPORT_JSON)).unwrap();
+        assert!(note.contains("No space left on device"), "{note}");
+        // The other files were still written.
+        let summary = std::fs::read_to_string(out.path(OutputDir::SUMMARY_MD)).unwrap();
+        assert!(!summary.contains("in progress"), "{summary}");
+        assert!(out.path(OutputDir::REPORT_HTML).exists());
+    }
+
+    #[test]
+    fn every_failed_file_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::prepare(dir.path()).unwrap();
+        for name in [
+            OutputDir::REPORT_JSON,
+            OutputDir::SUMMARY_MD,
+            OutputDir::REPORT_HTML,
+        ] {
+            fill(&out, name);
+        }
+        let OutputError::Report { failures } = out.write_report(&sample_report(), &[]).unwrap_err()
+        else {
+            panic!("expected the report's failures")
+        };
+        let paths: Vec<String> = failures
+            .iter()
+            .map(|f| match f {
+                OutputError::Write { path, .. } => {
+                    path.file_name().unwrap().to_string_lossy().into()
+                }
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(paths, ["report.json", "summary.md", "report.html"]);
+        assert_eq!(status(&out), "write_failed");
+        let summary = std::fs::read_to_string(out.path(OutputDir::SUMMARY_MD)).unwrap();
+        assert!(summary.contains("could not be written"), "{summary}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

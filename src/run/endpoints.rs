@@ -1,7 +1,7 @@
 //! Where clients connect, resolved from the scenario's target (or the local topology).
 
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::Target;
+use crate::scenario::{PathTemplate, Target};
 
 /// Play addresses are lists: a local topology spreads viewers over its edges (a cluster target
 /// has one address per protocol, its load balancer).
@@ -12,6 +12,25 @@ pub struct Endpoints {
     pub rtmp_play: Vec<RtmpBase>,
     pub flv_base: Vec<String>,
     pub hls_base: Vec<String>,
+    /// The server's URL layout below the HTTP bases.
+    pub paths: UrlPaths,
+}
+
+/// Where a server serves a stream's HTTP outputs, below the base URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlPaths {
+    pub flv: PathTemplate,
+    pub hls: PathTemplate,
+}
+
+impl Default for UrlPaths {
+    /// xiu's layout: what a local target runs.
+    fn default() -> Self {
+        UrlPaths {
+            flv: PathTemplate::xiu_flv(),
+            hls: PathTemplate::xiu_hls(),
+        }
+    }
 }
 
 impl Endpoints {
@@ -30,16 +49,23 @@ impl Endpoints {
                 .collect(),
             flv_base: t.flv_base.iter().map(trim).collect(),
             hls_base: t.hls_base.iter().map(trim).collect(),
+            paths: UrlPaths {
+                flv: t.flv_path.clone(),
+                hls: t.hls_path.clone(),
+            },
         })
     }
 
     /// The HTTP-FLV URL viewer number `viewer` uses.
     pub fn flv_url(&self, stream: &str, viewer: usize) -> Option<String> {
-        pick(&self.flv_base, viewer).map(|b| format!("{b}/{}/{stream}.flv", self.app))
+        pick(&self.flv_base, viewer)
+            .map(|b| format!("{b}{}", self.paths.flv.render(&self.app, stream)))
     }
 
+    /// The HLS playlist URL viewer number `viewer` uses.
     pub fn hls_url(&self, stream: &str, viewer: usize) -> Option<String> {
-        pick(&self.hls_base, viewer).map(|b| format!("{b}/{}/{stream}/{stream}.m3u8", self.app))
+        pick(&self.hls_base, viewer)
+            .map(|b| format!("{b}{}", self.paths.hls.render(&self.app, stream)))
     }
 
     pub fn rtmp_play(&self, viewer: usize) -> Option<&RtmpBase> {
@@ -71,6 +97,7 @@ mod tests {
                 "http://127.0.0.1:8080".into(),
                 "http://127.0.0.1:9080".into(),
             ],
+            paths: UrlPaths::default(),
         };
         assert_eq!(
             e.flv_url("cam-1", 7).unwrap(),
@@ -86,5 +113,23 @@ mod tests {
         );
         assert!(e.rtmp_play(0).is_none());
         assert_eq!(stream_name("cam-{i}", 7), "cam-7");
+    }
+
+    #[test]
+    fn urls_follow_the_target_templates() {
+        let text = "[target]\nflv_base = \"http://127.0.0.1:8080/\"\nhls_base = \"http://127.0.0.1:8080/\"\n\
+                    flv_path = \"/flv?app={app}&stream={stream}\"\nhls_path = \"/hls/{stream}/index.m3u8\"\n\
+                    [[players]]\nname = \"v\"\nprotocol = \"hls\"\nstreams = [\"s1\"]\ncount = 1\n\
+                    [run]\nduration = \"1s\"\n";
+        let scenario = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let e = Endpoints::from_target(&scenario.target).unwrap();
+        assert_eq!(
+            e.hls_url("s1", 0).unwrap(),
+            "http://127.0.0.1:8080/hls/s1/index.m3u8"
+        );
+        assert_eq!(
+            e.flv_url("s1", 0).unwrap(),
+            "http://127.0.0.1:8080/flv?app=live&stream=s1"
+        );
     }
 }

@@ -544,6 +544,7 @@ pub(super) fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, Strin
             .iter()
             .map(|p| format!("http://127.0.0.1:{}", p.hls))
             .collect(),
+        paths: endpoints::UrlPaths::default(),
     };
     let label = if t.edges.is_empty() {
         format!(

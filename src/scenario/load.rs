@@ -1,9 +1,10 @@
 //! Reading a scenario file: TOML syntax and types (via serde), then semantic checks. Every error
 //! names the file, line, column and field path, with a hint where one helps.
 
-use super::model::Scenario;
-use super::validate::{Problem, validate};
+use super::model::{Protocol, Scenario};
+use super::validate::{Problem, check_files, validate};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -16,9 +17,18 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path}: larger than {} KiB; a scenario file is a few KiB of TOML (is this the right file?)",
+        MAX_SCENARIO_BYTES / 1024
+    )]
+    TooLarge { path: PathBuf },
     #[error("{}", render_all(.0))]
     Invalid(Vec<Located>),
 }
+
+/// Scenario files are read whole; this cap keeps `validate /dev/zero` (or a log file passed by
+/// mistake) from reading until memory runs out.
+pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 
 /// One problem found in a scenario file, with where it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,11 +66,39 @@ fn render_all(problems: &[Located]) -> String {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SCENARIO_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let text = utf8_text(path, bytes)?;
     parse(path, &text)
+}
+
+/// The file's text, or where its first byte that is not UTF-8 is.
+fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, LoadError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
+        let (line, column) = line_col(prefix, valid);
+        LoadError::Invalid(vec![Located {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: String::new(),
+            message: format!("byte 0x{:02x} is not valid UTF-8", bytes[valid]),
+            hint: Some("scenario files are UTF-8 text; save the file as UTF-8".into()),
+        }])
+    })
 }
 
 /// Parses and validates scenario text; `path` is only used in messages.
@@ -77,6 +115,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         }
     };
 
+    if let Some(problem) = DeTable::parse(text)
+        .ok()
+        .and_then(|doc| misplaced_section(doc.get_ref()))
+    {
+        let (span, field, message, hint) = problem;
+        return Err(LoadError::Invalid(vec![locate(
+            Some(span),
+            field,
+            message,
+            Some(hint),
+        )]));
+    }
     let deserializer = toml::de::Deserializer::parse(text).map_err(|e| {
         LoadError::Invalid(vec![locate(
             e.span(),
@@ -88,12 +138,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
     let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let field = render_path(e.path());
         let inner = e.into_inner();
-        let message = first_line(inner.message());
+        let message = plain_words(&first_line(inner.message()));
+        // toml's words for a number or boolean where a named value is wanted.
+        let message = if message == "wanted string or table" {
+            let names = if field.ends_with("protocol") {
+                format!(
+                    ": {}",
+                    Protocol::ALL
+                        .map(|p| format!("\"{}\"", p.as_str()))
+                        .join(", ")
+                )
+            } else {
+                String::new()
+            };
+            format!("expected one of the names this key takes, in quotes{names}")
+        } else {
+            message
+        };
         let hint = hint_for_serde_message(&message);
         LoadError::Invalid(vec![locate(inner.span(), field, message, hint)])
     })?;
 
-    let problems = validate(&scenario);
+    let mut problems = validate(&scenario);
+    problems.extend(check_files(&scenario));
     if problems.is_empty() {
         return Ok(scenario);
     }
@@ -113,6 +180,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         )
         .collect();
     Err(LoadError::Invalid(located))
+}
+
+/// `[[run]]` for `[run]` (or `[players]` for `[[players]]`) reaches serde as a sequence where a
+/// struct is wanted, and serde's message then talks about the struct's first field. Caught
+/// before: (span, field, message, hint).
+fn misplaced_section(
+    doc: &DeTable<'_>,
+) -> Option<(std::ops::Range<usize>, String, String, String)> {
+    const TABLES: [&str; 4] = ["run", "target", "knee", "kube"];
+    const ARRAYS: [&str; 4] = ["publishers", "players", "thresholds", "expect"];
+    doc.iter().find_map(|(key, value)| {
+        let name: &str = key.get_ref().as_ref();
+        let v = value.get_ref();
+        if TABLES.contains(&name) && !v.is_table() {
+            Some((
+                key.span(),
+                name.to_string(),
+                format!("`{name}` must be one table"),
+                format!("write [{name}] with its keys below it (not [[{name}]] or `{name} = ...`)"),
+            ))
+        } else if ARRAYS.contains(&name) && !v.is_array() {
+            Some((
+                key.span(),
+                name.to_string(),
+                format!("`{name}` must be an array of tables, one per entry"),
+                format!("write [[{name}]] above each entry"),
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 fn first_line(message: &str) -> String {
@@ -135,6 +233,51 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
         }
     }
     out
+}
+
+/// Says what a field wants in the file's terms: serde's messages name Rust types ("expected
+/// struct RunSection", "expected u32") that mean nothing to someone writing TOML.
+fn plain_words(message: &str) -> String {
+    const TYPES: [(&str, &str); 13] = [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number of 0 or more"),
+        ("usize", "a whole number of 0 or more"),
+        ("i8", "a whole number"),
+        ("i16", "a whole number"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+        ("a sequence", "an array, e.g. [\"a\", \"b\"]"),
+        ("a map", "a table"),
+    ];
+    let Some(at) = message.find("expected ") else {
+        return message.to_string();
+    };
+    let (head, wanted) = message.split_at(at + "expected ".len());
+    // Rust type names end at the first character that cannot be part of one.
+    let ident_end = |s: &str| {
+        s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let (plain, rest) = if let Some(after) = wanted.strip_prefix("struct ") {
+        ("a table", &after[ident_end(after)..])
+    } else if let Some(after) = wanted.strip_prefix("internally tagged enum ") {
+        ("a table with a `mode` key", &after[ident_end(after)..])
+    } else if let Some(after) = wanted.strip_prefix("enum ") {
+        ("one of the values in quotes", &after[ident_end(after)..])
+    } else if let Some((rust, plain)) = TYPES.iter().find(|(rust, _)| {
+        wanted
+            .strip_prefix(rust)
+            .is_some_and(|rest| ident_end(rest) == 0)
+    }) {
+        (*plain, &wanted[rust.len()..])
+    } else {
+        return message.to_string();
+    };
+    format!("{head}{plain}{rest}")
 }
 
 fn hint_for_serde_message(message: &str) -> Option<String> {
@@ -313,6 +456,71 @@ count = 2
         let e = one_error(&text);
         assert_eq!(e.field, "publishers[0].video.bitrate");
         assert!(e.message.contains("invalid bit rate"), "{e}");
+    }
+
+    #[test]
+    fn serde_internals_become_plain_words() {
+        for (text, field, wanted) in [
+            ("run = 5\n[target.local]\n", "run", "must be one table"),
+            ("[[run]]\n[target.local]\n", "run", "must be one table"),
+            ("[players]\n[target.local]\n", "players", "array of tables"),
+            (
+                "[target.local]\nhls_fragment_secs = -1\n",
+                "target.local.hls_fragment_secs",
+                "expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "[target]\nlocal = \"yes\"\n",
+                "target.local",
+                "expected a table",
+            ),
+        ] {
+            let e = one_error(text);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(wanted), "{text}: {e}");
+            for internal in ["struct", "u32", "RunSection", "LocalTarget", "untagged"] {
+                assert!(!e.message.contains(internal), "{text}: {e}");
+            }
+        }
+        let text = MINIMAL.replace("count = 2", "count = 2\nselect = \"zipf\"");
+        let e = one_error(&text);
+        assert!(e.message.contains("a table with a `mode` key"), "{e}");
+        assert!(!e.message.contains("Selection"), "{e}");
+        let text = MINIMAL.replace("\"flv\"", "3");
+        let e = one_error(&text);
+        assert_eq!(
+            e.message,
+            "expected one of the names this key takes, in quotes: \"flv\", \"hls\", \"rtmp\"",
+        );
+    }
+
+    #[test]
+    fn plain_words_leave_plain_messages_alone() {
+        let m = "unknown variant `dash`, expected one of `flv`, `hls`, `rtmp`";
+        assert_eq!(plain_words(m), m);
+        assert_eq!(
+            plain_words("invalid type: string \"x\", expected u32"),
+            "invalid type: string \"x\", expected a whole number from 0 to 4294967295"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.toml");
+        std::fs::write(&path, b"[run]\nname = \"caf\xe9\"\n").unwrap();
+        let Err(LoadError::Invalid(v)) = load(&path) else {
+            panic!("expected a located error")
+        };
+        assert_eq!((v[0].line, v[0].column), (2, 12), "{}", v[0]);
+        assert!(v[0].message.contains("0xe9 is not valid UTF-8"), "{}", v[0]);
+    }
+
+    #[test]
+    fn endless_files_are_cut_at_the_size_cap() {
+        let err = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
     }
 
     #[test]

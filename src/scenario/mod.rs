@@ -5,6 +5,7 @@ mod load;
 mod model;
 pub mod plan;
 pub mod select;
+pub mod template;
 pub mod threshold;
 mod validate;
 

@@ -1,6 +1,7 @@
 //! The scenario file's data model. Every table rejects unknown keys so that a typo is an error
 //! with a location, not a silently ignored setting.
 
+pub use super::template::PathTemplate;
 use crate::units::{BitRate, HumanDuration};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -101,10 +102,17 @@ pub struct Target {
     pub rtmp_publish: Option<String>,
     /// `rtmp://host[:port]` RTMP players connect to (the edges' LoadBalancer).
     pub rtmp_play: Option<String>,
-    /// `http(s)://host[:port]` serving `/<app>/<stream>.flv`.
+    /// `http(s)://host[:port]` serving `flv_path`.
     pub flv_base: Option<String>,
-    /// `http(s)://host[:port]` serving `/<app>/<stream>/<stream>.m3u8`.
+    /// `http(s)://host[:port]` serving `hls_path`.
     pub hls_base: Option<String>,
+    /// Where the server serves a stream's HTTP-FLV, below `flv_base` (default: xiu's layout).
+    #[serde(default = "PathTemplate::xiu_flv")]
+    pub flv_path: PathTemplate,
+    /// Where the server serves a stream's HLS playlist, below `hls_base` (default: xiu's layout;
+    /// nginx-rtmp's is e.g. `/hls/{stream}.m3u8`).
+    #[serde(default = "PathTemplate::xiu_hls")]
+    pub hls_path: PathTemplate,
     #[serde(default)]
     pub tls: TlsSection,
 }

@@ -3,8 +3,21 @@
 
 use super::model::*;
 use super::threshold::parse_metric;
+use crate::units::{HumanDuration, MAX_DURATION, in_days};
 use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
+
+/// The most clients one group (or one knee step) may ask for: what one load generator can hold.
+pub const MAX_GROUP_CLIENTS: u32 = 100_000;
+
+/// The shortest reconnect backoff. With no pause, a client against a closed port reconnects as
+/// fast as the CPU allows (a million sessions in 10 s were seen), which measures only the loader.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// CA files are read whole; a CA bundle is a few KiB.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -29,6 +42,8 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     check_target(s, &mut p);
     check_names(s, &mut p);
+    check_run_name(s, &mut p);
+    check_something_runs(s, &mut p);
     // The knee's group gets its shape from [knee], which has a length of its own.
     let knee_group = s.knee.as_ref().map(|k| k.group.as_str());
     let any_count_only = s.publishers.iter().any(|g| g.ramp.is_none())
@@ -68,6 +83,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     for (i, g) in s.publishers.iter().enumerate() {
         let at = format!("publishers[{i}]");
         check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
+        check_reconnect(&at, &g.reconnect, &mut p);
         check_video(&at, &g.video, &mut p);
         if g.audio.enabled && !(8_000..=512_000).contains(&g.audio.bitrate.bps()) {
             p.add(
@@ -98,6 +114,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         } else {
             check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
         }
+        check_reconnect(&at, &g.reconnect, &mut p);
         match (&g.publishers, &g.streams) {
             (None, None) | (Some(_), Some(_)) => p.add(
                 at.clone(),
@@ -158,6 +175,30 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         }
         if k.start == 0 || k.step == 0 || k.max < k.start {
             p.add("knee", "need start >= 1, step >= 1 and max >= start", None);
+        } else if k.max > MAX_GROUP_CLIENTS {
+            p.add(
+                "knee.max",
+                format!(
+                    "{} is more than one load generator can hold ({MAX_GROUP_CLIENTS})",
+                    k.max
+                ),
+                Some("split the load over several xiuload pods"),
+            );
+        } else {
+            let steps = crate::run::knee::step_targets(k).len() as u32;
+            let length = k.step_duration.0.saturating_mul(steps);
+            if length > MAX_DURATION {
+                p.add(
+                    "knee.step_duration",
+                    format!(
+                        "{steps} steps of {} last {}, longer than a run may last ({})",
+                        k.step_duration,
+                        in_days(length),
+                        in_days(MAX_DURATION)
+                    ),
+                    Some("shorten step_duration or take fewer, larger steps"),
+                );
+            }
         }
         if k.settle.0 >= k.step_duration.0 {
             p.add(
@@ -247,13 +288,23 @@ fn check_target(s: &Scenario, p: &mut Problems) {
         ("target.hls_base", &t.hls_base, &["http://", "https://"][..]),
     ] {
         if let Some(u) = url
-            && (!schemes.iter().any(|s| u.starts_with(s)) || u.len() <= schemes[0].len())
+            && let Err((message, hint)) = check_base_url(u, schemes)
         {
-            p.add(
-                field,
-                format!("{u:?} is not a {} URL", schemes.join(" or ")),
-                None,
-            );
+            p.add(field, message, Some(&hint));
+        }
+    }
+    if t.local.is_some() {
+        for (field, template, xiu) in [
+            ("target.flv_path", &t.flv_path, PathTemplate::xiu_flv()),
+            ("target.hls_path", &t.hls_path, PathTemplate::xiu_hls()),
+        ] {
+            if *template != xiu {
+                p.add(
+                    field,
+                    format!("a local target is xiu, which serves {xiu}"),
+                    Some("path templates are for remote targets (flv_base, hls_base)"),
+                );
+            }
         }
     }
     if remote {
@@ -332,9 +383,9 @@ fn check_shape(at: &str, count: Option<u32>, ramp: Option<&[Stage]>, p: &mut Pro
                 "ramp = [{ duration = \"10s\", target = 50 }, { duration = \"1m\", target = 50 }]",
             ),
         ),
-        (Some(c), None) if c > 100_000 => p.add(
+        (Some(c), None) if c > MAX_GROUP_CLIENTS => p.add(
             format!("{at}.count"),
-            format!("{c} is more than one load generator can hold (100000)"),
+            format!("{c} is more than one load generator can hold ({MAX_GROUP_CLIENTS})"),
             Some("split the load over several xiuload pods"),
         ),
         (None, Some([])) => p.add(format!("{at}.ramp"), "needs at least one stage", None),
@@ -347,16 +398,30 @@ fn check_shape(at: &str, count: Option<u32>, ramp: Option<&[Stage]>, p: &mut Pro
                         None,
                     );
                 }
-                if st.target > 100_000 {
+                if st.target > MAX_GROUP_CLIENTS {
                     p.add(
                         format!("{at}.ramp[{i}].target"),
                         format!(
-                            "{} is more than one load generator can hold (100000)",
+                            "{} is more than one load generator can hold ({MAX_GROUP_CLIENTS})",
                             st.target
                         ),
                         None,
                     );
                 }
+            }
+            let total = stages
+                .iter()
+                .fold(Duration::ZERO, |sum, st| sum.saturating_add(st.duration.0));
+            if total > MAX_DURATION {
+                p.add(
+                    format!("{at}.ramp"),
+                    format!(
+                        "the stages add up to {}, longer than a run may last ({})",
+                        in_days(total),
+                        in_days(MAX_DURATION)
+                    ),
+                    None,
+                );
             }
         }
         _ => {}
@@ -397,6 +462,217 @@ fn check_video(at: &str, v: &VideoSection, p: &mut Problems) {
             ),
             Some("2s is usual for live streaming (HLS cuts segments on keyframes)"),
         );
+    }
+}
+
+/// Checks a target base URL (`rtmp://host[:port]`, `http(s)://host[:port][/prefix]`) the way the
+/// run will use it, so that a typo fails here rather than as every session failing to connect.
+/// Returns the message and a hint.
+fn check_base_url(url: &str, schemes: &[&str]) -> Result<(), (String, String)> {
+    let rtmp = schemes == ["rtmp://"];
+    let shape = if rtmp {
+        "rtmp://host[:port]"
+    } else {
+        "http(s)://host[:port][/path]"
+    };
+    let fail = |what: String| Err((format!("{url:?}: {what}"), format!("write {shape}")));
+    let Some(rest) = schemes.iter().find_map(|s| url.strip_prefix(s)) else {
+        return fail(format!("not a {} URL", schemes.join(" or ")));
+    };
+    if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return fail(format!("contains {c:?}; URLs cannot hold spaces"));
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if authority.contains('@') {
+        return fail("user names and passwords in the URL are not supported".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, "")) => (addr, None),
+            Some((addr, after)) => match after.strip_prefix(':') {
+                Some(port) => (addr, Some(port)),
+                None => return fail(format!("unexpected {after:?} after the IPv6 address")),
+            },
+            None => return fail("IPv6 address without a closing ']'".into()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return fail("no host".into());
+    }
+    let host_ok = if authority.starts_with('[') {
+        host.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    if !host_ok {
+        return fail(format!("{host:?} is not a host name or IP address"));
+    }
+    if let Some(port) = port {
+        match port.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) && !port.starts_with('+') => {}
+            _ => return fail(format!("port {port:?} is not a number from 1 to 65535")),
+        }
+    }
+    if rtmp && !path.is_empty() && path != "/" {
+        return Err((
+            format!("{url:?}: the path {path:?} would be ignored"),
+            "give rtmp://host[:port] only; the application name goes in `target.app`".into(),
+        ));
+    }
+    if !rtmp && path.contains(['?', '#']) {
+        return fail(
+            "a base URL cannot hold a query or fragment; put it in flv_path/hls_path".into(),
+        );
+    }
+    Ok(())
+}
+
+/// `run.name` names the report directory under `reports/`: it must stay a single directory name.
+fn check_run_name(s: &Scenario, p: &mut Problems) {
+    let Some(name) = &s.run.name else { return };
+    let bad = name.is_empty()
+        || name.contains(['/', '\\', '\0'])
+        || name.contains("..")
+        || name.chars().any(char::is_control);
+    if bad {
+        p.add(
+            "run.name",
+            format!("{name:?} cannot name a report directory: it must be non-empty, without '/', '\\' or '..'"),
+            Some("the report goes to reports/<name>-<time>; use e.g. \"staging-knee\" (or pass --out)"),
+        );
+    }
+}
+
+/// A scenario whose every group holds 0 clients runs for its length and passes having measured
+/// nothing.
+fn check_something_runs(s: &Scenario, p: &mut Problems) {
+    if s.knee.is_some() || (s.publishers.is_empty() && s.players.is_empty()) {
+        return;
+    }
+    let publishers = s
+        .publishers
+        .iter()
+        .map(|g| max_slots(g.count, g.ramp.as_deref()));
+    let players = s
+        .players
+        .iter()
+        .map(|g| max_slots(g.count, g.ramp.as_deref()));
+    if publishers.chain(players).all(|n| n == 0) {
+        let field = if s.publishers.is_empty() {
+            "players[0]"
+        } else {
+            "publishers[0]"
+        };
+        p.add(
+            field,
+            "every group has 0 clients (count = 0, or ramp targets of 0): there is nothing to run",
+            Some("give at least one group a count or ramp target above 0"),
+        );
+    }
+}
+
+fn check_reconnect(at: &str, r: &ReconnectPolicy, p: &mut Problems) {
+    if r.backoff.0 < MIN_BACKOFF {
+        p.add(
+            format!("{at}.reconnect.backoff"),
+            format!(
+                "{} is below the floor of {}",
+                r.backoff,
+                HumanDuration(MIN_BACKOFF)
+            ),
+            Some("with no pause a client reconnects to a dead server as fast as the CPU allows; the default is 1s"),
+        );
+    }
+}
+
+/// Checks that need the file system (the CA file); `validate` stays pure.
+pub fn check_files(s: &Scenario) -> Vec<Problem> {
+    let mut p = Problems(Vec::new());
+    if let Some(ca) = &s.target.tls.ca_file
+        && let Err(message) = check_ca_file(ca)
+    {
+        p.add(
+            "target.tls.ca_file",
+            message,
+            Some(
+                "give a PEM file with -----BEGIN CERTIFICATE----- blocks, e.g. the issuer's ca.crt",
+            ),
+        );
+    }
+    p.0
+}
+
+fn check_ca_file(path: &Path) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than 1 MiB; a CA file is a few KiB",
+            path.display()
+        ));
+    }
+    pem_certificates(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // What the run will do with it: the TLS stack's own parse.
+    reqwest::Certificate::from_pem_bundle(&bytes)
+        .map(|_| ())
+        .map_err(|e| format!("{}: not a usable certificate: {e}", path.display()))
+}
+
+/// Counts the PEM certificates in `text`; an error says what the file holds instead.
+fn pem_certificates(text: &str) -> Result<usize, String> {
+    use base64::Engine;
+    let mut certificates = 0;
+    let mut others = Vec::new();
+    let mut rest = text;
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let after = &rest[begin + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else {
+            return Err("a PEM header without its closing dashes".into());
+        };
+        let label = &after[..label_end];
+        let body_start = &after[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let Some(body_end) = body_start.find(&end_marker) else {
+            return Err(format!("a {label} block without its END line"));
+        };
+        if label == "CERTIFICATE" {
+            let b64: String = body_start[..body_end]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| format!("certificate {} is not valid base64", certificates + 1))?;
+            // Every X.509 certificate is a DER SEQUENCE.
+            if der.first() != Some(&0x30) {
+                return Err(format!(
+                    "certificate {} is not a DER certificate",
+                    certificates + 1
+                ));
+            }
+            certificates += 1;
+        } else {
+            others.push(label.to_string());
+        }
+        rest = &body_start[body_end + end_marker.len()..];
+    }
+    match (certificates, others.is_empty()) {
+        (0, true) => Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()),
+        (0, false) if others.iter().any(|l| l.contains("PRIVATE KEY")) => {
+            Err("holds a private key, not a certificate".into())
+        }
+        (0, false) => Err(format!("holds {} but no certificate", others.join(", "))),
+        (n, _) => Ok(n),
     }
 }
 
@@ -577,5 +853,122 @@ count = 2
             )
             .replace("publishers = \"cams\"", "publishers = \"nope\"");
         assert!(problems(&text).len() >= 2);
+    }
+
+    #[test]
+    fn base_urls_that_the_run_can_use_pass() {
+        use super::check_base_url;
+        let rtmp = &["rtmp://"][..];
+        let http = &["http://", "https://"][..];
+        for ok in [
+            "rtmp://origin.example.com",
+            "rtmp://127.0.0.1:1935",
+            "rtmp://[::1]:1935",
+            "rtmp://origin:1935/",
+        ] {
+            assert_eq!(check_base_url(ok, rtmp), Ok(()), "{ok}");
+        }
+        for ok in [
+            "https://httpflv.example.com",
+            "http://127.0.0.1:8080/",
+            "http://edge_1.internal:80/prefix/path",
+        ] {
+            assert_eq!(check_base_url(ok, http), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("rtmp://127.0.0.1:0", "not a number from 1 to 65535"),
+            ("rtmp://127.0.0.1:", "not a number from 1 to 65535"),
+            ("rtmp://host:+80", "not a number from 1 to 65535"),
+            ("rtmp://[::1", "without a closing ']'"),
+            ("rtmp://[nothex]:1935", "not a host name or IP address"),
+            ("rtmp://user:pw@host", "not supported"),
+            ("rtmp://ho%st", "not a host name"),
+            ("http://", "no host"),
+            ("http://host/x?y=1", "query or fragment"),
+            ("ftp://host", "not a http:// or https:// URL"),
+        ] {
+            let schemes = if bad.starts_with("rtmp") { rtmp } else { http };
+            let (message, _) = check_base_url(bad, schemes).unwrap_err();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn pem_files_are_told_apart() {
+        use super::pem_certificates;
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        assert_eq!(pem_certificates(&cert.cert.pem()), Ok(1));
+        let both = format!("{}{}", cert.signing_key.serialize_pem(), cert.cert.pem());
+        assert_eq!(pem_certificates(&both), Ok(1));
+        let key_only = cert.signing_key.serialize_pem();
+        assert!(
+            pem_certificates(&key_only)
+                .unwrap_err()
+                .contains("private key")
+        );
+        assert!(
+            pem_certificates("hello")
+                .unwrap_err()
+                .contains("no PEM certificate")
+        );
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        assert!(pem_certificates(broken).unwrap_err().contains("base64"));
+        let cut = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        assert!(pem_certificates(cut).unwrap_err().contains("END line"));
+    }
+
+    #[test]
+    fn knee_steps_add_up_to_at_most_30_days() {
+        let text = r#"[target.local]
+
+[[publishers]]
+name = "cams"
+count = 1
+
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+
+[knee]
+group = "viewers"
+start = 1
+step = 1
+max = 100
+step_duration = "1days"
+
+[[thresholds]]
+metric = "stall_ratio"
+max = 0.1
+"#;
+        assert_problem(
+            text,
+            "knee.step_duration",
+            "100 steps of 1day last 100 days",
+            17,
+        );
+    }
+
+    #[test]
+    fn path_templates_are_for_remote_targets() {
+        let text = BASE.replace(
+            "[target.local]",
+            "[target]\nhls_path = \"/hls/{stream}.m3u8\"\n[target.local]",
+        );
+        assert_problem(&text, "target.hls_path", "a local target is xiu", 5);
+    }
+
+    #[test]
+    fn backoff_below_the_floor() {
+        let text = BASE.replace(
+            "publishers = \"cams\"",
+            "publishers = \"cams\"\nreconnect = { backoff = \"50ms\" }",
+        );
+        assert_problem(
+            &text,
+            "players[0].reconnect.backoff",
+            "50ms is below the floor of 100ms",
+            15,
+        );
     }
 }
