@@ -173,6 +173,10 @@ async fn run(
         }
     };
     println!("{}", xiuload::report::markdown::render(&outcome.report));
+    if let Some(e) = &outcome.write_error {
+        eprintln!("error: the summary above is the run's result; {e}");
+        return exit::RUNTIME_FAILURE;
+    }
     println!("Reports in {}", outcome.out.dir.display());
     match outcome.report.run.stopped_by {
         xiuload::report::model::StopReason::Interrupted => exit::INTERRUPTED,

@@ -136,7 +136,7 @@ pub struct TimelineWriter {
     /// Bytes of whole lines written so far: where a torn line starts.
     written: u64,
     failure: Option<TimelineFailure>,
-    warn: Box<dyn FnMut(&str) + Send>,
+    warn: Box<dyn FnMut(&str) + Send + Sync>,
 }
 
 /// The first write error of a timeline, kept for the report.
@@ -172,7 +172,7 @@ impl TimelineWriter {
     }
 
     /// Where the one report of the first write error goes (stderr by default).
-    pub fn with_warnings(mut self, warn: impl FnMut(&str) + Send + 'static) -> Self {
+    pub fn with_warnings(mut self, warn: impl FnMut(&str) + Send + Sync + 'static) -> Self {
         self.warn = Box::new(warn);
         self
     }

@@ -44,10 +44,23 @@ pub fn load_report(dir: &Path) -> Result<(Report, serde_json::Value), RunDirErro
     };
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    if value.get("status").and_then(|s| s.as_str()) == Some("running") {
-        return Err(invalid(
-            "the run has not finished (placeholder report)".into(),
-        ));
+    match value.get("status").and_then(|s| s.as_str()) {
+        Some("running") => {
+            return Err(invalid(
+                "the run has not finished (placeholder report)".into(),
+            ));
+        }
+        Some(status @ ("error" | "write_failed")) => {
+            let why = value
+                .get("error")
+                .or_else(|| value.get("message"))
+                .and_then(|m| m.as_str())
+                .unwrap_or("no reason recorded");
+            return Err(invalid(format!(
+                "the run left no report to rebuild ({status}): {why}"
+            )));
+        }
+        _ => {}
     }
     let report: Report = serde_json::from_value(value.clone())
         .map_err(|e| invalid(format!("{e} (written by another xiuload version?)")))?;

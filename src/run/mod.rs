@@ -75,6 +75,8 @@ pub enum RunError {
 pub struct Outcome {
     pub report: Report,
     pub out: OutputDir,
+    /// The report files that could not be written (a full disk): the report itself is whole.
+    pub write_error: Option<OutputError>,
 }
 
 /// Runs a validated scenario until its plan ends or `shutdown` resolves, then writes the report.
@@ -242,14 +244,10 @@ impl Collecting {
         let Some(point) = self.collector.last_point() else {
             return tick;
         };
-        if let Some(timeline) = &mut self.timeline
-            && let Err(e) = timeline.append(point)
-        {
-            // Reported once; the run goes on and the report still carries every point.
-            eprintln!(
-                "warning: cannot append to timeline.jsonl ({e}): the report keeps the timeline"
-            );
-            self.timeline = None;
+        if let Some(timeline) = &mut self.timeline {
+            // The writer reports its first failure itself and stops; the report still carries
+            // every point, from memory.
+            let _ = timeline.append(point);
         }
         if let Some(exposition) = &self.exposition {
             exposition.set(render_exposition(
@@ -325,13 +323,22 @@ async fn finish(
         knee: knee_report,
         cluster,
     });
-    run.out.write_report(&report, &points)?;
+    let mut report = report;
+    if let Some(cut) = collecting.timeline.as_ref().and_then(|t| t.failure()) {
+        report.notes.push(format!(
+            "timeline.jsonl stops at t={:.0}s ({}): report.json carries the whole run",
+            cut.at_t, cut.message
+        ));
+    }
+    // A full disk must not lose the run: the summary is printed whatever happens here.
+    let write_error = run.out.write_report(&report, &points).err();
     if let Some(topology) = prepared.local {
         topology.stop().await;
     }
     Ok(Outcome {
         report,
         out: run.out,
+        write_error,
     })
 }
 
