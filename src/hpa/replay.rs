@@ -272,6 +272,12 @@ fn pod_metrics(
 /// Replays one spec. Starts from the real replica count at the first sample (or the number of
 /// live recorded pods), as a controller that starts watching then would find it.
 pub fn replay_spec(input: &ReplayInput, spec: &HpaSpec, opts: &ReplayOptions) -> SpecReplay {
+    // The CLI refuses periods under a second; a zero period would never reach the end.
+    assert!(
+        opts.sync_period_s > 0.0,
+        "sync period must be positive, got {}",
+        opts.sync_period_s
+    );
     let first = &input.samples[0];
     let end = input.samples.last().map(|s| s.t).unwrap_or(first.t);
     let mut current = step_at(&input.actual_replicas, first.t)

@@ -34,7 +34,8 @@ fn run_seconds(unix_ms: i64, at: &Stamp, session_start_unix_ms: u64) -> Option<f
     } else {
         return None;
     };
-    Some(((unix_ms as f64 - anchor_ms) / 1000.0 * 1000.0).round() / 1000.0)
+    // To the millisecond, like the run clock's own stamps.
+    Some((unix_ms as f64 - anchor_ms).round() / 1000.0)
 }
 
 pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f64) -> ReplayInput {
