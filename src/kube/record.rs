@@ -48,7 +48,6 @@ struct PodState {
 
 impl PodState {
     /// What a `pod_status` line reports; a change in any of it is a new line.
-    #[allow(clippy::type_complexity)]
     fn status(&self) -> (Option<&str>, bool, bool, bool, Option<i64>, Option<i64>) {
         (
             self.phase.as_deref(),
