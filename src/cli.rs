@@ -53,9 +53,24 @@ pub enum Command {
         /// autoscaling/v2 HorizontalPodAutoscaler YAML; repeat for several specs.
         #[arg(long = "hpa", value_name = "FILE", required = true)]
         hpa: Vec<PathBuf>,
-        /// How often the simulated HPA controller reconciles.
-        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        /// How often the controller reconciles (kube-controller-manager's
+        /// --horizontal-pod-autoscaler-sync-period).
+        #[arg(long, default_value = "15s", value_parser = crate::hpa::parse_sync_period)]
         sync_period: std::time::Duration,
+        /// Ratio band around 1.0 without scaling (--horizontal-pod-autoscaler-tolerance); an
+        /// HPA's own behavior.scaleUp/scaleDown.tolerance overrides it.
+        #[arg(long, default_value = "0.1", value_parser = crate::hpa::parse_tolerance)]
+        tolerance: f64,
+        /// --horizontal-pod-autoscaler-downscale-stabilization: the window of HPAs without
+        /// behavior, and of behavior.scaleDown without stabilizationWindowSeconds.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        downscale_stabilization: std::time::Duration,
+        /// --horizontal-pod-autoscaler-cpu-initialization-period.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        cpu_initialization_period: std::time::Duration,
+        /// --horizontal-pod-autoscaler-initial-readiness-delay.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        initial_readiness_delay: std::time::Duration,
     },
     /// Compare two runs: key metrics with deltas, and which thresholds/expectations changed
     /// verdict. Prints Markdown and writes compare.md.

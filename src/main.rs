@@ -55,7 +55,22 @@ async fn dispatch(cli: Cli) -> i32 {
             run_dir,
             hpa,
             sync_period,
-        } => xiuload::hpa::command(&run_dir, &hpa, sync_period.as_secs_f64()),
+            tolerance,
+            downscale_stabilization,
+            cpu_initialization_period,
+            initial_readiness_delay,
+        } => {
+            let opts = xiuload::hpa::replay::ReplayOptions {
+                sync_period_s: sync_period.as_secs_f64(),
+                flags: xiuload::hpa::algorithm::ControllerFlags {
+                    tolerance,
+                    downscale_stabilization_s: downscale_stabilization.as_secs_f64(),
+                    cpu_initialization_period_s: cpu_initialization_period.as_secs_f64(),
+                    initial_readiness_delay_s: initial_readiness_delay.as_secs_f64(),
+                },
+            };
+            xiuload::hpa::command(&run_dir, &hpa, &opts)
+        }
         Command::Compare { run_a, run_b, out } => {
             xiuload::report::compare::command(&run_a, &run_b, out.as_deref())
         }

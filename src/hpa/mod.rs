@@ -1,4 +1,4 @@
-//! HPA what-if replay: the Kubernetes HorizontalPodAutoscaler algorithm as pure functions
+//! HPA what-if replay: the Kubernetes HorizontalPodAutoscaler controller as pure functions
 //! ([`algorithm`]), HPA YAML parsing ([`spec`]), and replaying a run's recorded per-pod metrics
 //! through alternative specs ([`replay`]). Used by `xiuload hpa-replay`.
 
@@ -31,12 +31,30 @@ impl HpaReplayError {
     }
 }
 
+/// `--sync-period`: at least a second, so a replay's rows stay countable (the controller's own
+/// default is 15 s).
+pub fn parse_sync_period(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than 1s"));
+    }
+    Ok(d)
+}
+
+/// `--tolerance`: a non-negative ratio, e.g. 0.1.
+pub fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!("{s:?} is not a non-negative number such as 0.1")),
+    }
+}
+
 /// Replays `hpa-input.json` of `run_dir` through each spec file; writes `hpa-replay.json` and
 /// `hpa-replay.html` there and returns the terminal table.
 pub fn replay_run_dir(
     run_dir: &Path,
     spec_files: &[PathBuf],
-    sync_period_s: f64,
+    opts: &replay::ReplayOptions,
 ) -> Result<String, HpaReplayError> {
     if !run_dir.is_dir() {
         return Err(replay::InputError::Read {
@@ -50,7 +68,7 @@ pub fn replay_run_dir(
         .map(|f| spec::load(f))
         .collect::<Result<Vec<_>, _>>()?;
     let input = replay::load_input(run_dir)?;
-    let result = replay::replay(&input, &specs, sync_period_s);
+    let result = replay::replay(&input, &specs, opts);
     let out = OutputDir {
         dir: run_dir.to_path_buf(),
     };
@@ -61,8 +79,8 @@ pub fn replay_run_dir(
 }
 
 /// `xiuload hpa-replay`: prints the table, returns the exit code.
-pub fn command(run_dir: &Path, spec_files: &[PathBuf], sync_period_s: f64) -> i32 {
-    match replay_run_dir(run_dir, spec_files, sync_period_s) {
+pub fn command(run_dir: &Path, spec_files: &[PathBuf], opts: &replay::ReplayOptions) -> i32 {
+    match replay_run_dir(run_dir, spec_files, opts) {
         Ok(table) => {
             println!("{table}");
             println!(

@@ -1,8 +1,10 @@
 //! autoscaling/v2 HorizontalPodAutoscaler YAML → the replay's parameters, with the API server's
-//! defaults filled in (minReplicas 1, CPU at 80 % when no metric is given, and the documented
-//! "Default Behavior" for whatever `behavior` leaves out).
+//! defaults filled in as it fills them (`SetDefaults_HorizontalPodAutoscaler`): minReplicas 1,
+//! CPU at 80 % when no metric is given, and, only when a `behavior` block exists, the default
+//! rules for whatever it leaves out. An HPA without `behavior` keeps none: the controller then
+//! takes its older path (see [`super::algorithm`]).
 
-use super::algorithm::{Limits, Policy, PolicyKind, Rules, SelectPolicy, Target};
+use super::algorithm::{Behavior, Limits, Policy, PolicyKind, Rules, SelectPolicy, Target};
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler, MetricSpec};
 use std::path::{Path, PathBuf};
 
@@ -30,7 +32,8 @@ pub enum Resource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricRule {
     pub resource: Resource,
-    /// Utilization in percent, or an average value in millicores (CPU) or bytes (memory).
+    /// Utilization in percent, or an average value in milli-units (millicores for CPU,
+    /// milli-bytes for memory), as the controller compares them.
     pub target: Target,
 }
 
@@ -64,6 +67,12 @@ fn rules(given: Option<&HPAScalingRules>, default: Rules, path: &Path) -> Result
     };
     let policies = match &g.policies {
         None => default.policies.clone(),
+        // The API server rejects an empty list ("must specify at least one Policy").
+        Some(ps) if ps.is_empty() => {
+            return Err(unsupported(
+                "behavior policies: at least one policy is required".into(),
+            ));
+        }
         Some(ps) => ps
             .iter()
             .map(|p| {
@@ -80,18 +89,22 @@ fn rules(given: Option<&HPAScalingRules>, default: Rules, path: &Path) -> Result
             })
             .collect::<Result<_, _>>()?,
     };
+    let tolerance = match &g.tolerance {
+        None => default.tolerance,
+        Some(q) => Some(
+            parse_quantity(&q.0)
+                .filter(|t| *t >= 0.0)
+                .ok_or_else(|| unsupported(format!("bad tolerance {:?}", q.0)))?,
+        ),
+    };
     Ok(Rules {
         stabilization_window_s: g
             .stabilization_window_seconds
             .map(|s| s.max(0) as f64)
-            .unwrap_or(default.stabilization_window_s),
+            .or(default.stabilization_window_s),
         policies,
         select,
-        tolerance: g
-            .tolerance
-            .as_ref()
-            .and_then(|q| parse_quantity(&q.0))
-            .unwrap_or(default.tolerance),
+        tolerance,
     })
 }
 
@@ -120,16 +133,13 @@ fn metric(m: &MetricSpec, path: &Path) -> Result<MetricRule, SpecError> {
         target.average_utilization,
         &target.average_value,
     ) {
-        ("Utilization", Some(u), _) => Target::Utilization(u as f64),
+        ("Utilization", Some(u), _) if u > 0 => Target::Utilization(u),
         ("AverageValue", _, Some(q)) => {
             let v = parse_quantity(&q.0)
+                .filter(|v| *v > 0.0)
                 .ok_or_else(|| unsupported(format!("bad quantity {:?}", q.0)))?;
-            // Recorded CPU is in millicores.
-            Target::AverageValue(if resource == Resource::Cpu {
-                v * 1000.0
-            } else {
-                v
-            })
+            // The controller compares `MilliValue()`s, which round up.
+            Target::AverageValue((v * 1000.0 - 1e-6).ceil() as i64)
         }
         (t, _, _) => {
             return Err(unsupported(format!(
@@ -159,30 +169,27 @@ pub fn parse(path: &Path, text: &str) -> Result<HpaSpec, SpecError> {
         path: path.to_path_buf(),
         message: "no spec".into(),
     })?;
-    let behavior = spec.behavior.as_ref();
+    let behavior = match &spec.behavior {
+        None => None,
+        Some(b) => Some(Behavior {
+            scale_up: rules(b.scale_up.as_ref(), Rules::default_scale_up(), path)?,
+            scale_down: rules(b.scale_down.as_ref(), Rules::default_scale_down(), path)?,
+        }),
+    };
     let limits = Limits {
         min_replicas: spec.min_replicas.unwrap_or(1).max(0) as u32,
         max_replicas: spec.max_replicas.max(0) as u32,
-        scale_up: rules(
-            behavior.and_then(|b| b.scale_up.as_ref()),
-            Rules::default_scale_up(),
-            path,
-        )?,
-        scale_down: rules(
-            behavior.and_then(|b| b.scale_down.as_ref()),
-            Rules::default_scale_down(),
-            path,
-        )?,
+        behavior,
     };
     let metrics = match &spec.metrics {
         // The API server's default: CPU at 80 % utilization.
         None => vec![MetricRule {
             resource: Resource::Cpu,
-            target: Target::Utilization(80.0),
+            target: Target::Utilization(80),
         }],
         Some(ms) if ms.is_empty() => vec![MetricRule {
             resource: Resource::Cpu,
-            target: Target::Utilization(80.0),
+            target: Target::Utilization(80),
         }],
         Some(ms) => ms
             .iter()
@@ -240,12 +247,16 @@ spec:
         let s = parse(Path::new("edge.yaml"), yaml).unwrap();
         assert_eq!(s.name, "edge-fast");
         assert_eq!((s.limits.min_replicas, s.limits.max_replicas), (2, 10));
-        assert_eq!(s.limits.scale_up, Rules::default_scale_up());
-        assert_eq!(s.limits.scale_down.stabilization_window_s, 60.0);
-        assert_eq!(s.limits.scale_down.select, SelectPolicy::Min);
-        assert_eq!(s.limits.scale_down.policies.len(), 1);
-        assert_eq!(s.metrics[0].target, Target::Utilization(60.0));
-        assert_eq!(s.metrics[1].target, Target::AverageValue(256.0 * 1048576.0));
+        let b = s.limits.behavior.as_ref().expect("behavior given");
+        assert_eq!(b.scale_up, Rules::default_scale_up());
+        assert_eq!(b.scale_down.stabilization_window_s, Some(60.0));
+        assert_eq!(b.scale_down.select, SelectPolicy::Min);
+        assert_eq!(b.scale_down.policies.len(), 1);
+        assert_eq!(s.metrics[0].target, Target::Utilization(60));
+        assert_eq!(
+            s.metrics[1].target,
+            Target::AverageValue(256 * 1048576 * 1000)
+        );
     }
 
     #[test]
@@ -254,14 +265,46 @@ spec:
         let s = parse(Path::new("/x/minimal.yaml"), yaml).unwrap();
         assert_eq!(s.name, "minimal");
         assert_eq!(s.limits.min_replicas, 1);
-        assert_eq!(s.limits.scale_down, Rules::default_scale_down());
+        // No behavior block: none is invented (the controller's older path applies).
+        assert_eq!(s.limits.behavior, None);
         assert_eq!(
             s.metrics,
             [MetricRule {
                 resource: Resource::Cpu,
-                target: Target::Utilization(80.0)
+                target: Target::Utilization(80)
             }]
         );
+    }
+
+    // Item 10: the per-HPA tolerance (autoscaling/v2, Kubernetes 1.33+) is read per direction;
+    // a behavior block with only scaleUp gets the scale-down defaults with no window, so the
+    // controller's --downscale-stabilization applies.
+    #[test]
+    fn behavior_defaults_and_per_direction_tolerance() {
+        let yaml = r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: t}
+spec:
+  scaleTargetRef: {kind: Deployment, name: x}
+  maxReplicas: 10
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: AverageValue, averageValue: 250m}}
+  behavior:
+    scaleUp:
+      tolerance: "0.05"
+"#;
+        let s = parse(Path::new("t.yaml"), yaml).unwrap();
+        let b = s.limits.behavior.as_ref().unwrap();
+        assert_eq!(b.scale_up.tolerance, Some(0.05));
+        assert_eq!(b.scale_up.stabilization_window_s, Some(0.0));
+        assert_eq!(b.scale_down, Rules::default_scale_down());
+        assert_eq!(b.scale_down.stabilization_window_s, None);
+        assert_eq!(s.metrics[0].target, Target::AverageValue(250));
+        let empty = yaml.replace("tolerance: \"0.05\"", "policies: []");
+        let e = parse(Path::new("t.yaml"), &empty).unwrap_err();
+        assert!(e.to_string().contains("at least one policy"), "{e}");
     }
 
     #[test]

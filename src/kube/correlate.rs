@@ -994,7 +994,7 @@ pub(crate) mod tests {
             ),
             ev(21.0, EventKind::PodAdded { pod: "xiu-edge-b".into() }),
             ev(21.0, EventKind::PodAdded { pod: "xiu-edge-c".into() }),
-            ev(30.0, EventKind::PodStatus { pod: "xiu-edge-b".into(), phase: Some("Running".into()), ready: true, containers_ready: true, terminating: false }),
+            ev(30.0, EventKind::PodStatus { pod: "xiu-edge-b".into(), phase: Some("Running".into()), ready: true, containers_ready: true, terminating: false, started_unix_ms: None, ready_since_unix_ms: None }),
             ev(32.0, workload(3)),
             ev(35.0, EventKind::XiuStats { pod: "xiu-edge-b".into(), streams: 1, subscribers: 30, recv_kbps: 2000.0, send_kbps: 60000.0 }),
             ev(
@@ -1012,6 +1012,8 @@ pub(crate) mod tests {
                     ready: false,
                     containers_ready: false,
                     terminating: true,
+                    started_unix_ms: None,
+                    ready_since_unix_ms: None,
                 },
             ),
             ev(76.0, EventKind::PodDeleted { pod: "xiu-edge-c".into() }),

@@ -41,7 +41,23 @@ struct PodState {
     ready: bool,
     containers_ready: bool,
     terminating: bool,
+    started_unix_ms: Option<i64>,
+    ready_since_unix_ms: Option<i64>,
     restarts: BTreeMap<String, u32>,
+}
+
+impl PodState {
+    /// What a `pod_status` line reports; a change in any of it is a new line.
+    fn status(&self) -> (Option<&str>, bool, bool, bool, Option<i64>, Option<i64>) {
+        (
+            self.phase.as_deref(),
+            self.ready,
+            self.containers_ready,
+            self.terminating,
+            self.started_unix_ms,
+            self.ready_since_unix_ms,
+        )
+    }
 }
 
 /// Remembers the last state of each watched object.
@@ -198,19 +214,18 @@ impl Recorder {
             seen.insert(name.clone());
         }
         let status = p.status.clone().unwrap_or_default();
-        let cond = |t: &str| {
-            status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == t && c.status == "True")
-        };
+        let condition = |t: &str| status.conditions.iter().flatten().find(|c| c.type_ == t);
+        let cond = |t: &str| condition(t).is_some_and(|c| c.status == "True");
         let containers = status.container_statuses.clone().unwrap_or_default();
         let now = PodState {
             phase: status.phase.clone(),
             ready: cond("Ready"),
             containers_ready: cond("ContainersReady"),
             terminating: p.metadata.deletion_timestamp.is_some(),
+            started_unix_ms: status.start_time.as_ref().map(|t| t.0.as_millisecond()),
+            ready_since_unix_ms: condition("Ready")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0.as_millisecond()),
             restarts: containers
                 .iter()
                 .map(|c| (c.name.clone(), to_u32(c.restart_count)))
@@ -229,15 +244,7 @@ impl Recorder {
                 });
             }
         }
-        let status_changed = before.as_ref().is_none_or(|b| {
-            (b.phase.as_ref(), b.ready, b.containers_ready, b.terminating)
-                != (
-                    now.phase.as_ref(),
-                    now.ready,
-                    now.containers_ready,
-                    now.terminating,
-                )
-        });
+        let status_changed = before.as_ref().is_none_or(|b| b.status() != now.status());
         if status_changed {
             out.push(EventKind::PodStatus {
                 pod: name.clone(),
@@ -245,6 +252,8 @@ impl Recorder {
                 ready: now.ready,
                 containers_ready: now.containers_ready,
                 terminating: now.terminating,
+                started_unix_ms: now.started_unix_ms,
+                ready_since_unix_ms: now.ready_since_unix_ms,
             });
         }
         // Restarts that happened before we first saw the pod are its history, not this run's.
@@ -776,6 +785,45 @@ pub(crate) mod tests {
             r.pod(&leaving)[..],
             [EventKind::PodStatus {
                 terminating: true,
+                ..
+            }]
+        ));
+    }
+
+    // The HPA controller judges CPU readiness by the pod's start time and its last Ready
+    // transition: both are recorded, and a new transition is a new line.
+    #[test]
+    fn pod_status_records_start_time_and_ready_transition() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at = |ms: i64| Time(k8s_openapi::jiff::Timestamp::from_millisecond(ms).unwrap());
+        let timed = |ready: bool, since_ms: i64| {
+            let mut p = pod("xiu-edge-a", ready, 0, None);
+            let status = p.status.as_mut().unwrap();
+            status.start_time = Some(at(1_000_000));
+            for c in status.conditions.iter_mut().flatten() {
+                c.last_transition_time = Some(at(since_ms));
+            }
+            p
+        };
+        let mut r = Recorder::new(scope());
+        let first = r.pod(&timed(true, 1_040_000));
+        match &first[1] {
+            EventKind::PodStatus {
+                started_unix_ms,
+                ready_since_unix_ms,
+                ..
+            } => assert_eq!(
+                (*started_unix_ms, *ready_since_unix_ms),
+                (Some(1_000_000), Some(1_040_000))
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(r.pod(&timed(true, 1_040_000)).is_empty());
+        // Not ready and ready again between two watch events: only the transition time moved.
+        assert!(matches!(
+            r.pod(&timed(true, 1_090_000))[..],
+            [EventKind::PodStatus {
+                ready_since_unix_ms: Some(1_090_000),
                 ..
             }]
         ));

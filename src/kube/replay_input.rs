@@ -1,9 +1,10 @@
 //! Turns what the watcher recorded into `hpa-input.json`, the input of `xiuload hpa-replay`: the
-//! per-pod usage and readiness at each PodMetrics poll, with the pods' requests, and the replicas
+//! per-pod usage at each PodMetrics poll with what the HPA controller reads from the pod objects
+//! (phase, deletion, start time, readiness and its last transition, requests), and the replicas
 //! the real HPA chose. Pure.
 
 use super::correlate::ReplicaPoint;
-use super::timeline::{ClusterTimeline, EventKind};
+use super::timeline::{ClusterTimeline, EventKind, Stamp};
 use crate::hpa::replay::{PodSample, ReplayInput, Sample};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,40 +14,70 @@ type Usage = BTreeMap<String, (f64, f64)>;
 /// PodMetrics of one poll arrive within this many seconds of each other.
 const SAME_POLL_S: f64 = 1.0;
 
+/// The last `pod_status` of a pod, times on the run clock.
+#[derive(Debug, Clone, Default)]
+struct PodStatus {
+    phase: Option<String>,
+    ready: bool,
+    terminating: bool,
+    started_s: Option<f64>,
+    ready_since_s: Option<f64>,
+}
+
+/// A wall-clock time of the API server (ms since the Unix epoch) on the run clock, through the
+/// stamp of the line that carried it (or the session start when a line has no wall time).
+fn run_seconds(unix_ms: i64, at: &Stamp, session_start_unix_ms: u64) -> Option<f64> {
+    let anchor_ms = if at.wall_ms > 0 {
+        at.wall_ms as f64 - at.t * 1000.0
+    } else if session_start_unix_ms > 0 {
+        session_start_unix_ms as f64
+    } else {
+        return None;
+    };
+    // To the millisecond, like the run clock's own stamps.
+    Some((unix_ms as f64 - anchor_ms).round() / 1000.0)
+}
+
 pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f64) -> ReplayInput {
     let mut requests: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, PodStatus> = BTreeMap::new();
     let mut live: BTreeSet<String> = BTreeSet::new();
     let mut samples: Vec<Sample> = Vec::new();
     let mut poll: Option<(f64, Usage)> = None;
     let close = |t: f64,
                  usage: Usage,
                  live: &BTreeSet<String>,
-                 ready: &BTreeMap<String, bool>,
+                 statuses: &BTreeMap<String, PodStatus>,
                  requests: &BTreeMap<String, (f64, f64)>| Sample {
         t,
         pods: live
             .iter()
             .map(|pod| {
                 let (cpu_req, mem_req) = requests.get(pod).copied().unwrap_or((0.0, 0.0));
+                let status = statuses.get(pod).cloned().unwrap_or_default();
                 PodSample {
                     name: pod.clone(),
-                    ready: ready.get(pod).copied().unwrap_or(false),
+                    ready: status.ready,
                     cpu_millicores: usage.get(pod).map(|u| u.0),
                     memory_bytes: usage.get(pod).map(|u| u.1),
                     cpu_request_millicores: cpu_req,
                     memory_request_bytes: mem_req,
+                    phase: status.phase,
+                    terminating: status.terminating,
+                    started_s: status.started_s,
+                    ready_since_s: status.ready_since_s,
                 }
             })
             .collect(),
     };
-    for (t, kind) in cluster.iter() {
+    for e in &cluster.events {
+        let t = e.at.t;
         // A poll ends when anything arrives after its window: the pods it saw are those alive then.
         if poll.as_ref().is_some_and(|(pt, _)| t - pt > SAME_POLL_S) {
             let (pt, usage) = poll.take().expect("checked");
-            samples.push(close(pt, usage, &live, &ready, &requests));
+            samples.push(close(pt, usage, &live, &statuses, &requests));
         }
-        match kind {
+        match &e.kind {
             EventKind::PodAdded { pod } => {
                 live.insert(pod.clone());
             }
@@ -66,8 +97,28 @@ pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f
                     ),
                 );
             }
-            EventKind::PodStatus { pod, ready: r, .. } => {
-                ready.insert(pod.clone(), *r);
+            EventKind::PodStatus {
+                pod,
+                phase,
+                ready,
+                terminating,
+                started_unix_ms,
+                ready_since_unix_ms,
+                ..
+            } => {
+                let on_run_clock = |ms: &Option<i64>| {
+                    ms.and_then(|ms| run_seconds(ms, &e.at, cluster.start_unix_ms))
+                };
+                statuses.insert(
+                    pod.clone(),
+                    PodStatus {
+                        phase: phase.clone(),
+                        ready: *ready,
+                        terminating: *terminating,
+                        started_s: on_run_clock(started_unix_ms),
+                        ready_since_s: on_run_clock(ready_since_unix_ms),
+                    },
+                );
             }
             EventKind::PodMetrics {
                 pod,
@@ -82,7 +133,7 @@ pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f
         }
     }
     if let Some((pt, usage)) = poll {
-        samples.push(close(pt, usage, &live, &ready, &requests));
+        samples.push(close(pt, usage, &live, &statuses, &requests));
     }
     ReplayInput {
         interval_s,
@@ -128,6 +179,8 @@ mod tests {
                     ready,
                     containers_ready: ready,
                     terminating: false,
+                    started_unix_ms: None,
+                    ready_since_unix_ms: None,
                 },
             )
         };
@@ -171,5 +224,65 @@ mod tests {
             (Some(10.0), false, 0.0)
         );
         assert_eq!(input.samples[2].pods.len(), 1, "b was deleted");
+    }
+
+    // What the controller reads from pods reaches hpa-input.json: phase, deletion, and the start
+    // and Ready-transition times moved onto the run clock (wall 1_000_000 ms is t = 0 here).
+    #[test]
+    fn pod_phase_deletion_and_times_are_carried_over() {
+        let at = |t: f64, kind| ClusterEvent {
+            at: Stamp {
+                t,
+                wall_ms: 1_000_000 + (t * 1000.0) as u64,
+            },
+            kind,
+        };
+        let status = |t, terminating: bool, phase: &str| {
+            at(
+                t,
+                EventKind::PodStatus {
+                    pod: "a".into(),
+                    phase: Some(phase.into()),
+                    ready: !terminating,
+                    containers_ready: !terminating,
+                    terminating,
+                    started_unix_ms: Some(995_000),
+                    ready_since_unix_ms: Some(1_002_500),
+                },
+            )
+        };
+        let cluster = ClusterTimeline {
+            namespace: "ns".into(),
+            workloads: vec![],
+            start_unix_ms: 1_000_000,
+            events: vec![
+                at(0.0, EventKind::PodAdded { pod: "a".into() }),
+                status(0.0, false, "Running"),
+                at(
+                    15.0,
+                    EventKind::PodMetrics {
+                        pod: "a".into(),
+                        cpu_millicores: 300.0,
+                        memory_bytes: 1,
+                    },
+                ),
+                status(20.0, true, "Running"),
+                at(
+                    30.0,
+                    EventKind::PodMetrics {
+                        pod: "a".into(),
+                        cpu_millicores: 10.0,
+                        memory_bytes: 1,
+                    },
+                ),
+            ],
+        };
+        let input = build(&cluster, &[], 15.0);
+        let a = &input.samples[0].pods[0];
+        assert_eq!(a.phase.as_deref(), Some("Running"));
+        assert_eq!((a.started_s, a.ready_since_s), (Some(-5.0), Some(2.5)));
+        assert!(!a.terminating && a.ready);
+        let leaving = &input.samples[1].pods[0];
+        assert!(leaving.terminating && !leaving.ready);
     }
 }

@@ -133,6 +133,13 @@ pub enum EventKind {
         /// `metadata.deletionTimestamp` is set: the pod is shutting down (scale-down, rollout).
         #[serde(default)]
         terminating: bool,
+        /// `status.startTime`, ms since the Unix epoch (the API server's clock). With the Ready
+        /// transition below, what the HPA controller needs to judge CPU readiness.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_unix_ms: Option<i64>,
+        /// `lastTransitionTime` of the Ready condition, ms since the Unix epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_since_unix_ms: Option<i64>,
     },
     PodRestart {
         pod: String,
