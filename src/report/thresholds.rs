@@ -1,7 +1,8 @@
 //! Judging thresholds against measurements. Pure.
 
 use super::model::{ThresholdResult, Verdict};
-use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
+use crate::metrics::stats::ErrorCounts;
+use crate::metrics::{ErrorKind, LatencyHistogram, PlayerStats, PublisherStats};
 use crate::scenario::Threshold;
 use crate::scenario::threshold::{Stat, parse_metric};
 
@@ -97,6 +98,15 @@ pub fn judge_all(
         .collect()
 }
 
+/// Whether any client panicked: such a run never passes, whatever its thresholds say (a panic
+/// ended a session the thresholds cannot judge).
+pub fn any_panic<'a>(errors: impl IntoIterator<Item = &'a ErrorCounts>) -> bool {
+    let panic = ErrorKind::Panic.to_string();
+    errors
+        .into_iter()
+        .any(|e| e.0.get(&panic).is_some_and(|&n| n > 0))
+}
+
 pub fn verdict(results: &[ThresholdResult]) -> Verdict {
     if results.iter().all(|r| r.pass) {
         Verdict::Pass
@@ -130,6 +140,16 @@ mod tests {
         assert!(!r.pass);
         assert_eq!(r.value.map(f64::round), Some(99.0));
         assert_eq!(verdict(&[r]), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_panic_anywhere_is_seen() {
+        let mut panicked = ErrorCounts::default();
+        panicked.add(ErrorKind::Panic);
+        let mut other = ErrorCounts::default();
+        other.add(ErrorKind::Eof);
+        assert!(any_panic([&other, &panicked]));
+        assert!(!any_panic([&other]));
     }
 
     #[test]

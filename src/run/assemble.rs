@@ -5,7 +5,7 @@ use crate::clock::{RunClock, rfc3339_from_unix_micros};
 use crate::metrics::loader::LoaderHealth;
 use crate::metrics::{PlayerStats, PublisherStats};
 use crate::report::model::*;
-use crate::report::thresholds::{judge_all, verdict};
+use crate::report::thresholds::{any_panic, judge_all, verdict};
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,6 +64,17 @@ pub(super) fn build_report(
         })
         .collect();
     let thresholds = judge_all(&scenario.thresholds, &groups, &all_publishers);
+    // A client that panicked fails the run, warm-up included.
+    let panicked = any_panic(
+        players
+            .iter()
+            .flat_map(|g| [&g.steady.errors, &g.warmup.errors])
+            .chain(
+                publishers
+                    .iter()
+                    .flat_map(|g| [&g.steady.errors, &g.warmup.errors]),
+            ),
+    );
     let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;
     Report {
         schema_version: SCHEMA_VERSION,
@@ -118,6 +129,7 @@ pub(super) fn build_report(
         // A knee run is expected to break a threshold at its last step: it passes when it found a
         // knee (a step that held), and fails when even the first step broke.
         verdict: match (&knee, expectations_pass) {
+            _ if panicked => Verdict::Fail,
             (_, false) => Verdict::Fail,
             (Some(k), true) if k.knee.is_some() => Verdict::Pass,
             (Some(_), true) => Verdict::Fail,
