@@ -269,18 +269,23 @@ async fn endless_hls_bodies_are_too_large_and_memory_stays_bounded() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiuload"))
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiuload"))
         .arg("run")
         .arg(&scenario)
         .arg("--out")
         .arg(&out)
         .kill_on_drop(true)
-        .status();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(60), status)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), output)
         .await
         .expect("the run ends")
         .unwrap();
-    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     for (group, what) in [
