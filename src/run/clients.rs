@@ -89,7 +89,8 @@ impl PlayerSlotContext {
         let stream = self.streams.get(index).cloned().unwrap_or_default();
         let length = self.config.session.as_ref().map(|s| {
             let span = s.max.0.saturating_sub(s.min.0);
-            s.min.0 + span.mul_f64(rng.random::<f64>())
+            // Saturating: float rounding near `Duration::MAX` must not overflow the sum.
+            s.min.0.saturating_add(span.mul_f64(rng.random::<f64>()))
         });
         let jitter = self.config.start_jitter.0.mul_f64(rng.random::<f64>());
         (stream, length, jitter)
