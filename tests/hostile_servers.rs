@@ -365,6 +365,42 @@ async fn an_flv_tag_over_the_bound_is_too_large() {
     assert!(example.contains("16777215 bytes"), "{example}");
 }
 
+/// Item 4, RTMP: a message announcing 0xFFFFFF bytes made rml_rtmp reserve 16 MiB (twice: the
+/// session and the media tap) and wait for them. It is now `too_large`, refused at its header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_message_over_the_bound_is_too_large() {
+    let port = serve(|mut s| async move {
+        if rtmp_handshake(&mut s).await.is_none() {
+            return;
+        }
+        // A type 0 header on chunk stream 6: video, 0xFFFFFF bytes; then a trickle of them.
+        let header = [0x06, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0];
+        if s.write_all(&header).await.is_err() {
+            return;
+        }
+        for _ in 0..20 {
+            if s.write_all(&[0x17; 128]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        hold(s).await;
+    })
+    .await;
+    let r = run(&format!(
+        "[run]\nduration = \"2s\"\n[target]\nrtmp_play = \"rtmp://127.0.0.1:{port}\"\n\
+         [[players]]\nname = \"viewers\"\nprotocol = \"rtmp\"\nstreams = [\"s\"]\ncount = 2\n"
+    ))
+    .await;
+    let errors = player_errors(&r, "viewers");
+    assert!(
+        errors.get("too_large").copied().unwrap_or(0) >= 2,
+        "{errors:?}"
+    );
+    let example = player_example(&r, "viewers", "too_large");
+    assert!(example.contains("16777215 bytes"), "{example}");
+}
+
 /// Item 6: zero-size FLV tags gave one `protocol` error per tag (5 million from 8 sessions), so
 /// `error_rate`, "errors per session", meant nothing. Now a session counts it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
