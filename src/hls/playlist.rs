@@ -12,7 +12,16 @@ pub enum PlaylistError {
     MasterPlaylist,
     #[error("playlist does not parse: {0}")]
     Parse(String),
+    #[error("{tag}:{value} is longer than the {max} s a live playlist may announce", max = MAX_MEDIA_SECS)]
+    Duration { tag: &'static str, value: String },
+    #[error("EXT-X-MEDIA-SEQUENCE {0} leaves no room for the playlist's segments")]
+    SequenceOverflow(u64),
 }
+
+/// Longest target or segment duration accepted. Live segments last seconds; a server announcing
+/// more than a day is broken, and a viewer that waited on it (or added it to a clock) would hang
+/// or overflow.
+pub const MAX_MEDIA_SECS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRef {
@@ -52,17 +61,34 @@ pub fn parse_media_playlist(bytes: &[u8]) -> Result<MediaPlaylistView, PlaylistE
         m3u8_rs::Playlist::MediaPlaylist(m) => m,
         m3u8_rs::Playlist::MasterPlaylist(_) => return Err(PlaylistError::MasterPlaylist),
     };
-    let segments = m
-        .segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| SegmentRef {
+    if m.target_duration > MAX_MEDIA_SECS {
+        return Err(PlaylistError::Duration {
+            tag: "#EXT-X-TARGETDURATION",
+            value: m.target_duration.to_string(),
+        });
+    }
+    // The cursor asks for the sequence after the last segment: it must exist.
+    if m.media_sequence
+        .checked_add(m.segments.len() as u64 + 1)
+        .is_none()
+    {
+        return Err(PlaylistError::SequenceOverflow(m.media_sequence));
+    }
+    let mut segments = Vec::with_capacity(m.segments.len());
+    for (i, s) in m.segments.iter().enumerate() {
+        if f64::from(s.duration) > MAX_MEDIA_SECS as f64 {
+            return Err(PlaylistError::Duration {
+                tag: "#EXTINF",
+                value: s.duration.to_string(),
+            });
+        }
+        segments.push(SegmentRef {
             sequence: m.media_sequence + i as u64,
             uri: s.uri.clone(),
             duration: secs_to_duration(s.duration),
             discontinuity: s.discontinuity,
-        })
-        .collect();
+        });
+    }
     Ok(MediaPlaylistView {
         media_sequence: m.media_sequence,
         target_duration: Duration::from_secs(m.target_duration),
@@ -293,6 +319,35 @@ mod tests {
 
     fn seqs(segs: &[SegmentRef]) -> Vec<u64> {
         segs.iter().map(|s| s.sequence).collect()
+    }
+
+    #[test]
+    fn durations_no_clock_can_take_are_refused() {
+        let huge_target =
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:18446744073709551615\n#EXTINF:2,\n0.ts\n";
+        let e = parse_media_playlist(huge_target).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "#EXT-X-TARGETDURATION:18446744073709551615 is longer than the 86400 s a live playlist may announce"
+        );
+        let huge_segment =
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:100000000000000000000000000000.5,\n0.ts\n";
+        assert!(matches!(
+            parse_media_playlist(huge_segment),
+            Err(PlaylistError::Duration { tag: "#EXTINF", .. })
+        ));
+        let last_sequence =
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXTINF:2,\n0.ts\n";
+        assert_eq!(
+            parse_media_playlist(last_sequence),
+            Err(PlaylistError::SequenceOverflow(u64::MAX))
+        );
+        // A day is still accepted.
+        let day = b"#EXTM3U\n#EXT-X-TARGETDURATION:86400\n#EXTINF:86400,\n0.ts\n";
+        assert_eq!(
+            parse_media_playlist(day).unwrap().target_duration,
+            Duration::from_secs(86_400)
+        );
     }
 
     #[test]

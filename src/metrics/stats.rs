@@ -25,10 +25,19 @@ pub enum ErrorKind {
     ReadTimeout,
     /// The server rejected a connect or publish request.
     Rejected,
-    /// Bytes that do not parse (FLV, RTMP chunks, MPEG-TS, m3u8).
+    /// Bytes that do not parse (FLV, RTMP chunks, MPEG-TS, m3u8), or values out of range (an HLS
+    /// duration of 10^19 s). Counted once per session, however many bad tags it saw.
     Protocol,
-    /// Other I/O errors (reset, broken pipe, TLS).
+    /// Other I/O errors (reset, broken pipe).
     Io,
+    /// TLS failed: certificate verification (an untrusted CA: set `target.tls.ca_file`) or the
+    /// handshake.
+    Tls,
+    /// The server sent more than a configured bound: an HLS playlist or segment, an FLV tag or an
+    /// RTMP message larger than the player group's `max_*_bytes`.
+    TooLarge,
+    /// Our client code panicked. Caught at the slot, which carries on; any fails the verdict.
+    Panic,
 }
 
 impl fmt::Display for ErrorKind {
@@ -44,6 +53,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Rejected => f.write_str("rejected"),
             ErrorKind::Protocol => f.write_str("protocol"),
             ErrorKind::Io => f.write_str("io"),
+            ErrorKind::Tls => f.write_str("tls"),
+            ErrorKind::TooLarge => f.write_str("too_large"),
+            ErrorKind::Panic => f.write_str("panic"),
         }
     }
 }
@@ -64,6 +76,47 @@ impl ErrorCounts {
             *self.0.entry(k.clone()).or_default() += v;
         }
     }
+}
+
+/// The first detail seen for each error kind (a panic's message, what did not parse, which
+/// certificate check failed), keyed like [`ErrorCounts`]: one short string per kind, so memory stays
+/// bounded however many errors a run counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorExamples(pub BTreeMap<String, String>);
+
+impl ErrorExamples {
+    /// Longest detail kept, in bytes: enough for a message and its cause.
+    pub const MAX_LEN: usize = 400;
+
+    /// Keeps `detail` as the example of `kind` unless one is already kept.
+    pub fn note(&mut self, kind: ErrorKind, detail: &str) {
+        self.0
+            .entry(kind.to_string())
+            .or_insert_with(|| truncate(detail, Self::MAX_LEN));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps our examples; takes theirs only for kinds we have none of (the earlier one wins when
+    /// windows are merged in order).
+    pub fn merge(&mut self, other: &ErrorExamples) {
+        for (k, v) in &other.0 {
+            self.0.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -114,6 +167,9 @@ pub struct PlayerStats {
     /// a reader can catch it half-written); three in a row end the session as a `protocol` error.
     pub bad_playlists: u64,
     pub errors: ErrorCounts,
+    /// The first detail of each error kind counted in `errors`.
+    #[serde(skip_serializing_if = "ErrorExamples::is_empty")]
+    pub error_examples: ErrorExamples,
 }
 
 impl PlayerStats {
@@ -155,6 +211,13 @@ impl PlayerStats {
             *mine += theirs;
         }
         self.errors.merge(&o.errors);
+        self.error_examples.merge(&o.error_examples);
+    }
+
+    /// Counts one error of `kind` and keeps `detail` if it is the first of its kind.
+    pub fn add_error(&mut self, kind: ErrorKind, detail: &str) {
+        self.errors.add(kind);
+        self.error_examples.note(kind, detail);
     }
 
     /// Share of viewing time spent stalled.
@@ -202,6 +265,9 @@ pub struct PublisherStats {
     pub bytes: u64,
     pub disconnects: u64,
     pub errors: ErrorCounts,
+    /// The first detail of each error kind counted in `errors`.
+    #[serde(skip_serializing_if = "ErrorExamples::is_empty")]
+    pub error_examples: ErrorExamples,
 }
 
 impl PublisherStats {
@@ -214,6 +280,13 @@ impl PublisherStats {
         self.bytes += o.bytes;
         self.disconnects += o.disconnects;
         self.errors.merge(&o.errors);
+        self.error_examples.merge(&o.error_examples);
+    }
+
+    /// Counts one error of `kind` and keeps `detail` if it is the first of its kind.
+    pub fn add_error(&mut self, kind: ErrorKind, detail: &str) {
+        self.errors.add(kind);
+        self.error_examples.note(kind, detail);
     }
 
     pub fn error_rate(&self) -> f64 {
@@ -269,10 +342,39 @@ mod tests {
     }
 
     #[test]
+    fn the_first_example_of_each_kind_is_kept_and_bounded() {
+        let mut a = PlayerStats::default();
+        a.add_error(ErrorKind::Panic, "first");
+        a.add_error(ErrorKind::Panic, "second");
+        let long = "é".repeat(ErrorExamples::MAX_LEN);
+        a.add_error(ErrorKind::Protocol, &long);
+        assert_eq!(a.errors.0["panic"], 2);
+        assert_eq!(a.error_examples.0["panic"], "first");
+        assert!(a.error_examples.0["protocol"].len() <= ErrorExamples::MAX_LEN + '…'.len_utf8());
+        let mut b = PlayerStats::default();
+        b.add_error(ErrorKind::Panic, "later window");
+        b.add_error(ErrorKind::Tls, "certificate verification failed");
+        a.merge(&b);
+        assert_eq!(a.error_examples.0["panic"], "first");
+        assert_eq!(a.error_examples.0["tls"], "certificate verification failed");
+        assert_eq!(a.errors.0["panic"], 3);
+    }
+
+    #[test]
+    fn new_kinds_have_stable_names() {
+        let names: Vec<String> = [ErrorKind::Tls, ErrorKind::TooLarge, ErrorKind::Panic]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["tls", "too_large", "panic"]);
+    }
+
+    #[test]
     fn stats_round_trip_through_json() {
         let mut s = PublisherStats::default();
         s.lateness.record_micros(1234);
         s.errors.add(ErrorKind::Eof);
+        s.add_error(ErrorKind::Panic, "boom");
         let back: PublisherStats =
             serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);

@@ -1,32 +1,21 @@
 //! HTTP-FLV viewer: one long GET whose body is an FLV stream, parsed tag by tag.
 
-use super::PlayerTiming;
 use super::viewer::Viewer;
+use super::{PlayerLimits, PlayerTiming, http_error};
 use crate::clock::RunClock;
+use crate::flv::FlvError;
 use crate::flv::demux::{FlvDemuxer, FlvEvent, TagKind, TagRef};
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
-use crate::session::SessionEnd;
+use crate::session::{SessionEnd, tokio_deadline};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Maps a reqwest error to the kind counted in reports.
-pub fn http_error_kind(e: &reqwest::Error) -> ErrorKind {
-    if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_connect() {
-        ErrorKind::Connect
-    } else if let Some(status) = e.status() {
-        ErrorKind::HttpStatus(status.as_u16())
-    } else {
-        ErrorKind::Io
-    }
-}
 
 pub async fn play_flv(
     client: &reqwest::Client,
     url: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     metrics: &Arc<GroupMetrics<PlayerStats>>,
     clock: &RunClock,
     cancel: &CancellationToken,
@@ -34,36 +23,57 @@ pub async fn play_flv(
     // Active from the request on: a viewer waiting for a slow server is still a viewer.
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let end = super::watch_session(cancel, metrics, async {
+    let outcome = crate::cancel::until_cancelled(cancel, async {
         if url.starts_with("http://") {
-            watch_plain(url, timing, &mut viewer).await
+            watch_plain(url, timing, limits, &mut viewer).await
         } else {
-            watch(client, url, timing, &mut viewer).await
+            watch(client, url, timing, limits, &mut viewer).await
         }
     })
     .await;
-    viewer.finish(Instant::now());
-    end
+    viewer.end(outcome, cancel.is_cancelled())
+}
+
+/// The kind a demuxer error is counted as: a tag over the bound is `too_large`.
+fn flv_error_kind(e: &FlvError) -> ErrorKind {
+    match e {
+        FlvError::TagTooLarge { .. } => ErrorKind::TooLarge,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+/// Fails the session with `kind`, keeping `detail` as the group's example of it.
+fn fail(viewer: &Viewer<'_>, kind: ErrorKind, detail: &str) -> SessionEnd {
+    viewer.note(kind, detail);
+    SessionEnd::Failed(kind)
 }
 
 async fn watch(
     client: &reqwest::Client,
     url: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
-    let started = viewer.started_at();
-    let first_frame_deadline = tokio::time::Instant::from_std(started + timing.first_frame_timeout);
+    let started = tokio::time::Instant::from_std(viewer.started_at());
+    let first_frame_deadline = tokio_deadline(started, timing.first_frame_timeout);
     let session_end = timing
         .session_length
-        .map(|len| tokio::time::Instant::from_std(started + len));
+        .map(|len| tokio_deadline(started, len));
+    let answer_deadline = first_frame_deadline.min(tokio_deadline(started, limits.connect_timeout));
 
-    let response = match tokio::time::timeout_at(first_frame_deadline, client.get(url).send()).await
-    {
-        Err(_) => return SessionEnd::Failed(ErrorKind::Timeout),
-        Ok(Err(e)) => return SessionEnd::Failed(http_error_kind(&e)),
+    let response = match tokio::time::timeout_at(answer_deadline, client.get(url).send()).await {
+        Err(_) => {
+            let detail = format!("no response head from {url} in time");
+            return fail(viewer, ErrorKind::Timeout, &detail);
+        }
+        Ok(Err(e)) => {
+            let (kind, detail) = http_error(&e);
+            return fail(viewer, kind, &detail);
+        }
         Ok(Ok(r)) => r,
     };
+    viewer.answered();
     // reqwest does not expose the TCP/TLS connect step alone: "connect" for HTTP players is the
     // time to response headers, which includes it.
     viewer.connected(started.elapsed());
@@ -71,11 +81,11 @@ async fn watch(
         return SessionEnd::Failed(ErrorKind::HttpStatus(response.status().as_u16()));
     }
     let mut response = response;
-    let mut demux = FlvDemuxer::new();
+    let mut demux = FlvDemuxer::with_max_tag_size(limits.max_tag() as usize);
     let mut total = 0usize;
     loop {
         let deadline = if viewer.has_media() {
-            tokio::time::Instant::now() + timing.read_timeout
+            tokio_deadline(tokio::time::Instant::now(), timing.read_timeout)
         } else {
             first_frame_deadline
         };
@@ -86,7 +96,10 @@ async fn watch(
             }
             Err(_) if viewer.has_media() => return SessionEnd::Failed(ErrorKind::ReadTimeout),
             Err(_) => return SessionEnd::Failed(ErrorKind::NoMedia),
-            Ok(Err(e)) => return SessionEnd::Failed(http_error_kind(&e)),
+            Ok(Err(e)) => {
+                let (kind, detail) = http_error(&e);
+                return fail(viewer, kind, &detail);
+            }
             // xiu answers a stream it does not have with 200 and an empty body.
             Ok(Ok(None)) if total == 0 => return SessionEnd::Failed(ErrorKind::EmptyStream),
             Ok(Ok(None)) if !viewer.has_media() => return SessionEnd::Failed(ErrorKind::NoMedia),
@@ -97,8 +110,8 @@ async fn watch(
         total += chunk.len();
         viewer.on_bytes(now, chunk.len());
         demux.push(&chunk);
-        if drain_tags(&mut demux, viewer, now).is_err() {
-            return SessionEnd::Failed(ErrorKind::Protocol);
+        if let Err(e) = drain_tags(&mut demux, viewer, now) {
+            return fail(viewer, flv_error_kind(&e), &e.to_string());
         }
         if session_end.is_some_and(|e| tokio::time::Instant::now() >= e) {
             return SessionEnd::Completed;
@@ -114,15 +127,18 @@ fn on_tag(viewer: &mut Viewer<'_>, now: Instant, tag: TagRef<'_>) {
 }
 
 /// Hands every complete FLV tag to the viewer.
-fn drain_tags(demux: &mut FlvDemuxer, viewer: &mut Viewer<'_>, now: Instant) -> Result<(), ()> {
+fn drain_tags(
+    demux: &mut FlvDemuxer,
+    viewer: &mut Viewer<'_>,
+    now: Instant,
+) -> Result<(), FlvError> {
     loop {
-        match demux.next_event() {
-            Ok(Some(FlvEvent::Tag(tag))) if tag.kind == TagKind::Video => {
+        match demux.next_event()? {
+            Some(FlvEvent::Tag(tag)) if tag.kind == TagKind::Video => {
                 viewer.on_flv_video(now, tag.timestamp_ms, &tag.data)
             }
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(()),
-            Err(_) => return Err(()),
+            Some(_) => {}
+            None => return Ok(()),
         }
     }
 }
@@ -131,17 +147,25 @@ fn drain_tags(demux: &mut FlvDemuxer, viewer: &mut Viewer<'_>, now: Instant) -> 
 const READ_BUF: usize = 16 * 1024;
 
 /// Plain `http://`: one TCP connection, a fixed read buffer, our own head and chunked parsing.
-async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) -> SessionEnd {
+async fn watch_plain(
+    url: &str,
+    timing: &PlayerTiming,
+    limits: &PlayerLimits,
+    viewer: &mut Viewer<'_>,
+) -> SessionEnd {
     use super::http1::{BodyKind, ChunkedDecoder, parse_head};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let started = viewer.started_at();
-    let first_frame_deadline = tokio::time::Instant::from_std(started + timing.first_frame_timeout);
+    let started = tokio::time::Instant::from_std(viewer.started_at());
+    let first_frame_deadline = tokio_deadline(started, timing.first_frame_timeout);
     let session_end = timing
         .session_length
-        .map(|len| tokio::time::Instant::from_std(started + len));
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return SessionEnd::Failed(ErrorKind::Protocol);
+        .map(|len| tokio_deadline(started, len));
+    // The connect timeout bounds TCP connect up to the response head.
+    let answer_deadline = first_frame_deadline.min(tokio_deadline(started, limits.connect_timeout));
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(p) => p,
+        Err(e) => return fail(viewer, ErrorKind::Protocol, &format!("URL {url:?}: {e}")),
     };
     let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
@@ -150,13 +174,19 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
         None => parsed.path().to_string(),
     };
     let mut stream = match tokio::time::timeout_at(
-        first_frame_deadline,
+        answer_deadline,
         tokio::net::TcpStream::connect((host.as_str(), port)),
     )
     .await
     {
-        Err(_) => return SessionEnd::Failed(ErrorKind::Timeout),
-        Ok(Err(_)) => return SessionEnd::Failed(ErrorKind::Connect),
+        Err(_) => {
+            let detail = format!("TCP connect to {host}:{port} did not complete in time");
+            return fail(viewer, ErrorKind::Timeout, &detail);
+        }
+        Ok(Err(e)) => {
+            let detail = format!("TCP connect to {host}:{port}: {e}");
+            return fail(viewer, ErrorKind::Connect, &detail);
+        }
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
@@ -172,25 +202,27 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
     let mut buf = vec![0u8; READ_BUF];
     let mut filled = 0;
     let mut head = None;
-    let mut demux = FlvDemuxer::new();
+    let mut demux = FlvDemuxer::with_max_tag_size(limits.max_tag() as usize);
     let mut chunked = ChunkedDecoder::default();
     let mut body_total: u64 = 0;
     // One timer for the whole session, moved only when its deadline moves by more than the slack:
     // re-arming a timer on every read was a measurable share of a viewer's CPU.
     const SLACK: std::time::Duration = std::time::Duration::from_millis(500);
     let mut last_data = tokio::time::Instant::now();
-    let deadline_for = |has_media: bool, last_data: tokio::time::Instant| {
+    let deadline_for = |has_media: bool, answered: bool, last_data: tokio::time::Instant| {
         let d = if has_media {
-            last_data + timing.read_timeout
-        } else {
+            tokio_deadline(last_data, timing.read_timeout)
+        } else if answered {
             first_frame_deadline
+        } else {
+            answer_deadline
         };
         session_end.map_or(d, |e| e.min(d))
     };
-    let timer = tokio::time::sleep_until(deadline_for(false, last_data));
+    let timer = tokio::time::sleep_until(deadline_for(false, false, last_data));
     tokio::pin!(timer);
     loop {
-        let wanted = deadline_for(viewer.has_media(), last_data);
+        let wanted = deadline_for(viewer.has_media(), head.is_some(), last_data);
         if timer.is_elapsed() || wanted > timer.deadline() + SLACK || wanted < timer.deadline() {
             timer.as_mut().reset(wanted);
         }
@@ -205,13 +237,17 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
                     return SessionEnd::Completed;
                 }
                 if viewer.has_media() {
-                    if now < last_data + timing.read_timeout {
+                    if now < tokio_deadline(last_data, timing.read_timeout) {
                         // Data came since the timer was armed: re-arm and read on.
                         continue;
                     }
                     return SessionEnd::Failed(ErrorKind::ReadTimeout);
                 }
-                return SessionEnd::Failed(if head.is_none() { ErrorKind::Timeout } else { ErrorKind::NoMedia });
+                if head.is_none() {
+                    let detail = format!("no response head from {url} in time");
+                    return fail(viewer, ErrorKind::Timeout, &detail);
+                }
+                return SessionEnd::Failed(ErrorKind::NoMedia);
             }
         };
         let now = Instant::now();
@@ -230,13 +266,17 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
         let body_start = match head {
             Some(_) => 0,
             None => match parse_head(&buf[..filled]) {
-                Ok(None) if filled == buf.len() => return SessionEnd::Failed(ErrorKind::Protocol),
+                Ok(None) if filled == buf.len() => {
+                    let detail = format!("response head longer than {} bytes", buf.len());
+                    return fail(viewer, ErrorKind::Protocol, &detail);
+                }
                 Ok(None) => continue,
-                Err(_) => return SessionEnd::Failed(ErrorKind::Protocol),
+                Err(e) => return fail(viewer, ErrorKind::Protocol, &e.to_string()),
                 Ok(Some(h)) if h.status != 200 => {
                     return SessionEnd::Failed(ErrorKind::HttpStatus(h.status));
                 }
                 Ok(Some(h)) => {
+                    viewer.answered();
                     let len = h.len;
                     head = Some(h.body);
                     len
@@ -252,15 +292,19 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
             _ => body,
         };
         let mut finished = false;
-        let mut malformed = false;
+        let mut malformed = None;
         let mut feed = |piece: &[u8]| {
             body_total += piece.len() as u64;
-            malformed |= demux.feed(piece, |tag| on_tag(viewer, now, tag)).is_err();
+            if malformed.is_none()
+                && let Err(e) = demux.feed(piece, |tag| on_tag(viewer, now, tag))
+            {
+                malformed = Some(e);
+            }
         };
         match head {
             Some(BodyKind::Chunked) => match chunked.decode(body, &mut feed) {
                 Ok(done) => finished = done,
-                Err(_) => return SessionEnd::Failed(ErrorKind::Protocol),
+                Err(e) => return fail(viewer, ErrorKind::Protocol, &e.to_string()),
             },
             Some(BodyKind::Length(len)) => {
                 feed(body);
@@ -269,8 +313,8 @@ async fn watch_plain(url: &str, timing: &PlayerTiming, viewer: &mut Viewer<'_>) 
             _ => feed(body),
         }
         filled = 0;
-        if malformed {
-            return SessionEnd::Failed(ErrorKind::Protocol);
+        if let Some(e) = malformed {
+            return fail(viewer, flv_error_kind(&e), &e.to_string());
         }
         if finished {
             return match () {

@@ -1,14 +1,13 @@
 //! HLS viewer: polls the media playlist at the live edge, downloads new segments in order, and
 //! demuxes them only as far as the video access units (for the stamps in their SEI).
 
-use super::PlayerTiming;
-use super::flv::http_error_kind;
 use super::viewer::Viewer;
+use super::{PlayerLimits, PlayerTiming, http_error};
 use crate::clock::RunClock;
 use crate::hls::playlist::{LiveEdgeCursor, MediaPlaylistView, parse_media_playlist, resolve_uri};
 use crate::hls::ts::TsDemuxer;
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
-use crate::session::SessionEnd;
+use crate::session::{SessionEnd, deadline};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -24,54 +23,119 @@ pub async fn play_hls(
     client: &reqwest::Client,
     playlist_url: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     metrics: &Arc<GroupMetrics<PlayerStats>>,
     clock: &RunClock,
     cancel: &CancellationToken,
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let end = super::watch_session(
+    let outcome = crate::cancel::until_cancelled(
         cancel,
-        metrics,
-        watch(client, playlist_url, timing, metrics, &mut viewer),
+        watch(client, playlist_url, timing, limits, metrics, &mut viewer),
     )
     .await;
-    viewer.finish(Instant::now());
-    end
+    viewer.end(outcome, cancel.is_cancelled())
 }
 
 enum Fetch {
-    Body(bytes::Bytes, Duration),
+    Body(Vec<u8>, Duration),
     Status(u16),
 }
 
-async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<Fetch, ErrorKind> {
+/// A failed fetch: the kind counted and the detail kept.
+type FetchError = (ErrorKind, String);
+
+/// GETs `url` within `timeout`, reading a 200's body as it streams in and giving up with
+/// `too_large` past `limit` bytes: a server that never ends a body cannot make a viewer hold more.
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    limit: u64,
+    what: &str,
+) -> Result<Fetch, FetchError> {
     let started = Instant::now();
-    let response = tokio::time::timeout(timeout, client.get(url).send())
+    let timed_out = || {
+        (
+            ErrorKind::Timeout,
+            format!("{what} {url}: no complete answer in {timeout:?}"),
+        )
+    };
+    let read = async {
+        let mut response = client.get(url).send().await.map_err(|e| http_error(&e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Ok(Fetch::Status(status));
+        }
+        let too_large = |n: u64| {
+            (
+                ErrorKind::TooLarge,
+                format!("{what} {url}: {n} bytes or more, over the {limit} allowed"),
+            )
+        };
+        if let Some(len) = response.content_length().filter(|&len| len > limit) {
+            return Err(too_large(len));
+        }
+        let mut body = BoundedBody::new(limit, response.content_length());
+        while let Some(chunk) = response.chunk().await.map_err(|e| http_error(&e))? {
+            body.extend(&chunk).map_err(too_large)?;
+        }
+        Ok(Fetch::Body(body.into_inner(), started.elapsed()))
+    };
+    tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| ErrorKind::Timeout)?
-        .map_err(|e| http_error_kind(&e))?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        return Ok(Fetch::Status(status));
+        .map_err(|_| timed_out())?
+}
+
+/// A response body that refuses to grow past a limit, and whose allocation never exceeds it
+/// (a doubling `Vec` could reserve twice the limit).
+struct BoundedBody {
+    limit: u64,
+    data: Vec<u8>,
+}
+
+impl BoundedBody {
+    fn new(limit: u64, expected: Option<u64>) -> Self {
+        let initial = expected.unwrap_or(0).min(limit).min(usize::MAX as u64) as usize;
+        BoundedBody {
+            limit,
+            data: Vec::with_capacity(initial),
+        }
     }
-    let body = tokio::time::timeout(timeout, response.bytes())
-        .await
-        .map_err(|_| ErrorKind::Timeout)?
-        .map_err(|e| http_error_kind(&e))?;
-    Ok(Fetch::Body(body, started.elapsed()))
+
+    /// Appends `chunk`, or returns the size the body would have reached.
+    fn extend(&mut self, chunk: &[u8]) -> Result<(), u64> {
+        let needed = self.data.len() as u64 + chunk.len() as u64;
+        if needed > self.limit {
+            return Err(needed);
+        }
+        if needed as usize > self.data.capacity() {
+            let grown = (self.data.capacity() as u64 * 2)
+                .max(needed)
+                .min(self.limit) as usize;
+            self.data.reserve_exact(grown - self.data.len());
+        }
+        self.data.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn into_inner(self) -> Vec<u8> {
+        self.data
+    }
 }
 
 async fn watch(
     client: &reqwest::Client,
     playlist_url: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     metrics: &GroupMetrics<PlayerStats>,
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
     let started = viewer.started_at();
-    let first_frame_deadline = started + timing.first_frame_timeout;
-    let session_end = timing.session_length.map(|len| started + len);
+    let first_frame_deadline = deadline(started, timing.first_frame_timeout);
+    let session_end = timing.session_length.map(|len| deadline(started, len));
     let mut cursor = LiveEdgeCursor::new(START_SEGMENTS_FROM_END);
     let mut connected = false;
     // The live edge (last segment's sequence) and when it last moved, for stale-playlist checks.
@@ -91,8 +155,28 @@ async fn watch(
         if viewer.has_media() && now.duration_since(last_media_at) > timing.read_timeout {
             return SessionEnd::Failed(ErrorKind::ReadTimeout);
         }
-        let playlist = match fetch(client, playlist_url, timing.read_timeout).await {
-            Err(kind) => return SessionEnd::Failed(kind),
+        // Until the server first answers, the connect timeout bounds the wait too.
+        let wait = if connected {
+            timing.read_timeout
+        } else {
+            timing.read_timeout.min(limits.connect_timeout)
+        };
+        let answer = fetch(
+            client,
+            playlist_url,
+            wait,
+            limits.max_playlist_bytes,
+            "playlist",
+        )
+        .await;
+        if answer.is_ok() {
+            viewer.answered();
+        }
+        let playlist = match answer {
+            Err((kind, detail)) => {
+                viewer.note(kind, &detail);
+                return SessionEnd::Failed(kind);
+            }
             // xiu serves no playlist until it cut the first segment: expected at first.
             Ok(Fetch::Status(404)) if !viewer.has_media() => {
                 metrics.record(|s| s.playlist_not_ready += 1);
@@ -118,7 +202,11 @@ async fn watch(
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
-                    Err(_) => return SessionEnd::Failed(ErrorKind::Protocol),
+                    Err(e) => {
+                        let detail = format!("playlist {playlist_url}: {e}");
+                        viewer.note(ErrorKind::Protocol, &detail);
+                        return SessionEnd::Failed(ErrorKind::Protocol);
+                    }
                 }
             }
         };
@@ -128,7 +216,7 @@ async fn watch(
         match edge {
             Some((seq, since)) if Some(seq) == live_edge => {
                 // Unchanged for longer than 1.5 target durations: the playlist is stale.
-                if !stale_reported && now.duration_since(since) > target * 3 / 2 {
+                if !stale_reported && now.duration_since(since) > target.saturating_mul(3) / 2 {
                     stale_reported = true;
                     metrics.record(|s| s.stale_playlists += 1);
                 }
@@ -147,10 +235,12 @@ async fn watch(
         let got_new = !new_segments.is_empty();
         for segment in new_segments {
             let url = resolve_uri(playlist_url, &segment.uri);
-            let body = match fetch(client, &url, timing.read_timeout.max(segment.duration * 3))
-                .await
-            {
-                Err(kind) => return SessionEnd::Failed(kind),
+            let wait = timing.read_timeout.max(segment.duration.saturating_mul(3));
+            let body = match fetch(client, &url, wait, limits.max_segment_bytes, "segment").await {
+                Err((kind, detail)) => {
+                    viewer.note(kind, &detail);
+                    return SessionEnd::Failed(kind);
+                }
                 // The segment slid out of the window between playlist and request.
                 Ok(Fetch::Status(404)) => {
                     metrics.record(|s| s.skipped_segments += 1);
@@ -195,7 +285,8 @@ async fn watch(
             .map(|s| s.duration)
             .unwrap_or(target);
         let wait = if got_new { last } else { target / 2 };
-        let mut wake = Instant::now() + wait;
+        // Both come from the server (bounded when parsed, and checked here all the same).
+        let mut wake = deadline(Instant::now(), wait);
         if let Some(e) = session_end {
             wake = wake.min(e);
         }
@@ -205,4 +296,25 @@ async fn watch(
 
 fn live_edge(view: &MediaPlaylistView) -> Option<u64> {
     view.segments.last().map(|s| s.sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounded_body_stops_at_its_limit_and_never_allocates_past_it() {
+        let mut body = BoundedBody::new(1000, None);
+        for _ in 0..9 {
+            body.extend(&[1u8; 100]).unwrap();
+        }
+        assert!(body.data.capacity() <= 1000);
+        body.extend(&[1u8; 100]).unwrap();
+        assert_eq!(body.extend(&[1u8; 1]), Err(1001));
+        assert_eq!(body.data.capacity(), 1000);
+        // A length announced up front is reserved once, up to the limit.
+        let body = BoundedBody::new(1000, Some(600));
+        assert_eq!(body.data.capacity(), 600);
+        assert_eq!(BoundedBody::new(1000, Some(1 << 40)).data.capacity(), 1000);
+    }
 }

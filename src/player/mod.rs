@@ -7,32 +7,8 @@ mod http1;
 pub mod rtmp;
 pub mod viewer;
 
-use crate::metrics::{GroupMetrics, PlayerStats};
-use crate::session::SessionEnd;
-use std::future::Future;
+use crate::metrics::ErrorKind;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-/// Runs a viewer's `watch` until it ends or `cancel` stops it, and counts a failure.
-pub(crate) async fn watch_session(
-    cancel: &CancellationToken,
-    metrics: &GroupMetrics<PlayerStats>,
-    watch: impl Future<Output = SessionEnd>,
-) -> SessionEnd {
-    let end = crate::cancel::until_cancelled(cancel, watch)
-        .await
-        .unwrap_or(SessionEnd::Cancelled);
-    // When the run stops, publishers and players stop together: a player that sees its stream
-    // end in that instant was stopped, not failed.
-    let end = match end {
-        SessionEnd::Failed(_) if cancel.is_cancelled() => SessionEnd::Cancelled,
-        end => end,
-    };
-    if let SessionEnd::Failed(kind) = end {
-        metrics.record(|s| s.errors.add(kind));
-    }
-    end
-}
 
 /// What every player session needs to know besides its URL.
 #[derive(Debug, Clone)]
@@ -42,4 +18,144 @@ pub struct PlayerTiming {
     pub startup_buffer: Duration,
     /// Planned session length (viewer churn); `None` watches until cancelled.
     pub session_length: Option<Duration>,
+}
+
+/// Bounds on what one viewer accepts from a server, so its memory stays bounded whatever the
+/// server sends (scenario keys of the player group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayerLimits {
+    /// TCP connect (+ TLS) up to the response head; RTMP: connect, handshake and `connect`.
+    pub connect_timeout: Duration,
+    pub max_playlist_bytes: u64,
+    pub max_segment_bytes: u64,
+    /// An HTTP-FLV tag or an RTMP message.
+    pub max_tag_bytes: u64,
+}
+
+impl Default for PlayerLimits {
+    fn default() -> Self {
+        PlayerLimits {
+            connect_timeout: Duration::from_secs(10),
+            max_playlist_bytes: crate::scenario::DEFAULT_MAX_PLAYLIST_BYTES,
+            max_segment_bytes: crate::scenario::DEFAULT_MAX_SEGMENT_BYTES,
+            max_tag_bytes: crate::scenario::DEFAULT_MAX_TAG_BYTES,
+        }
+    }
+}
+
+impl PlayerLimits {
+    /// `max_tag_bytes` as the demuxers take it (an FLV tag cannot exceed 24 bits anyway).
+    pub fn max_tag(&self) -> u32 {
+        self.max_tag_bytes.min(u32::MAX as u64) as u32
+    }
+}
+
+/// The hint a certificate failure comes with.
+pub const CA_FILE_HINT: &str = "if the server's certificate comes from a private CA, set target.tls.ca_file to that CA's PEM file";
+
+/// The kind a reqwest error is counted as, and the detail kept for the report.
+pub fn http_error(e: &reqwest::Error) -> (ErrorKind, String) {
+    if let Some(tls) = tls_failure(e) {
+        return (ErrorKind::Tls, tls);
+    }
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else if let Some(status) = e.status() {
+        ErrorKind::HttpStatus(status.as_u16())
+    } else {
+        ErrorKind::Io
+    };
+    (kind, error_chain(e))
+}
+
+/// The error and its causes, joined: reqwest's own message is only "error sending request".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A TLS failure somewhere in the error's causes, described. rustls' error sits inside an
+/// `io::Error`, whose `source()` skips it, so each `io::Error` is opened by hand.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use tokio_rustls::rustls;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in std::iter::once(c).chain(inner) {
+            if let Some(r) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(describe_tls(r));
+            }
+        }
+        cause = inner.or_else(|| c.source());
+    }
+    None
+}
+
+fn describe_tls(e: &tokio_rustls::rustls::Error) -> String {
+    use tokio_rustls::rustls::Error as E;
+    match e {
+        E::InvalidCertificate(why) => {
+            format!("certificate verification failed ({why:?}); {CA_FILE_HINT}")
+        }
+        E::NoCertificatesPresented => {
+            format!("certificate verification failed (the server sent none); {CA_FILE_HINT}")
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_rustls::rustls;
+
+    /// An error shaped as reqwest hands it over: rustls' error in an `io::Error`, under a wrapper.
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_certificate_failure_inside_an_io_error_is_found_and_explained() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let wrapped = Wrapper(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls_error,
+        ));
+        let found = tls_failure(&wrapped).expect("found through the io::Error");
+        assert!(
+            found.starts_with("certificate verification failed (UnknownIssuer)"),
+            "{found}"
+        );
+        assert!(found.contains("target.tls.ca_file"), "{found}");
+        let plain = Wrapper(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert_eq!(tls_failure(&plain), None);
+        assert_eq!(error_chain(&plain), "client error (Connect): refused");
+    }
 }

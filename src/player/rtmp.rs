@@ -1,13 +1,13 @@
 //! RTMP viewer. xiu answers `Play.Start` even for a stream that does not exist, so a session only
 //! counts as served when a keyframe arrives.
 
-use super::PlayerTiming;
 use super::viewer::Viewer;
+use super::{PlayerLimits, PlayerTiming};
 use crate::clock::RunClock;
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::rtmp::url::RtmpBase;
 use crate::rtmp::{RtmpConnection, RtmpError};
-use crate::session::SessionEnd;
+use crate::session::{SessionEnd, tokio_deadline};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,20 +18,26 @@ pub async fn play_rtmp(
     app: &str,
     stream: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     metrics: &Arc<GroupMetrics<PlayerStats>>,
     clock: &RunClock,
     cancel: &CancellationToken,
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let end = super::watch_session(
+    let outcome = crate::cancel::until_cancelled(
         cancel,
-        metrics,
-        watch(base, app, stream, timing, &mut viewer),
+        watch(base, app, stream, timing, limits, &mut viewer),
     )
     .await;
-    viewer.finish(Instant::now());
-    end
+    viewer.end(outcome, cancel.is_cancelled())
+}
+
+/// Fails the session with `e`'s kind, keeping its message as the group's example.
+fn fail(viewer: &Viewer<'_>, e: &RtmpError) -> SessionEnd {
+    let kind = e.kind();
+    viewer.note(kind, &e.to_string());
+    SessionEnd::Failed(kind)
 }
 
 async fn watch(
@@ -39,27 +45,31 @@ async fn watch(
     app: &str,
     stream: &str,
     timing: &PlayerTiming,
+    limits: &PlayerLimits,
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
     let started = viewer.started_at();
+    let connect_within = timing.first_frame_timeout.min(limits.connect_timeout);
     let (mut conn, setup) =
-        match RtmpConnection::open(base, app, timing.first_frame_timeout, true).await {
+        match RtmpConnection::open(base, app, connect_within, true, limits.max_tag()).await {
             Ok(c) => c,
-            Err(e) => return SessionEnd::Failed(e.kind()),
+            Err(e) => return fail(viewer, &e),
         };
     viewer.connected(setup.connected_in);
     let remaining = timing.first_frame_timeout.saturating_sub(started.elapsed());
     if let Err(e) = conn.play(stream, remaining).await {
-        return SessionEnd::Failed(e.kind());
+        return fail(viewer, &e);
     }
-    let first_frame_deadline = tokio::time::Instant::from_std(started + timing.first_frame_timeout);
+    viewer.answered();
+    let started = tokio::time::Instant::from_std(started);
+    let first_frame_deadline = tokio_deadline(started, timing.first_frame_timeout);
     let session_end = timing
         .session_length
-        .map(|len| tokio::time::Instant::from_std(started + len));
+        .map(|len| tokio_deadline(started, len));
     let mut counted = conn.bytes_read();
     loop {
         let deadline = if viewer.has_media() {
-            tokio::time::Instant::now() + timing.read_timeout
+            tokio_deadline(tokio::time::Instant::now(), timing.read_timeout)
         } else {
             first_frame_deadline
         };
@@ -73,7 +83,7 @@ async fn watch(
             Ok(Err(RtmpError::Eof)) if !viewer.has_media() => {
                 return SessionEnd::Failed(ErrorKind::NoMedia);
             }
-            Ok(Err(e)) => return SessionEnd::Failed(e.kind()),
+            Ok(Err(e)) => return fail(viewer, &e),
             Ok(Ok(media)) => media,
         };
         let now = Instant::now();

@@ -5,7 +5,8 @@ use crate::clock::RunClock;
 use crate::media::stamp::{FrameStamp, find_stamp_in_annexb, find_stamp_in_avcc};
 use crate::metrics::buffer::{PlaybackBuffer, Transition};
 use crate::metrics::sequence::SequenceTracker;
-use crate::metrics::{GroupMetrics, PlayerStats};
+use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
+use crate::session::{PENDING_SETUP_GRACE, SessionEnd};
 use std::time::{Duration, Instant};
 
 pub struct Viewer<'a> {
@@ -25,6 +26,11 @@ pub struct Viewer<'a> {
     /// measurable share of a viewer's CPU, so they ride along with the next frame's record.
     unflushed_bytes: u64,
     bytes_flushed_at: Instant,
+    /// The server answered the setup (TCP + TLS + response head; RTMP up to `Play.Start`).
+    answered: bool,
+    /// A `protocol` error was counted for this session already: it is counted once per session,
+    /// however many bad tags follow, so `error_rate` stays per session.
+    protocol_counted: bool,
 }
 
 /// Longest that received bytes wait before reaching the group's window without a frame (a stream
@@ -75,7 +81,63 @@ impl<'a> Viewer<'a> {
             flushed_seq: (0, 0, 0),
             unflushed_bytes: 0,
             bytes_flushed_at: Instant::now(),
+            answered: false,
+            protocol_counted: false,
         }
+    }
+
+    /// The server answered the session's setup (any status): from here on, a stop is not a
+    /// pending setup.
+    pub fn answered(&mut self) {
+        self.answered = true;
+    }
+
+    /// Keeps `detail` as the group's example of `kind` (the count is made when the session ends).
+    pub fn note(&self, kind: ErrorKind, detail: &str) {
+        self.metrics.record(|s| s.error_examples.note(kind, detail));
+    }
+
+    /// Bytes that do not parse but leave the stream readable (a bad tag): counted as one
+    /// `protocol` error for the whole session, with the first detail.
+    pub fn protocol_trouble(&mut self, detail: &str) {
+        if std::mem::replace(&mut self.protocol_counted, true) {
+            return;
+        }
+        self.metrics
+            .record(|s| s.add_error(ErrorKind::Protocol, detail));
+    }
+
+    /// Ends the session: counts its failure (once, and none when the run stopped it), counts a
+    /// setup left pending past [`PENDING_SETUP_GRACE`] as a `timeout`, and accounts play and
+    /// stall time. `outcome` is `None` when the session was cancelled.
+    pub fn end(self, outcome: Option<SessionEnd>, stopped: bool) -> SessionEnd {
+        let now = Instant::now();
+        let end = match outcome {
+            None => {
+                let waited = now.saturating_duration_since(self.started);
+                if !self.answered && waited >= PENDING_SETUP_GRACE {
+                    let detail = format!(
+                        "setup still pending after {waited:.1?} when the session was stopped"
+                    );
+                    self.metrics
+                        .record(|s| s.add_error(ErrorKind::Timeout, &detail));
+                }
+                SessionEnd::Cancelled
+            }
+            // When the run stops, publishers and players stop together: a player that sees its
+            // stream end in that instant was stopped, not failed.
+            Some(SessionEnd::Failed(_)) if stopped => SessionEnd::Cancelled,
+            Some(SessionEnd::Failed(ErrorKind::Protocol)) if self.protocol_counted => {
+                SessionEnd::Failed(ErrorKind::Protocol)
+            }
+            Some(SessionEnd::Failed(kind)) => {
+                self.metrics.record(|s| s.errors.add(kind));
+                SessionEnd::Failed(kind)
+            }
+            Some(end) => end,
+        };
+        self.finish(now);
+        end
     }
 
     pub fn started_at(&self) -> Instant {
@@ -115,10 +177,12 @@ impl<'a> Viewer<'a> {
 
     /// An FLV/RTMP video tag body (5-byte AVC header + length-prefixed NAL units).
     pub fn on_flv_video(&mut self, now: Instant, timestamp_ms: u32, data: &[u8]) {
-        let Ok(info) = crate::flv::tag::VideoTagInfo::parse(data) else {
-            self.metrics
-                .record(|s| s.errors.add(crate::metrics::ErrorKind::Protocol));
-            return;
+        let info = match crate::flv::tag::VideoTagInfo::parse(data) {
+            Ok(info) => info,
+            Err(e) => {
+                self.protocol_trouble(&format!("video tag at {timestamp_ms} ms: {e}"));
+                return;
+            }
         };
         if info.avc_packet_type != Some(crate::flv::tag::AvcPacketType::Nalu) {
             return;
@@ -235,8 +299,8 @@ impl<'a> Viewer<'a> {
         delta
     }
 
-    /// Ends the session, accounting play and stall time (and bytes) up to `now`.
-    pub fn finish(mut self, now: Instant) {
+    /// Accounts play and stall time (and bytes) up to `now`.
+    fn finish(mut self, now: Instant) {
         let before = self.buffer.stalls();
         self.buffer.finish(now);
         let transitions: Vec<Transition> = (before..self.buffer.stalls())
@@ -313,5 +377,60 @@ mod tests {
             play > 0,
             "the buffer model's play time is accounted at the end"
         );
+    }
+
+    #[test]
+    fn protocol_trouble_counts_once_per_session_with_the_first_detail() {
+        let metrics = GroupMetrics::<PlayerStats>::new();
+        let clock = RunClock::start_now();
+        let mut viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        let now = viewer.started_at();
+        // Zero-size video tags, thousands of them: one session, one `protocol` error.
+        for ts in 0..5000 {
+            viewer.on_flv_video(now, ts, &[]);
+        }
+        // The session then ends on a demuxer error: still the same one error.
+        let end = viewer.end(Some(SessionEnd::Failed(ErrorKind::Protocol)), false);
+        assert_eq!(end, SessionEnd::Failed(ErrorKind::Protocol));
+        let s = metrics.take_window();
+        assert_eq!((s.sessions, s.errors.total()), (1, 1), "{:?}", s.errors);
+        assert!(
+            s.error_examples.0["protocol"].starts_with("video tag at 0 ms"),
+            "{:?}",
+            s.error_examples
+        );
+        // A session with no bad tag that ends on a protocol error counts it too.
+        let viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        viewer.end(Some(SessionEnd::Failed(ErrorKind::Protocol)), false);
+        assert_eq!(metrics.take_window().errors.0["protocol"], 1);
+    }
+
+    #[test]
+    fn a_setup_pending_when_stopped_is_a_timeout_once_it_has_waited() {
+        let metrics = GroupMetrics::<PlayerStats>::new();
+        let clock = RunClock::start_now();
+        // Stopped at once: caught in the act, not an error.
+        let viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        assert_eq!(viewer.end(None, true), SessionEnd::Cancelled);
+        assert_eq!(metrics.take_window().errors.total(), 0);
+        // Stopped after waiting past the grace with no answer: a timeout.
+        let mut viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        viewer.started -= PENDING_SETUP_GRACE;
+        assert_eq!(viewer.end(None, true), SessionEnd::Cancelled);
+        let s = metrics.take_window();
+        assert_eq!(s.errors.0["timeout"], 1);
+        assert!(s.error_examples.0["timeout"].contains("setup still pending"));
+        // Answered, then stopped: no error.
+        let mut viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        viewer.started -= PENDING_SETUP_GRACE;
+        viewer.answered();
+        viewer.end(None, true);
+        // A failure seen as the run stops is a stop.
+        let viewer = Viewer::start(&metrics, &clock, Duration::from_millis(100));
+        assert_eq!(
+            viewer.end(Some(SessionEnd::Failed(ErrorKind::Eof)), true),
+            SessionEnd::Cancelled
+        );
+        assert_eq!(metrics.take_window().errors.total(), 0);
     }
 }

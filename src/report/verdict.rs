@@ -10,9 +10,6 @@
 use super::model::{PlayerGroupReport, PublisherGroupReport, Report};
 use crate::verdict::{Judged, Overall, overall};
 
-/// The error kind a client slot counts when its session panicked (see `run::slots`).
-pub const PANIC_ERROR: &str = "panic";
-
 pub fn judge(report: &Report) -> Overall {
     let mut items: Vec<Judged> = Vec::new();
     match &report.knee {
@@ -57,8 +54,10 @@ pub fn judge(report: &Report) -> Overall {
     overall(items)
 }
 
+/// Sessions that panicked: the slot caught it and counted it as an error of its own kind.
 fn panics(errors: &crate::metrics::stats::ErrorCounts) -> u64 {
-    errors.0.get(PANIC_ERROR).copied().unwrap_or(0)
+    let kind = crate::metrics::stats::ErrorKind::Panic.to_string();
+    errors.0.get(&kind).copied().unwrap_or(0)
 }
 
 fn player_health(g: &PlayerGroupReport) -> Judged {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::chunk_guard::{ChunkError, ChunkGuard};
 use super::url::RtmpBase;
 use crate::metrics::ErrorKind;
 
@@ -32,6 +33,8 @@ pub enum RtmpError {
     Session(String),
     #[error("server rejected the request: {0}")]
     Rejected(String),
+    #[error("bad RTMP chunk stream: {0}")]
+    Chunks(#[from] ChunkError),
     #[error("server closed the connection")]
     Eof,
     #[error("I/O error: {0}")]
@@ -44,6 +47,8 @@ impl RtmpError {
             RtmpError::Connect { .. } => ErrorKind::Connect,
             RtmpError::Timeout(_) => ErrorKind::Timeout,
             RtmpError::Handshake(_) | RtmpError::Session(_) => ErrorKind::Protocol,
+            RtmpError::Chunks(ChunkError::TooLarge { .. }) => ErrorKind::TooLarge,
+            RtmpError::Chunks(_) => ErrorKind::Protocol,
             RtmpError::Rejected(_) => ErrorKind::Rejected,
             RtmpError::Eof => ErrorKind::Eof,
             // A reset or abort by the server ends the stream just like a close does.
@@ -63,6 +68,8 @@ fn is_peer_close(e: &std::io::Error) -> bool {
 
 pub struct RtmpConnection {
     stream: TcpStream,
+    /// Sees every byte from the server before rml_rtmp does (see `chunk_guard`).
+    guard: ChunkGuard,
     session: ClientSession,
     events: VecDeque<ClientSessionEvent>,
     read_buf: Vec<u8>,
@@ -134,15 +141,17 @@ pub struct Setup {
 impl RtmpConnection {
     /// Connects, handshakes and sends `connect(app)`, waiting for it to be accepted.
     ///
-    /// `tap_media` keeps every audio/video message for [`Self::next_media`] (players).
+    /// `tap_media` keeps every audio/video message for [`Self::next_media`] (players);
+    /// `max_message` bounds what one message from the server may announce (`too_large` beyond).
     pub async fn open(
         base: &RtmpBase,
         app: &str,
         timeout: Duration,
         tap_media: bool,
+        max_message: u32,
     ) -> Result<(Self, Setup), RtmpError> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::session::tokio_deadline(tokio::time::Instant::now(), timeout);
         let addr = base.addr();
         let stream = tokio::time::timeout_at(deadline, TcpStream::connect(&addr))
             .await
@@ -159,6 +168,7 @@ impl RtmpConnection {
             ClientSession::new(config).map_err(|e| RtmpError::Session(format!("{e:?}")))?;
         let mut conn = RtmpConnection {
             stream,
+            guard: ChunkGuard::new(max_message),
             session,
             events: VecDeque::new(),
             read_buf: vec![0; 64 * 1024],
@@ -315,6 +325,8 @@ impl RtmpConnection {
     }
 
     async fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
+        // Checked first: rml_rtmp panics on some chunk streams it cannot follow.
+        self.guard.check(bytes)?;
         if let Some(tap) = self.media.as_mut() {
             tap.feed(bytes)?;
         }

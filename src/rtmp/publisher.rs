@@ -20,8 +20,13 @@ pub struct PublisherSpec {
     pub stream: String,
     pub video: SyntheticVideo,
     pub audio: Option<SyntheticAudio>,
+    /// Bounds TCP connect + handshake + `connect`, and then `publish` (each).
     pub connect_timeout: Duration,
 }
+
+/// Longest message a publisher accepts from the server: it only ever gets acks and status
+/// messages, a few hundred bytes.
+const MAX_SERVER_MESSAGE: u32 = 1 << 20;
 
 /// Publishes until cancelled. Every failure is counted in `metrics` and returned as the end.
 pub async fn publish_session(
@@ -32,8 +37,20 @@ pub async fn publish_session(
     stream_tag: u32,
 ) -> SessionEnd {
     metrics.record(|s| s.sessions += 1);
+    let setup_started = std::time::Instant::now();
     let result = tokio::select! {
-        _ = cancel.cancelled() => return SessionEnd::Cancelled,
+        _ = cancel.cancelled() => {
+            // A setup the server left hanging until the end is a failure, not a stop.
+            let waited = setup_started.elapsed();
+            if waited >= crate::session::PENDING_SETUP_GRACE {
+                let detail = format!(
+                    "connect/publish to {} still pending after {waited:.1?} when the run stopped",
+                    spec.base.addr()
+                );
+                metrics.record(|s| s.add_error(crate::metrics::ErrorKind::Timeout, &detail));
+            }
+            return SessionEnd::Cancelled;
+        }
         r = setup(spec, metrics) => r,
     };
     let mut conn = match result {
@@ -45,8 +62,9 @@ pub async fn publish_session(
         Ok(()) => SessionEnd::Cancelled,
         Err(e) => {
             let kind = e.kind();
+            let detail = e.to_string();
             metrics.record(|s| {
-                s.errors.add(kind);
+                s.add_error(kind, &detail);
                 s.disconnects += 1;
             });
             SessionEnd::Failed(kind)
@@ -60,13 +78,19 @@ async fn setup(
 ) -> Result<RtmpConnection, crate::metrics::ErrorKind> {
     let fail = |e: super::RtmpError| {
         let kind = e.kind();
-        metrics.record(|s| s.errors.add(kind));
+        let detail = e.to_string();
+        metrics.record(|s| s.add_error(kind, &detail));
         kind
     };
-    let (mut conn, setup) =
-        RtmpConnection::open(&spec.base, &spec.app, spec.connect_timeout, false)
-            .await
-            .map_err(fail)?;
+    let (mut conn, setup) = RtmpConnection::open(
+        &spec.base,
+        &spec.app,
+        spec.connect_timeout,
+        false,
+        MAX_SERVER_MESSAGE,
+    )
+    .await
+    .map_err(fail)?;
     metrics.record(|s| s.connect.record(setup.connected_in));
     let asked = std::time::Instant::now();
     conn.publish(&spec.stream, spec.connect_timeout)

@@ -6,12 +6,13 @@ use super::slots::{Next, decide, pause};
 use crate::clock::RunClock;
 use crate::media::aac::SyntheticAudio;
 use crate::media::h264::SyntheticVideo;
-use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
-use crate::player::PlayerTiming;
+use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats, PublisherStats};
+use crate::player::{PlayerLimits, PlayerTiming};
 use crate::rtmp::publisher::{PublisherSpec, publish_session};
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::select::Selector;
 use crate::scenario::{PlayerGroup, Protocol, PublisherGroup};
+use crate::session::{SessionEnd, catch_panic};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,12 +46,17 @@ pub(super) async fn publisher_slot(
         stream: ctx.streams[index as usize % ctx.streams.len().max(1)].clone(),
         video: ctx.video.clone(),
         audio: ctx.audio.clone(),
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: ctx.config.connect_timeout.0,
     };
     let mut attempts = 0;
     loop {
         let tag: u32 = rng.random();
-        let end = publish_session(&spec, &ctx.metrics, &ctx.clock, &cancel, tag).await;
+        let session = publish_session(&spec, &ctx.metrics, &ctx.clock, &cancel, tag);
+        let end = survive_panic(session, |message| {
+            ctx.metrics
+                .record(|s| s.add_error(ErrorKind::Panic, message))
+        })
+        .await;
         let delay = match decide(end, &mut attempts, &ctx.config.reconnect) {
             Next::Stop => return,
             // A publisher never gives up while its slot exists: it keeps retrying at the
@@ -83,7 +89,8 @@ impl PlayerSlotContext {
         let stream = self.streams.get(index).cloned().unwrap_or_default();
         let length = self.config.session.as_ref().map(|s| {
             let span = s.max.0.saturating_sub(s.min.0);
-            s.min.0 + span.mul_f64(rng.random::<f64>())
+            // Saturating: float rounding near `Duration::MAX` must not overflow the sum.
+            s.min.0.saturating_add(span.mul_f64(rng.random::<f64>()))
         });
         let jitter = self.config.start_jitter.0.mul_f64(rng.random::<f64>());
         (stream, length, jitter)
@@ -100,52 +107,26 @@ pub(super) async fn player_slot(
     if !pause(jitter, &cancel).await {
         return;
     }
+    let limits = PlayerLimits {
+        connect_timeout: ctx.config.connect_timeout.0,
+        max_playlist_bytes: ctx.config.max_playlist_bytes,
+        max_segment_bytes: ctx.config.max_segment_bytes,
+        max_tag_bytes: ctx.config.max_tag_bytes,
+    };
     let mut attempts = 0;
     loop {
         let timing = PlayerTiming {
             session_length: length,
             ..ctx.timing_base.clone()
         };
-        let end = match ctx.config.protocol {
-            Protocol::Flv => {
-                let url = ctx.endpoints.flv_url(&stream, viewer).unwrap_or_default();
-                crate::player::flv::play_flv(
-                    &ctx.http,
-                    &url,
-                    &timing,
-                    &ctx.metrics,
-                    &ctx.clock,
-                    &cancel,
-                )
-                .await
-            }
-            Protocol::Hls => {
-                let url = ctx.endpoints.hls_url(&stream, viewer).unwrap_or_default();
-                crate::player::hls::play_hls(
-                    &ctx.http,
-                    &url,
-                    &timing,
-                    &ctx.metrics,
-                    &ctx.clock,
-                    &cancel,
-                )
-                .await
-            }
-            Protocol::Rtmp => match ctx.endpoints.rtmp_play(viewer) {
-                Some(base) => {
-                    crate::player::rtmp::play_rtmp(
-                        base,
-                        &ctx.endpoints.app,
-                        &stream,
-                        &timing,
-                        &ctx.metrics,
-                        &ctx.clock,
-                        &cancel,
-                    )
-                    .await
-                }
-                None => return,
-            },
+        let session = play_one(&ctx, &stream, viewer, &timing, &limits, &cancel);
+        let end = survive_panic(session, |message| {
+            ctx.metrics
+                .record(|s| s.add_error(ErrorKind::Panic, message))
+        })
+        .await;
+        let Some(end) = end else {
+            return;
         };
         match decide(end, &mut attempts, &ctx.config.reconnect) {
             Next::Stop => return,
@@ -156,7 +137,7 @@ pub(super) async fn player_slot(
                 }
             }
             Next::Replace(d) => {
-                if matches!(end, crate::session::SessionEnd::Failed(_)) {
+                if matches!(end, SessionEnd::Failed(_)) {
                     ctx.metrics.record(|s| s.abandoned += 1);
                 }
                 let (s, l, _) = ctx.new_viewer();
@@ -167,5 +148,109 @@ pub(super) async fn player_slot(
                 }
             }
         }
+    }
+}
+
+/// One viewer session of the group's protocol; `None` when the group has no RTMP address.
+async fn play_one(
+    ctx: &PlayerSlotContext,
+    stream: &str,
+    viewer: usize,
+    timing: &PlayerTiming,
+    limits: &PlayerLimits,
+    cancel: &CancellationToken,
+) -> Option<SessionEnd> {
+    let end = match ctx.config.protocol {
+        Protocol::Flv => {
+            let url = ctx.endpoints.flv_url(stream, viewer).unwrap_or_default();
+            crate::player::flv::play_flv(
+                &ctx.http,
+                &url,
+                timing,
+                limits,
+                &ctx.metrics,
+                &ctx.clock,
+                cancel,
+            )
+            .await
+        }
+        Protocol::Hls => {
+            let url = ctx.endpoints.hls_url(stream, viewer).unwrap_or_default();
+            crate::player::hls::play_hls(
+                &ctx.http,
+                &url,
+                timing,
+                limits,
+                &ctx.metrics,
+                &ctx.clock,
+                cancel,
+            )
+            .await
+        }
+        Protocol::Rtmp => {
+            let base = ctx.endpoints.rtmp_play(viewer)?;
+            crate::player::rtmp::play_rtmp(
+                base,
+                &ctx.endpoints.app,
+                stream,
+                timing,
+                limits,
+                &ctx.metrics,
+                &ctx.clock,
+                cancel,
+            )
+            .await
+        }
+    };
+    Some(end)
+}
+
+/// Runs one session; a panic inside it is counted through `count` (with its message) and ends
+/// the session as a failure, so the slot goes on with its plan (a reconnect after the backoff)
+/// instead of dying unnoticed.
+async fn survive_panic<T: From<SessionEnd>>(
+    session: impl std::future::Future<Output = T>,
+    count: impl FnOnce(&str),
+) -> T {
+    match catch_panic(session).await {
+        Ok(end) => end,
+        Err(message) => {
+            count(&message);
+            T::from(SessionEnd::Failed(ErrorKind::Panic))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::ReconnectPolicy;
+    use crate::units::HumanDuration;
+
+    #[tokio::test]
+    async fn a_panicking_session_is_counted_and_the_slot_plans_its_next_one() {
+        let metrics = GroupMetrics::<PlayerStats>::new();
+        let end: SessionEnd = survive_panic(async { panic!("capacity overflow") }, |message| {
+            metrics.record(|s| s.add_error(ErrorKind::Panic, message))
+        })
+        .await;
+        assert_eq!(end, SessionEnd::Failed(ErrorKind::Panic));
+        let s = metrics.take_window();
+        assert_eq!(s.errors.0["panic"], 1);
+        assert_eq!(s.error_examples.0["panic"], "capacity overflow");
+        // The slot goes on as after any failure: a reconnect after the backoff.
+        let policy = ReconnectPolicy {
+            max_attempts: 3,
+            backoff: HumanDuration::secs(1),
+        };
+        let mut attempts = 0;
+        assert_eq!(
+            decide(end, &mut attempts, &policy),
+            Next::Retry(Duration::from_secs(1))
+        );
+        // A session that does not panic is left alone.
+        let fine: Option<SessionEnd> =
+            survive_panic(async { Some(SessionEnd::Completed) }, |_| unreachable!()).await;
+        assert_eq!(fine, Some(SessionEnd::Completed));
     }
 }

@@ -90,7 +90,8 @@ pub fn decide(end: SessionEnd, attempts: &mut u32, policy: &ReconnectPolicy) -> 
         SessionEnd::Failed(_) if *attempts < policy.max_attempts => {
             *attempts += 1;
             let factor = 1u32 << (*attempts - 1).min(6);
-            Next::Retry(policy.backoff.0 * factor)
+            // The backoff comes from the scenario file: saturate rather than overflow.
+            Next::Retry(policy.backoff.0.saturating_mul(factor))
         }
         SessionEnd::Failed(_) => {
             *attempts = 0;
@@ -137,6 +138,12 @@ mod tests {
             Next::Replace(Duration::from_secs(1))
         );
         assert_eq!(attempts, 0);
+        let huge = ReconnectPolicy {
+            max_attempts: 5,
+            backoff: HumanDuration(Duration::MAX / 2),
+        };
+        let mut tries = 2;
+        assert_eq!(decide(fail, &mut tries, &huge), Next::Retry(Duration::MAX));
         assert_eq!(
             decide(SessionEnd::Cancelled, &mut attempts, &policy),
             Next::Stop

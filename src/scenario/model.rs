@@ -176,6 +176,30 @@ pub struct PublisherGroup {
     pub start_jitter: HumanDuration,
     #[serde(default)]
     pub reconnect: ReconnectPolicy,
+    /// Bounds connect + RTMP handshake + `connect`, and then `publish`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+/// Player limits on what a server may send (`too_large` beyond), so a viewer's memory stays
+/// bounded whatever the server does.
+pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 32 << 20;
+/// Video keyframes of a 4K stream stay well under this.
+pub const DEFAULT_MAX_TAG_BYTES: u64 = 4 << 20;
+
+fn default_max_playlist_bytes() -> u64 {
+    DEFAULT_MAX_PLAYLIST_BYTES
+}
+fn default_max_segment_bytes() -> u64 {
+    DEFAULT_MAX_SEGMENT_BYTES
+}
+fn default_max_tag_bytes() -> u64 {
+    DEFAULT_MAX_TAG_BYTES
 }
 
 fn default_stream_pattern() -> String {
@@ -299,6 +323,17 @@ pub struct PlayerGroup {
     pub read_timeout: HumanDuration,
     #[serde(default)]
     pub reconnect: ReconnectPolicy,
+    /// Bounds TCP connect (+ TLS) up to the response head; RTMP: connect, handshake, `connect`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// HLS: largest playlist and segment accepted, in bytes.
+    #[serde(default = "default_max_playlist_bytes")]
+    pub max_playlist_bytes: u64,
+    #[serde(default = "default_max_segment_bytes")]
+    pub max_segment_bytes: u64,
+    /// HTTP-FLV: largest tag; RTMP: largest message, in bytes.
+    #[serde(default = "default_max_tag_bytes")]
+    pub max_tag_bytes: u64,
 }
 
 fn default_first_frame_timeout() -> HumanDuration {

@@ -1,0 +1,495 @@
+//! Checks the RTMP chunk stream a server sends before rml_rtmp's `ChunkDeserializer` sees it.
+//!
+//! Why: rml_rtmp 0.8 reassembles every chunk stream into one shared payload buffer and trusts the
+//! headers it reads. A message started on one chunk stream and a shorter one begun on another makes
+//! it subtract past zero and panic ("capacity overflow", `deserializer.rs:388`; see
+//! docs/upstream-rml_rtmp.md); other orders silently mix two messages' bytes. An extended
+//! timestamp below 0xFFFFFF on a continuation header underflows the same way. This guard follows
+//! the chunk framing exactly as rml_rtmp does (header formats, chunk size changes, extended
+//! timestamps), skips payloads without keeping them, and rejects what rml_rtmp cannot handle, plus
+//! messages longer than the caller's bound (memory per connection stays bounded). Sans I/O: bytes
+//! in, verdict out, across any split of the input.
+
+use std::collections::HashMap;
+
+/// RTMP's initial chunk size (spec §5.4.1), rml_rtmp's too.
+const INITIAL_CHUNK_SIZE: u32 = 128;
+/// A timestamp field of this value means a 4-byte extended timestamp follows.
+const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
+/// Largest chunk size rml_rtmp accepts (31 bits).
+const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
+const SET_CHUNK_SIZE: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error(
+        "chunk stream {new} interrupts a message on chunk stream {open} ({missing} bytes missing): interleaved messages are not supported"
+    )]
+    Interleaved { open: u32, new: u32, missing: u32 },
+    #[error(
+        "chunk stream {csid}: a type {format} header starts a new message while {missing} bytes of the previous one are missing"
+    )]
+    HeaderInsideMessage { csid: u32, format: u8, missing: u32 },
+    #[error("chunk stream {csid}: a type {format} header with no earlier type 0 header")]
+    NoPreviousHeader { csid: u32, format: u8 },
+    #[error(
+        "chunk stream {csid}: extended timestamp {value:#x} is below 0xffffff, where a delta header needs one"
+    )]
+    ExtendedTimestampTooSmall { csid: u32, value: u32 },
+    #[error("SetChunkSize {0} is outside 1..=2147483647")]
+    BadChunkSize(u32),
+    #[error("message of {length} bytes on chunk stream {csid} is larger than the {max} allowed")]
+    TooLarge { csid: u32, length: u32, max: u32 },
+}
+
+/// What a chunk stream remembers of its last header (rml_rtmp keeps the same).
+#[derive(Debug, Clone, Copy)]
+struct StreamHeader {
+    /// The last 3-byte timestamp field (a type 3 header reuses it, extended marker included).
+    timestamp_field: u32,
+    message_length: u32,
+    type_id: u8,
+}
+
+/// A message whose chunks are still arriving.
+#[derive(Debug, Clone, Copy)]
+struct OpenMessage {
+    csid: u32,
+    received: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Collecting a chunk header into `header`.
+    Header,
+    /// Skipping this many payload bytes of the current chunk.
+    Payload(u32),
+}
+
+#[derive(Debug)]
+pub struct ChunkGuard {
+    max_message: u32,
+    chunk_size: u32,
+    streams: HashMap<u32, StreamHeader>,
+    open: Option<OpenMessage>,
+    stage: Stage,
+    /// A header split over inputs: at most 3 (basic) + 11 (message) + 4 (extended) bytes.
+    header: Vec<u8>,
+    /// The chunk being read: its stream and (for the message's first bytes) a SetChunkSize value.
+    current: u32,
+    set_chunk_size: Vec<u8>,
+    failed: Option<ChunkError>,
+}
+
+impl ChunkGuard {
+    /// `max_message`: longest message accepted, in bytes (the 24-bit length field allows 16 MiB).
+    pub fn new(max_message: u32) -> Self {
+        ChunkGuard {
+            max_message,
+            chunk_size: INITIAL_CHUNK_SIZE,
+            streams: HashMap::new(),
+            open: None,
+            stage: Stage::Header,
+            header: Vec::with_capacity(18),
+            current: 0,
+            set_chunk_size: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Checks the next bytes of the stream. An error is final: the stream cannot be followed past
+    /// it, and every later call returns it again.
+    pub fn check(&mut self, mut input: &[u8]) -> Result<(), ChunkError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        while !input.is_empty() {
+            let step = match self.stage {
+                Stage::Payload(left) => {
+                    let take = (left as usize).min(input.len());
+                    let piece = &input[..take];
+                    input = &input[take..];
+                    self.payload(piece)
+                }
+                Stage::Header => {
+                    let need = match self.header_len() {
+                        Ok(n) => n,
+                        Err(e) => return Err(self.fail(e)),
+                    };
+                    if self.header.len() < need {
+                        let take = (need - self.header.len()).min(input.len());
+                        self.header.extend_from_slice(&input[..take]);
+                        input = &input[take..];
+                    }
+                    // The length needed can grow once the header's first bytes are known.
+                    match self.header_len() {
+                        Ok(n) if self.header.len() >= n => self.header_done(),
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = step {
+                return Err(self.fail(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: ChunkError) -> ChunkError {
+        self.failed = Some(e.clone());
+        e
+    }
+
+    /// Bytes the current header needs, as far as its first bytes tell.
+    fn header_len(&self) -> Result<usize, ChunkError> {
+        let Some(&first) = self.header.first() else {
+            return Ok(1);
+        };
+        let basic = match first & 0x3f {
+            0 => 2,
+            1 => 3,
+            _ => 1,
+        };
+        let format = first >> 6;
+        let message = [11, 7, 3, 0][format as usize];
+        if self.header.len() < basic + message {
+            return Ok(basic + message);
+        }
+        let csid = csid(&self.header);
+        let field = match format {
+            3 => match self.streams.get(&csid) {
+                Some(h) => h.timestamp_field,
+                None => return Err(ChunkError::NoPreviousHeader { csid, format }),
+            },
+            _ => u24(&self.header[basic..]),
+        };
+        let extended = if field >= EXTENDED_TIMESTAMP { 4 } else { 0 };
+        Ok(basic + message + extended)
+    }
+
+    /// A whole chunk header has arrived: validate it against the stream's state.
+    fn header_done(&mut self) -> Result<(), ChunkError> {
+        let h = std::mem::take(&mut self.header);
+        let format = h[0] >> 6;
+        let basic = match h[0] & 0x3f {
+            0 => 2,
+            1 => 3,
+            _ => 1,
+        };
+        let csid = csid(&h);
+        if let Some(open) = self.open {
+            if open.csid != csid {
+                return Err(ChunkError::Interleaved {
+                    open: open.csid,
+                    new: csid,
+                    missing: self.missing(open),
+                });
+            }
+            if format != 3 {
+                return Err(ChunkError::HeaderInsideMessage {
+                    csid,
+                    format,
+                    missing: self.missing(open),
+                });
+            }
+        }
+        let previous = self.streams.get(&csid).copied();
+        let mut header = match (format, previous) {
+            (0, _) => StreamHeader {
+                timestamp_field: 0,
+                message_length: 0,
+                type_id: 0,
+            },
+            (_, Some(p)) => p,
+            (_, None) => return Err(ChunkError::NoPreviousHeader { csid, format }),
+        };
+        let fields = &h[basic..];
+        if format <= 2 {
+            header.timestamp_field = u24(fields);
+        }
+        if format <= 1 {
+            header.message_length = u24(&fields[3..]);
+            header.type_id = fields[6];
+        }
+        let starts_message = self.open.is_none();
+        if header.timestamp_field >= EXTENDED_TIMESTAMP {
+            let at = basic + [11, 7, 3, 0][format as usize];
+            let value = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            // rml_rtmp subtracts 0xFFFFFF from a delta's extended timestamp at a message's start.
+            if format != 0 && starts_message && value < EXTENDED_TIMESTAMP {
+                return Err(ChunkError::ExtendedTimestampTooSmall { csid, value });
+            }
+        }
+        if starts_message && header.message_length > self.max_message {
+            return Err(ChunkError::TooLarge {
+                csid,
+                length: header.message_length,
+                max: self.max_message,
+            });
+        }
+        self.streams.insert(csid, header);
+        let received = self.open.map_or(0, |o| o.received);
+        let remaining = header.message_length - received;
+        // As rml_rtmp: a message no longer than the chunk size comes whole in one chunk.
+        let chunk = if header.message_length > self.chunk_size {
+            remaining.min(self.chunk_size)
+        } else {
+            header.message_length
+        };
+        self.current = csid;
+        if starts_message {
+            self.set_chunk_size.clear();
+        }
+        self.open = Some(OpenMessage { csid, received });
+        self.stage = Stage::Payload(chunk);
+        if chunk == 0 {
+            self.chunk_done(header)?;
+        }
+        Ok(())
+    }
+
+    fn missing(&self, open: OpenMessage) -> u32 {
+        self.streams
+            .get(&open.csid)
+            .map_or(0, |h| h.message_length.saturating_sub(open.received))
+    }
+
+    fn payload(&mut self, bytes: &[u8]) -> Result<(), ChunkError> {
+        let Stage::Payload(left) = self.stage else {
+            return Ok(());
+        };
+        let header = self.streams[&self.current];
+        if header.type_id == SET_CHUNK_SIZE && self.set_chunk_size.len() < 4 {
+            let take = (4 - self.set_chunk_size.len()).min(bytes.len());
+            self.set_chunk_size.extend_from_slice(&bytes[..take]);
+        }
+        if let Some(open) = self.open.as_mut() {
+            open.received += bytes.len() as u32;
+        }
+        let left = left - bytes.len() as u32;
+        self.stage = Stage::Payload(left);
+        if left == 0 {
+            self.chunk_done(header)?;
+        }
+        Ok(())
+    }
+
+    /// The current chunk's payload is all there; close the message if it is complete.
+    fn chunk_done(&mut self, header: StreamHeader) -> Result<(), ChunkError> {
+        self.stage = Stage::Header;
+        let Some(open) = self.open else {
+            return Ok(());
+        };
+        if open.received < header.message_length {
+            return Ok(());
+        }
+        self.open = None;
+        // rml_rtmp's session applies a SetChunkSize before it reads the next chunk; so do we.
+        if header.type_id == SET_CHUNK_SIZE && self.set_chunk_size.len() == 4 {
+            let size = u32::from_be_bytes([
+                self.set_chunk_size[0],
+                self.set_chunk_size[1],
+                self.set_chunk_size[2],
+                self.set_chunk_size[3],
+            ]);
+            if size == 0 || size > MAX_CHUNK_SIZE {
+                return Err(ChunkError::BadChunkSize(size));
+            }
+            self.chunk_size = size;
+        }
+        Ok(())
+    }
+}
+
+fn csid(h: &[u8]) -> u32 {
+    match h[0] & 0x3f {
+        0 => h[1] as u32 + 64,
+        1 => h[2] as u32 * 256 + h[1] as u32 + 64,
+        x => x as u32,
+    }
+}
+
+fn u24(b: &[u8]) -> u32 {
+    u32::from_be_bytes([0, b[0], b[1], b[2]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkSerializer};
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::time::RtmpTimestamp;
+
+    /// The reproduction in docs/upstream-rml_rtmp.md: a 256-byte message begun on chunk stream 3
+    /// (its first 128-byte chunk), then a 16-byte message on chunk stream 4.
+    pub(crate) fn interleaved_shorter_message() -> Vec<u8> {
+        let mut bytes = vec![0x03, 0, 0, 0, 0x00, 0x01, 0x00, 0x14, 0, 0, 0, 0];
+        bytes.extend_from_slice(&[0u8; 128]);
+        bytes.extend_from_slice(&[0x04, 0, 0, 0, 0x00, 0x00, 0x10, 0x14, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0u8; 16]);
+        bytes
+    }
+
+    #[test]
+    fn rml_rtmp_panics_on_the_reproduction_and_the_guard_rejects_it() {
+        let bytes = interleaved_shorter_message();
+        let panicked = std::panic::catch_unwind(|| {
+            let mut d = ChunkDeserializer::new();
+            let mut input = &bytes[..];
+            while let Ok(Some(_)) = d.get_next_message(input) {
+                input = &[];
+            }
+        });
+        assert!(
+            panicked.is_err(),
+            "rml_rtmp no longer panics: the guard may be relaxed"
+        );
+        let mut guard = ChunkGuard::new(1 << 24);
+        assert_eq!(
+            guard.check(&bytes),
+            Err(ChunkError::Interleaved {
+                open: 3,
+                new: 4,
+                missing: 128
+            })
+        );
+        // Final: later bytes get the same answer.
+        assert!(guard.check(&[0]).is_err());
+    }
+
+    fn message(type_id: u8, len: usize, ts: u32, stream: u32) -> MessagePayload {
+        MessagePayload {
+            timestamp: RtmpTimestamp::new(ts),
+            type_id,
+            message_stream_id: stream,
+            data: Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>()),
+        }
+    }
+
+    /// A stream as rml_rtmp's own serializer writes it: several chunk streams, long messages,
+    /// extended timestamps, and a chunk size change half way.
+    fn well_formed_stream() -> (Vec<u8>, usize) {
+        let mut s = ChunkSerializer::new();
+        let mut out = Vec::new();
+        let mut count = 0;
+        let mut push = |p: rml_rtmp::chunk_io::Packet| out.extend_from_slice(&p.bytes);
+        for (i, (type_id, len)) in [(20u8, 300usize), (9, 1000), (8, 10), (18, 129)]
+            .iter()
+            .enumerate()
+        {
+            push(
+                s.serialize(&message(*type_id, *len, i as u32 * 40, 1), false, false)
+                    .unwrap(),
+            );
+            count += 1;
+        }
+        // SetChunkSize to 4096 (rml_rtmp writes the message and switches its own framing).
+        push(s.set_max_chunk_size(4096, RtmpTimestamp::new(0)).unwrap());
+        count += 1;
+        for (i, ts) in [0x0200_0000u32, 0x0200_0021, 0x0200_0042]
+            .iter()
+            .enumerate()
+        {
+            push(
+                s.serialize(&message(9, 5000 + i * 100, *ts, 1), false, false)
+                    .unwrap(),
+            );
+            count += 1;
+        }
+        (out, count)
+    }
+
+    #[test]
+    fn a_well_formed_stream_passes_however_it_is_split() {
+        let (bytes, messages) = well_formed_stream();
+        // rml_rtmp itself reads it all (the test data is sane).
+        let mut d = ChunkDeserializer::new();
+        let mut seen = 0;
+        let mut input = &bytes[..];
+        while let Some(m) = d.get_next_message(input).unwrap() {
+            input = &[];
+            seen += 1;
+
+            if m.type_id == 1 {
+                d.set_max_chunk_size(4096).unwrap();
+            }
+        }
+        assert_eq!(seen, messages);
+        for split in [usize::MAX, 1, 7, 129, 1000] {
+            let mut guard = ChunkGuard::new(1 << 24);
+            for piece in bytes.chunks(split.min(bytes.len())) {
+                guard
+                    .check(piece)
+                    .unwrap_or_else(|e| panic!("split {split}: {e}"));
+            }
+            assert_eq!(guard.stage, Stage::Header, "split {split}");
+            assert!(guard.open.is_none());
+        }
+    }
+
+    #[test]
+    fn an_empty_message_is_framed_as_rml_rtmp_frames_it() {
+        // A zero-length message on stream 3, then a 2-byte one on stream 4.
+        let bytes = [
+            0x03, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, //
+            0x04, 0, 0, 0, 0, 0, 2, 8, 0, 0, 0, 0, 0xaf, 0x01,
+        ];
+        let mut d = ChunkDeserializer::new();
+        let mut lengths = Vec::new();
+        let mut input = &bytes[..];
+        while let Some(m) = d.get_next_message(input).unwrap() {
+            input = &[];
+            lengths.push(m.data.len());
+        }
+        assert_eq!(lengths, [0, 2]);
+        let mut guard = ChunkGuard::new(1 << 24);
+        guard.check(&bytes).unwrap();
+        assert!(guard.open.is_none() && guard.stage == Stage::Header);
+    }
+
+    #[test]
+    fn rejects_what_rml_rtmp_cannot_follow() {
+        // A new type 0 header on the same stream before its message is complete.
+        let mut b = vec![0x03, 0, 0, 0, 0x00, 0x01, 0x00, 0x14, 0, 0, 0, 0];
+        b.extend_from_slice(&[0u8; 128]);
+        b.extend_from_slice(&[0x03, 0, 0, 0, 0x00, 0x00, 0x10, 0x14, 0, 0, 0, 0]);
+        assert!(matches!(
+            ChunkGuard::new(1 << 24).check(&b),
+            Err(ChunkError::HeaderInsideMessage {
+                csid: 3,
+                format: 0,
+                ..
+            })
+        ));
+        // A type 3 header on a stream never opened.
+        assert_eq!(
+            ChunkGuard::new(1 << 24).check(&[0xc5]),
+            Err(ChunkError::NoPreviousHeader { csid: 5, format: 3 })
+        );
+        // A type 1 header whose extended timestamp is below the marker.
+        let mut b = vec![0x03, 0, 0, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0xaf];
+        b.extend_from_slice(&[0x43, 0xff, 0xff, 0xff, 0, 0, 1, 8, 0, 0, 0, 5, 0xaf]);
+        assert_eq!(
+            ChunkGuard::new(1 << 24).check(&b),
+            Err(ChunkError::ExtendedTimestampTooSmall { csid: 3, value: 5 })
+        );
+        // SetChunkSize 0.
+        let b = [0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            ChunkGuard::new(1 << 24).check(&b),
+            Err(ChunkError::BadChunkSize(0))
+        );
+        // A message longer than the bound, refused at its header.
+        let b = [0x06, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0];
+        assert_eq!(
+            ChunkGuard::new(4 << 20).check(&b),
+            Err(ChunkError::TooLarge {
+                csid: 6,
+                length: 0xff_ffff,
+                max: 4 << 20
+            })
+        );
+    }
+}
