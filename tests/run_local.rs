@@ -177,10 +177,19 @@ reconnect = {{ max_attempts = 0, backoff = "10s" }}
         by_name("hls-viewers").errors
     );
     assert!(by_name("hls-viewers").sessions_with_media == 0);
+    // No thresholds are set, yet no viewer got media: that is not a pass.
     assert_eq!(
         outcome.report.verdict,
-        xiuload::report::model::Verdict::Pass,
-        "no thresholds set"
+        xiuload::report::model::Verdict::Fail
+    );
+    assert!(
+        outcome
+            .report
+            .verdict_reasons
+            .iter()
+            .any(|r| r.contains("hls-viewers: no session received media")),
+        "{:?}",
+        outcome.report.verdict_reasons
     );
     xiu.stop().await;
 }

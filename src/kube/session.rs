@@ -30,6 +30,9 @@ pub struct KubeSession {
     recorder: JoinHandle<ClusterTimeline>,
     stop: oneshot::Sender<()>,
     events: broadcast::Sender<ClusterEvent>,
+    /// Subscribed before the watchers started, so the first [`KubeSession::subscribe`] sees
+    /// every event from the start, however fast the first ones come.
+    first_subscriber: std::sync::Mutex<Option<broadcast::Receiver<ClusterEvent>>>,
     journal_path: PathBuf,
 }
 
@@ -68,7 +71,7 @@ impl Connected {
         let journal = Journal::create(&journal_path)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (pods_tx, pods_rx) = tokio_watch::channel(Vec::new());
-        let (events, _) = broadcast::channel(1024);
+        let (events, first_subscriber) = broadcast::channel(1024);
         let (stop, stop_rx) = oneshot::channel();
         let mut tasks = watch::spawn_all(&client, section, &tx);
         tasks.push(tokio::spawn(super::metrics::poll_pod_metrics(
@@ -111,6 +114,7 @@ impl Connected {
             recorder,
             stop,
             events,
+            first_subscriber: std::sync::Mutex::new(Some(first_subscriber)),
             journal_path,
         })
     }
@@ -119,7 +123,11 @@ impl Connected {
 impl KubeSession {
     /// Every recorded event as it is recorded (for live status lines and tests).
     pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
-        self.events.subscribe()
+        self.first_subscriber
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Stops every watcher and poller and returns what was recorded. Bounded: well under 500 ms.
