@@ -175,9 +175,12 @@ EOF
 }
 
 # render_template SCRIPT TOKEN IN OUT -> runs the pod's render-config script as the init container
-# does (sh -c SCRIPT render-config IN OUT, token in $XIU_TOKEN); its exit status
+# does (sh -c SCRIPT render-config IN OUT TOKEN_FILE, the token in a file like the Secret volume's);
+# its exit status
 render_template() {
-  XIU_TOKEN=$2 sh -c "$(cat "$1")" render-config "$3" "$4" 2>>"$WORK/render.err"
+  local tf=$WORK/token.$$
+  printf '%s' "$2" >"$tf"
+  sh -c "$(cat "$1")" render-config "$3" "$4" "$tf" 2>>"$WORK/render.err"
 }
 
 # rewrite_config IN OUT RTMP HLS FLV API [PULL_PORT] -> every listener on the given port, the relay
@@ -328,7 +331,7 @@ xiu_config_check() {
   relay_token=relay$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   # The script must refuse what would break the RTMP query or the TOML string, and a short token.
   local bad
-  for bad in 'short' 'abcdefgh&ijklmnopq' 'abcdefgh"ijklmnopq' 'abcdefgh|ijklmnopq'; do
+  for bad in '' 'short' 'abcdefgh&ijklmnopq' 'abcdefgh"ijklmnopq' 'abcdefgh|ijklmnopq' $'abcdefgh\nijklmnopq'; do
     if render_template "$edge_sh" "$bad" "$edge_cfg" "$dir/bad.toml"; then
       fail "$label xiu-config" "render-config accepted the token '$bad'"; return
     fi
