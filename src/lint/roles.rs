@@ -291,6 +291,52 @@ pub fn resolve<'a>(set: &ObjectSet<'a>, near: &Obj<'_>, host: &str, port: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lint::load::parse_yaml;
+
+    const SET: &str = "
+kind: StatefulSet
+metadata: {name: origin, namespace: ns}
+spec:
+  replicas: 2
+  serviceName: origin-h
+  template:
+    metadata: {labels: {app: origin}}
+    spec: {containers: [{name: xiu, ports: [{containerPort: 8000}, {containerPort: 8081}]}]}
+---
+kind: Service
+metadata: {name: origin-h, namespace: ns}
+spec: {clusterIP: None, selector: {app: origin}, ports: [{port: 8000}]}
+---
+kind: Service
+metadata: {name: other, namespace: ns}
+spec: {selector: {app: nothing}, ports: [{port: 1935}]}
+";
+
+    fn target(host: &str, port: i64) -> String {
+        let docs = parse_yaml(std::path::Path::new("t.yaml"), SET).unwrap();
+        let set = ObjectSet::new(&docs);
+        let near = set.objects[0];
+        match resolve(&set, &near, host, port) {
+            Target::Outside => "outside".into(),
+            Target::Service(s) => format!("service {}", s.name),
+            Target::StatefulSetPod(s, i) => format!("pod {}-{i}", s.name),
+            Target::Unknown(why) => format!("unknown: {why}"),
+        }
+    }
+
+    #[test]
+    fn resolves_like_cluster_dns() {
+        assert_eq!(target("127.0.0.1", 1935), "outside");
+        assert_eq!(target("other", 1935), "service other");
+        assert_eq!(target("other.ns.svc.cluster.local", 1935), "service other");
+        assert!(target("other", 8080).contains("has no port 8080"));
+        assert_eq!(target("origin-1.origin-h", 8081), "pod origin-1");
+        assert_eq!(target("origin-0.origin-h.ns.svc", 8000), "pod origin-0");
+        assert!(target("origin-2.origin-h", 8000).contains("runs 2 replicas"));
+        assert!(target("origin-0.other", 8000).contains("not governed"));
+        assert!(target("origin-0.origin-h", 9999).contains("no container port 9999"));
+        assert!(target("nope", 80).contains("no Service \"nope\""));
+    }
 
     #[test]
     fn urls() {
