@@ -238,11 +238,12 @@ wait_listeners() {
   return 1
 }
 
-# wait_hls PORT SECONDS -> 0 when /live/check/check.m3u8 is a playlist with segments
+# wait_hls PORT SECONDS [STREAM] -> 0 when /live/STREAM/STREAM.m3u8 (default check) is a playlist
+# with segments
 wait_hls() {
-  local port=$1 secs=$2 i body=$WORK/m3u8.$$
+  local port=$1 secs=$2 stream=${3:-check} i body=$WORK/m3u8.$$
   for ((i = 0; i < secs; i++)); do
-    if [[ $(http_code "http://127.0.0.1:$port/live/check/check.m3u8" "$body") == 200 ]] \
+    if [[ $(http_code "http://127.0.0.1:$port/live/$stream/$stream.m3u8" "$body") == 200 ]] \
       && grep -q '^#EXTM3U' "$body" && grep -q '\.ts' "$body"; then
       return 0
     fi
@@ -258,6 +259,56 @@ stop_xiu() { # SIGINT (the only signal xiu handles), wait up to 5 s, then SIGKIL
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   return 1
+}
+
+# sidecar_args RENDERED count -> how many origins the rendered edge sidecar lists (--origin-api)
+# sidecar_args RENDERED APIS FLVS EDGE_FLV EDGE_RTMP EDGE_API EDGE_HLS LISTEN -> the rendered sidecar's
+# arguments after `sidecar`, one per line, with the i-th --origin-api/--origin-flv pointed at the
+# i-th loopback port of APIS/FLVS (comma-separated) and the edge and listen addresses at loopback
+sidecar_args() {
+  "$PY" - "$@" <<'EOF'
+import sys, yaml
+rendered = sys.argv[1]
+for d in yaml.safe_load_all(open(rendered)):
+    if not d or d.get("kind") != "Deployment":
+        continue
+    spec = d["spec"]["template"]["spec"]
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        words = (c.get("command") or []) + (c.get("args") or [])
+        if "sidecar" not in words or not any(w.rsplit("/", 1)[-1] == "xiuload" for w in words):
+            continue
+        args = words[words.index("sidecar") + 1:]
+        pairs, i = [], 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("--") and "=" in a:
+                pairs.append(tuple(a[2:].split("=", 1))); i += 1
+            elif a.startswith("--") and i + 1 < len(args):
+                pairs.append((a[2:], args[i + 1])); i += 2
+            else:
+                pairs.append((a, None)); i += 1
+        if sys.argv[2] == "count":
+            print(sum(1 for f, _ in pairs if f == "origin-api"))
+            sys.exit(0)
+        apis, flvs = sys.argv[2].split(","), sys.argv[3].split(",")
+        local = {"edge-flv": f"http://127.0.0.1:{sys.argv[4]}", "edge-rtmp": f"127.0.0.1:{sys.argv[5]}",
+                 "edge-api": f"http://127.0.0.1:{sys.argv[6]}", "edge-hls": f"http://127.0.0.1:{sys.argv[7]}",
+                 "listen": f"127.0.0.1:{sys.argv[8]}"}
+        seen = {"origin-api": 0, "origin-flv": 0}
+        for f, v in pairs:
+            if v is None:
+                print(f); continue
+            if f in seen:
+                ports = apis if f == "origin-api" else flvs
+                v = f"http://127.0.0.1:{ports[seen[f]]}"
+                seen[f] += 1
+            elif f in local:
+                v = local[f]
+            print(f"--{f}"); print(v)
+        sys.exit(0)
+print("no xiuload sidecar container in any Deployment", file=sys.stderr)
+sys.exit(1)
+EOF
 }
 
 # api_lists PORT STREAM -> 0 when xiu's API on PORT lists a publisher of live/STREAM
@@ -380,8 +431,54 @@ xiu_config_check() {
     elif ! refused "$label" "$ea" "$elog" check "rtmp://127.0.0.1:$ep/live/check?token=$publish_token"; then why="edge took a publisher with the PUBLISH token (only the relay token may publish there)"
     else steps+=("edge refuses publishers without the relay token"); fi
   fi
-  # 4. the relay (origin FLV -> edge RTMP with the relay token) makes the edge serve the stream
-  if [[ -z $why ]]; then
+  # 4. the relay: the real `xiuload sidecar` with the rendered arguments when the binary has the
+  # relay (--origin-flv), on as many loopback origins as the render lists; else ffmpeg doing what
+  # the sidecar does (origin HTTP-FLV -> edge RTMP with the relay token)
+  local sc_bin=${XIULOAD_SIDECAR_BIN:-${XIULOAD_BIN:-}} scpid="" extra_pids=() extra_pubs=()
+  if [[ -z $why ]] && [[ -n $sc_bin ]] && "$sc_bin" sidecar --help 2>/dev/null | grep -q -- '--origin-flv'; then
+    local n i apis=$oa flvs=$of last_api=$oa last_rtmp=$op hp
+    n=$(sidecar_args "$rendered" count)
+    if ((n < 1 || n > 4)); then why="the rendered sidecar lists $n origins (checked here: 1 to 4)"; fi
+    for ((i = 1; i < n && ${#why} == 0; i++)); do
+      local xp xh xf xa
+      read -r xp xh xf xa <<<"$(free_ports 4)"
+      mkdir -p "$dir/origin$i"
+      rewrite_config "$dir/origin/rendered.toml" "$dir/origin$i/xiu.toml" "$xp" "$xh" "$xf" "$xa"
+      start_xiu "origin$i" "$dir/origin$i" "$dir/origin$i/xiu.toml"; extra_pids+=("$XIU_PID")
+      if ! wait_listeners "$XIU_PID" "$xa" "$xp" "$xf"; then why="origin $i did not come up"; fi
+      apis+=",$xa"; flvs+=",$xf"; last_api=$xa; last_rtmp=$xp
+    done
+    if [[ -z $why ]]; then
+      # a second stream on the LAST origin: the sidecar must find it there
+      if ((n > 1)); then
+        test_publish last "rtmp://127.0.0.1:$last_rtmp/live/last?token=$publish_token" 40; extra_pubs+=("$PUB_PID")
+        wait_api_lists "$last_api" last 15 || why="origin $((n - 1)) never listed live/last"
+      fi
+      hp=$(free_ports 1)
+      local args=()
+      mapfile -t args < <(sidecar_args "$rendered" "$apis" "$flvs" "$ef" "$ep" "$ea" "$eh" "$hp")
+      XIU_RELAY_TOKEN=$relay_token "$sc_bin" sidecar "${args[@]}" >"$dir/sidecar.log" 2>&1 &
+      scpid=$!
+      PIDS+=("$scpid")
+    fi
+    local ready=0 streams="check"
+    ((n > 1)) && streams+=" last"
+    if [[ -z $why ]]; then
+      local st
+      for st in $streams; do
+        wait_api_lists "$ea" "$st" 30 || why="${why:+$why; }the sidecar never relayed live/$st into the edge: $(tail -2 "$dir/sidecar.log" | tr '\n' ' ')"
+      done
+    fi
+    if [[ -z $why ]]; then
+      for ((i = 0; i < 60; i++)); do [[ $(http_code "http://127.0.0.1:$hp/readyz") == 200 ]] && { ready=1; break; }; sleep 0.5; done
+      if ((ready == 0)); then why="sidecar /readyz never answered 200 with every origin stream relayed"
+      elif ! wait_hls "$eh" 20 "${streams##* }"; then why="edge served no HLS playlist for the relayed live/${streams##* }"
+      elif ! flv_bytes "$ef" check "$dir/edge.flv"; then why="edge served no HTTP-FLV of the relayed live/check"
+      elif [[ $(http_code "http://127.0.0.1:$hp/drain" "" 20) != 200 ]]; then why="GET /drain (the pods' preStop) did not answer 200 on an edge without viewers"
+      elif [[ $(http_code "http://127.0.0.1:$hp/readyz") == 200 ]]; then why="/readyz still 200 after /drain"
+      else steps+=("the rendered xiuload sidecar relayed $(echo "$streams" | wc -w) stream(s) from $n origin(s): edge HLS + FLV served, /readyz 200, /drain 200 then /readyz false"); fi
+    fi
+  elif [[ -z $why ]]; then
     timeout 40 ffmpeg -nostdin -hide_banner -loglevel error -i "http://127.0.0.1:$of/live/check.flv" \
       -c copy -f flv "rtmp://127.0.0.1:$ep/live/check?token=$relay_token" >"$dir/relay.log" 2>&1 &
     relay=$!
@@ -389,8 +486,12 @@ xiu_config_check() {
     if ! wait_api_lists "$ea" check 15; then why="edge never listed live/check relayed with the relay token: $(tail -2 "$dir/relay.log" | tr '\n' ' ')"
     elif ! wait_hls "$eh" 20; then why="edge took the relay but served no HLS playlist within 20 s"
     elif ! flv_bytes "$ef" check "$dir/edge.flv"; then why="edge took the relay but served no HTTP-FLV"
-    else steps+=("relayed stream served by the edge as HLS and FLV ($(stat -c %s "$dir/edge.flv") FLV bytes in 3 s)"); fi
+    else steps+=("relayed stream (ffmpeg standing in for a sidecar without --origin-flv) served by the edge as HLS and FLV ($(stat -c %s "$dir/edge.flv") FLV bytes in 3 s)"); fi
   fi
+  [[ -n $scpid ]] && { kill -TERM "$scpid" 2>/dev/null || true; wait "$scpid" 2>/dev/null || true; }
+  local xpid
+  for xpid in "${extra_pubs[@]}"; do kill -INT "$xpid" 2>/dev/null || true; wait "$xpid" 2>/dev/null || true; done
+  for xpid in "${extra_pids[@]}"; do stop_xiu "$xpid" || why="${why:+$why; }an extra origin did not exit within 5 s of SIGINT"; done
   if grep -q 'panicked' "$olog" "$elog"; then
     why="${why:+$why; }xiu panicked: $(grep -h -m1 'panicked' "$olog" "$elog" | head -1)"
   fi
