@@ -17,9 +17,12 @@
 #                        render-config init container script (which must refuse a bad token), then
 #                        started in a real xiu 0.14.0 on free loopback ports: the origin refuses a
 #                        publisher without the publish token and takes one with it; the edge refuses
-#                        publishers without the relay token (even with the publish token); a relay
-#                        (ffmpeg: origin HTTP-FLV -> edge RTMP with the relay token, what the sidecar
-#                        does) makes the edge serve HLS and HTTP-FLV; both exit on SIGINT
+#                        publishers without the relay token (even with the publish token); the
+#                        rendered `xiuload sidecar` args (binary: $XIULOAD_SIDECAR_BIN, else
+#                        $XIULOAD_BIN) run against as many loopback origins as the render lists and
+#                        relay a stream from each into the edge (HLS + HTTP-FLV served, /readyz 200,
+#                        /drain 200 then /readyz false); a binary without --origin-flv gets ffmpeg
+#                        doing the relay instead; every xiu exits on SIGINT
 #   fixtures             the prod and yandex-alb renders (placeholders replaced) equal
 #                        tests/fixtures/clean/*.yaml, the input of the linter's mutation tests
 #                        (DEPLOY_CHECKS_WRITE_FIXTURES=1 rewrites them)
