@@ -3,17 +3,29 @@
 #
 #   .ci/deploy-checks.sh                 # every check on every overlay
 #   .ci/deploy-checks.sh xiu-config      # only the named checks (any of: render kubernetes-validate
-#                                        #   checkov lint xiu-config seed)
+#                                        #   checkov lint xiu-config fixtures seed)
 #
 # Per overlay in deploy/overlays/*:
 #   render               kubectl kustomize renders it
 #   kubernetes-validate  --strict against the Kubernetes 1.33.0 schemas
 #   checkov              framework kubernetes, no failed check (skips only via annotated reasons)
-#   lint                 `$XIULOAD_BIN lint <rendered>` exits 0 (only when XIULOAD_BIN is set);
-#                        demo-memory-hpa must instead be flagged with exactly hpa-target-too-low
-#   xiu-config           the rendered origin + edge TOML start in a real xiu 0.14.0 on free loopback
-#                        ports; a test stream published to the origin is served as HLS by the origin
-#                        and, after an HTTP-FLV request made the edge pull it, by the edge too
+#   lint                 `$XIULOAD_BIN lint <rendered>` (only when XIULOAD_BIN is set) flags exactly
+#                        cidr-placeholder as shipped (the CIDRs are the operator's to set), and exits
+#                        0 once the placeholder CIDRs are replaced by private ones (what an operator
+#                        does); demo-memory-hpa must then be flagged with exactly hpa-target-too-low
+#   xiu-config           each rendered origin + edge xiu config TEMPLATE is filled in by the pod's own
+#                        render-config init container script (which must refuse a bad token), then
+#                        started in a real xiu 0.14.0 on free loopback ports: the origin refuses a
+#                        publisher without the publish token and takes one with it; the edge refuses
+#                        publishers without the relay token (even with the publish token); the
+#                        rendered `xiuload sidecar` args (binary: $XIULOAD_SIDECAR_BIN, else
+#                        $XIULOAD_BIN) run against as many loopback origins as the render lists and
+#                        relay a stream from each into the edge (HLS + HTTP-FLV served, /readyz 200,
+#                        /drain 200 then /readyz false); a binary without --origin-flv gets ffmpeg
+#                        doing the relay instead; every xiu exits on SIGINT
+#   fixtures             the prod and yandex-alb renders (placeholders replaced) equal
+#                        tests/fixtures/clean/*.yaml, the input of the linter's mutation tests
+#                        (DEPLOY_CHECKS_WRITE_FIXTURES=1 rewrites them)
 # Plus `seed`: the seed manifests in tests/fixtures/seed must be REJECTED (its xiu config must not
 # start, checkov must find failures, xiuload lint - if set - must fail).
 #
@@ -31,7 +43,7 @@ K8S_VERSION=1.33.0
 KV_PIN="kubernetes-validate==1.37.0"
 CHECKOV_PIN="checkov==3.3.30"
 
-ALL_CHECKS=(render kubernetes-validate checkov lint xiu-config seed)
+ALL_CHECKS=(render kubernetes-validate checkov lint xiu-config fixtures seed)
 if (($# > 0)); then CHECKS=("$@"); else CHECKS=("${ALL_CHECKS[@]}"); fi
 for c in "${CHECKS[@]}"; do
   case " ${ALL_CHECKS[*]} " in *" $c "*) ;; *) echo "unknown check: $c (known: ${ALL_CHECKS[*]})" >&2; exit 2 ;; esac
@@ -117,16 +129,32 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
-# extract_configs RENDERED OUTDIR -> writes OUTDIR/<n>.toml for every *.toml key of every ConfigMap,
-# prints "<role> <file> <configmap>/<key>" per config (role: edge if it has [rtmp.pull] enabled, else origin)
+# extract_configs RENDERED OUTDIR -> writes OUTDIR/<n>-<role>.toml for every *.toml key of every
+# ConfigMap and, when a workload renders that ConfigMap through a `render-config` init container,
+# that container's script to OUTDIR/<n>-<role>.render.sh. Prints "<role> <file> <configmap>/<key>
+# <script or ->" per config. role: the ConfigMap's `component` label (origin/edge); without one,
+# edge if it has [rtmp.pull] enabled (the seed's shape), else origin.
 extract_configs() {
   "$PY" - "$1" "$2" <<'EOF'
 import sys, tomllib, yaml
 rendered, out = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+# ConfigMap name -> render-config script of the workload that mounts it
+scripts = {}
+for d in docs:
+    spec = (((d.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    vols = {v["name"]: (v.get("configMap") or {}).get("name") for v in spec.get("volumes") or []}
+    for c in spec.get("initContainers") or []:
+        if c.get("name") != "render-config":
+            continue
+        for m in c.get("volumeMounts") or []:
+            if vols.get(m["name"]):
+                scripts[vols[m["name"]]] = c["command"][2]
 n = 0
-for doc in yaml.safe_load_all(open(rendered)):
-    if not doc or doc.get("kind") != "ConfigMap":
+for doc in docs:
+    if doc.get("kind") != "ConfigMap":
         continue
+    name = doc["metadata"]["name"]
     for key, text in (doc.get("data") or {}).items():
         if not key.endswith(".toml"):
             continue
@@ -134,13 +162,28 @@ for doc in yaml.safe_load_all(open(rendered)):
             cfg = tomllib.loads(text)
         except Exception as e:  # still started in xiu below: xiu's verdict is what counts
             cfg = {}
-        pull = (cfg.get("rtmp") or {}).get("pull") or {}
-        role = "edge" if pull.get("enabled") else "origin"
+        role = ((doc["metadata"].get("labels") or {}).get("component"))
+        if role not in ("origin", "edge"):
+            pull = (cfg.get("rtmp") or {}).get("pull") or {}
+            role = "edge" if pull.get("enabled") else "origin"
         n += 1
         path = f"{out}/{n}-{role}.toml"
         open(path, "w").write(text)
-        print(role, path, f"{doc['metadata']['name']}/{key}")
+        script = "-"
+        if name in scripts:
+            script = f"{out}/{n}-{role}.render.sh"
+            open(script, "w").write(scripts[name])
+        print(role, path, f"{name}/{key}", script)
 EOF
+}
+
+# render_template SCRIPT TOKEN IN OUT -> runs the pod's render-config script as the init container
+# does (sh -c SCRIPT render-config IN OUT TOKEN_FILE, the token in a file like the Secret volume's);
+# its exit status
+render_template() {
+  local tf=$WORK/token.$$
+  printf '%s' "$2" >"$tf"
+  sh -c "$(cat "$1")" render-config "$3" "$4" "$tf" 2>>"$WORK/render.err"
 }
 
 # rewrite_config IN OUT RTMP HLS FLV API [PULL_PORT] -> every listener on the given port, the relay
@@ -198,11 +241,12 @@ wait_listeners() {
   return 1
 }
 
-# wait_hls PORT SECONDS -> 0 when /live/check/check.m3u8 is a playlist with segments
+# wait_hls PORT SECONDS [STREAM] -> 0 when /live/STREAM/STREAM.m3u8 (default check) is a playlist
+# with segments
 wait_hls() {
-  local port=$1 secs=$2 i body=$WORK/m3u8.$$
+  local port=$1 secs=$2 stream=${3:-check} i body=$WORK/m3u8.$$
   for ((i = 0; i < secs; i++)); do
-    if [[ $(http_code "http://127.0.0.1:$port/live/check/check.m3u8" "$body") == 200 ]] \
+    if [[ $(http_code "http://127.0.0.1:$port/live/$stream/$stream.m3u8" "$body") == 200 ]] \
       && grep -q '^#EXTM3U' "$body" && grep -q '\.ts' "$body"; then
       return 0
     fi
@@ -220,83 +264,252 @@ stop_xiu() { # SIGINT (the only signal xiu handles), wait up to 5 s, then SIGKIL
   return 1
 }
 
-# xiu_config_check LABEL RENDERED -> runs origin + edge of one rendered overlay
+# sidecar_args RENDERED count -> how many origins the rendered edge sidecar lists (--origin-api)
+# sidecar_args RENDERED APIS FLVS EDGE_FLV EDGE_RTMP EDGE_API EDGE_HLS LISTEN -> the rendered sidecar's
+# arguments after `sidecar`, one per line, with the i-th --origin-api/--origin-flv pointed at the
+# i-th loopback port of APIS/FLVS (comma-separated) and the edge and listen addresses at loopback
+sidecar_args() {
+  "$PY" - "$@" <<'EOF'
+import sys, yaml
+rendered = sys.argv[1]
+for d in yaml.safe_load_all(open(rendered)):
+    if not d or d.get("kind") != "Deployment":
+        continue
+    spec = d["spec"]["template"]["spec"]
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        words = (c.get("command") or []) + (c.get("args") or [])
+        if "sidecar" not in words or not any(w.rsplit("/", 1)[-1] == "xiuload" for w in words):
+            continue
+        args = words[words.index("sidecar") + 1:]
+        pairs, i = [], 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("--") and "=" in a:
+                pairs.append(tuple(a[2:].split("=", 1))); i += 1
+            elif a.startswith("--") and i + 1 < len(args):
+                pairs.append((a[2:], args[i + 1])); i += 2
+            else:
+                pairs.append((a, None)); i += 1
+        if sys.argv[2] == "count":
+            print(sum(1 for f, _ in pairs if f == "origin-api"))
+            sys.exit(0)
+        apis, flvs = sys.argv[2].split(","), sys.argv[3].split(",")
+        local = {"edge-flv": f"http://127.0.0.1:{sys.argv[4]}", "edge-rtmp": f"127.0.0.1:{sys.argv[5]}",
+                 "edge-api": f"http://127.0.0.1:{sys.argv[6]}", "edge-hls": f"http://127.0.0.1:{sys.argv[7]}",
+                 "listen": f"127.0.0.1:{sys.argv[8]}"}
+        seen = {"origin-api": 0, "origin-flv": 0}
+        for f, v in pairs:
+            if v is None:
+                print(f); continue
+            if f in seen:
+                ports = apis if f == "origin-api" else flvs
+                v = f"http://127.0.0.1:{ports[seen[f]]}"
+                seen[f] += 1
+            elif f in local:
+                v = local[f]
+            print(f"--{f}"); print(v)
+        sys.exit(0)
+print("no xiuload sidecar container in any Deployment", file=sys.stderr)
+sys.exit(1)
+EOF
+}
+
+# api_lists PORT STREAM -> 0 when xiu's API on PORT lists a publisher of live/STREAM
+api_lists() {
+  curl -s --max-time 2 "http://127.0.0.1:$1/api/query_whole_streams?top=100" 2>/dev/null \
+    | grep -q "\"stream_name\":\"$2\""
+}
+
+# wait_api_lists PORT STREAM SECONDS
+wait_api_lists() {
+  local i
+  for ((i = 0; i < $3 * 2; i++)); do api_lists "$1" "$2" && return 0; sleep 0.5; done
+  return 1
+}
+
+# test_publish NAME URL SECONDS -> publishes a short test stream in the background (sets PUB_PID)
+test_publish() {
+  timeout $(($3 + 20)) ffmpeg -nostdin -hide_banner -loglevel error -re \
+    -f lavfi -i testsrc=size=640x360:rate=25 -f lavfi -i sine \
+    -c:v libx264 -preset veryfast -g 50 -c:a aac -t "$3" \
+    -f flv "$2" >"$WORK/ffmpeg-$1.log" 2>&1 &
+  PUB_PID=$!
+  PIDS+=("$PUB_PID")
+}
+
+# refused LABEL API_PORT LOG STREAM URL -> 0 when xiu refused a publish of STREAM to URL: the publisher
+# ends on its own, xiu logged an auth error for it and never listed the stream
+refused() {
+  local api=$2 log=$3 stream=$4 url=$5 i listed=0
+  test_publish "$1-$stream" "$url" 4
+  for ((i = 0; i < 40; i++)); do
+    api_lists "$api" "$stream" && listed=1
+    kill -0 "$PUB_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  kill -INT "$PUB_PID" 2>/dev/null || true
+  wait "$PUB_PID" 2>/dev/null || true
+  ((listed == 0)) && grep -q "Auth error stream_name: $stream" "$log"
+}
+
+# flv_bytes PORT STREAM OUT -> 0 when 3 s of HTTP-FLV of live/STREAM start with an FLV header
+flv_bytes() {
+  curl -s --max-time 3 -o "$3" "http://127.0.0.1:$1/live/$2.flv" 2>/dev/null || true
+  [[ -s $3 ]] && [[ $(head -c 3 "$3") == FLV ]]
+}
+
+# xiu_config_check LABEL RENDERED -> renders and runs origin + edge of one rendered overlay
 xiu_config_check() {
   local label=$1 rendered=$2 dir=$WORK/xiu-$1
   mkdir -p "$dir"
   if ((XIU_OK == 0)); then fail "$label xiu-config" "xiu binary not found at $XIU_BIN"; return; fi
-  local roles origin_cfg="" edge_cfg="" extra=""
+  local roles origin_cfg="" edge_cfg="" origin_sh="" edge_sh="" extra=""
   roles=$(extract_configs "$rendered" "$dir")
-  while read -r role file ref; do
+  while read -r role file ref script; do
     [[ -n $role ]] || continue
-    if [[ $role == origin && -z $origin_cfg ]]; then origin_cfg=$file; elif [[ $role == edge && -z $edge_cfg ]]; then edge_cfg=$file; else extra+=" $ref"; fi
+    if [[ $role == origin && -z $origin_cfg ]]; then origin_cfg=$file; origin_sh=$script
+    elif [[ $role == edge && -z $edge_cfg ]]; then edge_cfg=$file; edge_sh=$script
+    else extra+=" $ref"; fi
   done <<<"$roles"
   if [[ -z $origin_cfg || -z $edge_cfg || -n $extra ]]; then
     fail "$label xiu-config" "expected exactly one origin and one edge xiu config, got: $(echo "$roles" | awk '{print $1"="$3}' | xargs)"
     return
   fi
-  local ports op oh of oa ep eh ef ea
-  read -r op oh of oa ep eh ef ea <<<"$(free_ports 8)"
+  if [[ $origin_sh == - || $edge_sh == - ]]; then
+    fail "$label xiu-config" "origin and edge must both fill their config template in a render-config init container (origin: $origin_sh, edge: $edge_sh)"
+    return
+  fi
+  # Tokens as an operator would make them (openssl rand -hex 32 gives 64 hex characters).
+  local publish_token relay_token
+  publish_token=publish$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+  relay_token=relay$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+  # The script must refuse what would break the RTMP query or the TOML string, and a short token.
+  local bad
+  for bad in '' 'short' 'abcdefgh&ijklmnopq' 'abcdefgh"ijklmnopq' 'abcdefgh|ijklmnopq' $'abcdefgh\nijklmnopq'; do
+    if render_template "$edge_sh" "$bad" "$edge_cfg" "$dir/bad.toml"; then
+      fail "$label xiu-config" "render-config accepted the token '$bad'"; return
+    fi
+  done
   mkdir -p "$dir/origin" "$dir/edge"
-  rewrite_config "$origin_cfg" "$dir/origin/xiu.toml" "$op" "$oh" "$of" "$oa"
-  rewrite_config "$edge_cfg" "$dir/edge/xiu.toml" "$ep" "$eh" "$ef" "$ea" "$op"
+  if ! render_template "$origin_sh" "$publish_token" "$origin_cfg" "$dir/origin/rendered.toml" \
+    || ! render_template "$edge_sh" "$relay_token" "$edge_cfg" "$dir/edge/rendered.toml"; then
+    fail "$label xiu-config" "render-config failed: $(tail -2 "$WORK/render.err" | tr '\n' ' ')"; return
+  fi
+  local op oh of oa ep eh ef ea
+  read -r op oh of oa ep eh ef ea <<<"$(free_ports 8)"
+  rewrite_config "$dir/origin/rendered.toml" "$dir/origin/xiu.toml" "$op" "$oh" "$of" "$oa"
+  rewrite_config "$dir/edge/rendered.toml" "$dir/edge/xiu.toml" "$ep" "$eh" "$ef" "$ea"
 
-  local opid epid fpid="" sub=""
+  local opid epid relay="" olog=$dir/origin/origin.log elog=$dir/edge/edge.log
   start_xiu origin "$dir/origin" "$dir/origin/xiu.toml"; opid=$XIU_PID
-  if ! wait_listeners "$opid" "$oa" "$op" "$oh" "$of"; then
-    fail "$label xiu-config" "origin did not come up (API $oa, rtmp $op, hls $oh, flv $of): $(tail -3 "$dir/origin/origin.log" | tr '\n' ' ')"
+  # the origin runs no HLS (nobody can reach it there): its HLS port must stay closed
+  if ! wait_listeners "$opid" "$oa" "$op" "$of"; then
+    fail "$label xiu-config" "origin did not come up (API $oa, rtmp $op, flv $of): $(tail -3 "$olog" | tr '\n' ' ')"
     stop_xiu "$opid" || true; return
   fi
   start_xiu edge "$dir/edge" "$dir/edge/xiu.toml"; epid=$XIU_PID
   if ! wait_listeners "$epid" "$ea" "$ep" "$eh" "$ef"; then
-    fail "$label xiu-config" "edge did not come up: $(tail -3 "$dir/edge/edge.log" | tr '\n' ' ')"
+    fail "$label xiu-config" "edge did not come up: $(tail -3 "$elog" | tr '\n' ' ')"
     stop_xiu "$epid" || true; stop_xiu "$opid" || true; return
   fi
 
-  # a 40 s test stream (H.264 + AAC, keyframe every 2 s = the 2 s HLS fragment)
-  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -re \
-    -f lavfi -i testsrc=size=640x360:rate=25 -f lavfi -i sine \
-    -c:v libx264 -preset veryfast -g 50 -c:a aac -t 40 \
-    -f flv "rtmp://127.0.0.1:$op/live/check" >"$dir/ffmpeg.log" 2>&1 &
-  fpid=$!
-  PIDS+=("$fpid")
-
-  local result="" why=""
-  if ! wait_hls "$oh" 20; then
-    why="origin served no HLS playlist for live/check within 20 s"
-  else
-    # Edge: the first HTTP-FLV request only triggers the pull (empty body); retry until media flows.
-    local i got=0 flv=$dir/edge.flv
-    for ((i = 0; i < 10; i++)); do
-      curl -s --max-time 3 -o "$flv" "http://127.0.0.1:$ef/live/check.flv" 2>/dev/null || true
-      if [[ -s $flv ]] && [[ $(head -c 3 "$flv") == FLV ]]; then got=1; break; fi
-      sleep 1
+  local why="" steps=()
+  if tcp_open "$oh"; then why="origin listens on its HLS port $oh although its HLS is off"; fi
+  # 1. strangers cannot publish to the origin
+  if [[ -z $why ]]; then
+    if refused "$label" "$oa" "$olog" stranger "rtmp://127.0.0.1:$op/live/stranger"; then steps+=("origin refuses a publisher without token")
+    else why="origin did not refuse a publisher without the publish token"; fi
+  fi
+  # 2. a publisher with the token is taken and served over HTTP-FLV (what the relays pull)
+  local fpid=""
+  if [[ -z $why ]]; then
+    test_publish check "rtmp://127.0.0.1:$op/live/check?token=$publish_token" 40; fpid=$PUB_PID
+    if ! wait_api_lists "$oa" check 15; then why="origin never listed live/check published with the publish token"
+    elif ! flv_bytes "$of" check "$dir/origin.flv"; then why="origin did not serve live/check over HTTP-FLV"
+    else steps+=("origin takes the token and serves FLV"); fi
+  fi
+  # 3. edges refuse publishers: no token, and the users' publish token either
+  if [[ -z $why ]]; then
+    if ! refused "$label" "$ea" "$elog" stranger "rtmp://127.0.0.1:$ep/live/stranger"; then why="edge did not refuse a publisher without token"
+    elif ! refused "$label" "$ea" "$elog" check "rtmp://127.0.0.1:$ep/live/check?token=$publish_token"; then why="edge took a publisher with the PUBLISH token (only the relay token may publish there)"
+    else steps+=("edge refuses publishers without the relay token"); fi
+  fi
+  # 4. the relay: the real `xiuload sidecar` with the rendered arguments when the binary has the
+  # relay (--origin-flv), on as many loopback origins as the render lists; else ffmpeg doing what
+  # the sidecar does (origin HTTP-FLV -> edge RTMP with the relay token)
+  local sc_bin=${XIULOAD_SIDECAR_BIN:-${XIULOAD_BIN:-}} scpid="" extra_pids=() extra_pubs=()
+  if [[ -z $why ]] && [[ -n $sc_bin ]] && "$sc_bin" sidecar --help 2>/dev/null | grep -q -- '--origin-flv'; then
+    local n i apis=$oa flvs=$of last_api=$oa last_rtmp=$op hp
+    n=$(sidecar_args "$rendered" count)
+    if ((n < 1 || n > 4)); then why="the rendered sidecar lists $n origins (checked here: 1 to 4)"; fi
+    for ((i = 1; i < n && ${#why} == 0; i++)); do
+      local xp xh xf xa
+      read -r xp xh xf xa <<<"$(free_ports 4)"
+      mkdir -p "$dir/origin$i"
+      rewrite_config "$dir/origin/rendered.toml" "$dir/origin$i/xiu.toml" "$xp" "$xh" "$xf" "$xa"
+      start_xiu "origin$i" "$dir/origin$i" "$dir/origin$i/xiu.toml"; extra_pids+=("$XIU_PID")
+      if ! wait_listeners "$XIU_PID" "$xa" "$xp" "$xf"; then why="origin $i did not come up"; fi
+      apis+=",$xa"; flvs+=",$xf"; last_api=$xa; last_rtmp=$xp
     done
-    if ((got == 0)); then
-      why="edge never served live/check over HTTP-FLV (relay pull from the origin failed)"
-    else
-      # keep one subscriber on the edge (what the sidecar does in the cluster) while HLS is checked
-      curl -s --max-time 25 -o /dev/null "http://127.0.0.1:$ef/live/check.flv" 2>/dev/null &
-      sub=$!
-      PIDS+=("$sub")
-      if wait_hls "$eh" 20; then
-        result="origin+edge up, origin HLS ok, edge pulled ($(stat -c %s "$flv") FLV bytes in 3 s), edge HLS ok"
-      else
-        why="edge pulled the stream but served no HLS playlist within 20 s"
+    if [[ -z $why ]]; then
+      # a second stream on the LAST origin: the sidecar must find it there
+      if ((n > 1)); then
+        test_publish last "rtmp://127.0.0.1:$last_rtmp/live/last?token=$publish_token" 40; extra_pubs+=("$PUB_PID")
+        wait_api_lists "$last_api" last 15 || why="origin $((n - 1)) never listed live/last"
       fi
+      hp=$(free_ports 1)
+      local args=()
+      mapfile -t args < <(sidecar_args "$rendered" "$apis" "$flvs" "$ef" "$ep" "$ea" "$eh" "$hp")
+      XIU_RELAY_TOKEN=$relay_token "$sc_bin" sidecar "${args[@]}" >"$dir/sidecar.log" 2>&1 &
+      scpid=$!
+      PIDS+=("$scpid")
     fi
+    local ready=0 streams="check"
+    ((n > 1)) && streams+=" last"
+    if [[ -z $why ]]; then
+      local st
+      for st in $streams; do
+        wait_api_lists "$ea" "$st" 30 || why="${why:+$why; }the sidecar never relayed live/$st into the edge: $(tail -2 "$dir/sidecar.log" | tr '\n' ' ')"
+      done
+    fi
+    if [[ -z $why ]]; then
+      for ((i = 0; i < 60; i++)); do [[ $(http_code "http://127.0.0.1:$hp/readyz") == 200 ]] && { ready=1; break; }; sleep 0.5; done
+      if ((ready == 0)); then why="sidecar /readyz never answered 200 with every origin stream relayed"
+      elif ! wait_hls "$eh" 20 "${streams##* }"; then why="edge served no HLS playlist for the relayed live/${streams##* }"
+      elif ! flv_bytes "$ef" check "$dir/edge.flv"; then why="edge served no HTTP-FLV of the relayed live/check"
+      elif [[ $(http_code "http://127.0.0.1:$hp/drain" "" 20) != 200 ]]; then why="GET /drain (the pods' preStop) did not answer 200 on an edge without viewers"
+      elif [[ $(http_code "http://127.0.0.1:$hp/readyz") == 200 ]]; then why="/readyz still 200 after /drain"
+      else steps+=("the rendered xiuload sidecar relayed $(echo "$streams" | wc -w) stream(s) from $n origin(s): edge HLS + FLV served, /readyz 200, /drain 200 then /readyz false"); fi
+    fi
+  elif [[ -z $why ]]; then
+    timeout 40 ffmpeg -nostdin -hide_banner -loglevel error -i "http://127.0.0.1:$of/live/check.flv" \
+      -c copy -f flv "rtmp://127.0.0.1:$ep/live/check?token=$relay_token" >"$dir/relay.log" 2>&1 &
+    relay=$!
+    PIDS+=("$relay")
+    if ! wait_api_lists "$ea" check 15; then why="edge never listed live/check relayed with the relay token: $(tail -2 "$dir/relay.log" | tr '\n' ' ')"
+    elif ! wait_hls "$eh" 20; then why="edge took the relay but served no HLS playlist within 20 s"
+    elif ! flv_bytes "$ef" check "$dir/edge.flv"; then why="edge took the relay but served no HTTP-FLV"
+    else steps+=("relayed stream (ffmpeg standing in for a sidecar without --origin-flv) served by the edge as HLS and FLV ($(stat -c %s "$dir/edge.flv") FLV bytes in 3 s)"); fi
   fi
-  if grep -q 'panicked' "$dir/origin/origin.log" "$dir/edge/edge.log"; then
-    why="${why:+$why; }xiu panicked: $(grep -h -m1 'panicked' "$dir/origin/origin.log" "$dir/edge/edge.log" | head -1)"
+  [[ -n $scpid ]] && { kill -TERM "$scpid" 2>/dev/null || true; wait "$scpid" 2>/dev/null || true; }
+  local xpid
+  for xpid in "${extra_pubs[@]}"; do kill -INT "$xpid" 2>/dev/null || true; wait "$xpid" 2>/dev/null || true; done
+  for xpid in "${extra_pids[@]}"; do stop_xiu "$xpid" || why="${why:+$why; }an extra origin did not exit within 5 s of SIGINT"; done
+  if grep -q 'panicked' "$olog" "$elog"; then
+    why="${why:+$why; }xiu panicked: $(grep -h -m1 'panicked' "$olog" "$elog" | head -1)"
   fi
-  [[ -n $sub ]] && kill "$sub" 2>/dev/null || true
-  kill -INT "$fpid" 2>/dev/null || true
+  [[ -n $relay ]] && kill -INT "$relay" 2>/dev/null || true
+  [[ -n $fpid ]] && kill -INT "$fpid" 2>/dev/null || true
   local stopped=1
   stop_xiu "$epid" || stopped=0
   stop_xiu "$opid" || stopped=0
-  wait "$fpid" 2>/dev/null || true
+  [[ -n $relay ]] && { wait "$relay" 2>/dev/null || true; }
+  [[ -n $fpid ]] && { wait "$fpid" 2>/dev/null || true; }
   ((stopped)) || why="${why:+$why; }xiu did not exit within 5 s of SIGINT"
-  if [[ -z $why ]]; then pass "$label xiu-config" "$result, both exited on SIGINT"; else fail "$label xiu-config" "$why"; fi
+  if [[ -z $why ]]; then
+    local IFS=';'
+    pass "$label xiu-config" "render-config refuses bad tokens; ${steps[*]}; both exited on SIGINT"
+  else fail "$label xiu-config" "$why"; fi
 }
 
 # checkov_run FILE -> sets CK_SUMMARY ("passed P, failed F, skipped S") and CK_FAILED (ids); returns F
@@ -315,8 +528,30 @@ checkov_run() {
   return $((f > 254 ? 254 : f))
 }
 
-LINT_RULES="service-selector-no-match pdb-selector-no-match service-target-port-unknown ingress-backend-port-unknown probe-port-unknown hpa-target-missing hpa-resource-without-request hpa-min-gt-max hpa-target-too-low rollout-can-take-all-down no-readiness-probe ingress-tls-host-without-rule rtmp-through-http-ingress xiu-config-invalid xiu-config-hls-no-s3 xiu-edge-no-relay"
-lint_rules_in() { local r found=""; for r in $LINT_RULES; do grep -q -- "$r" "$1" && found+=" $r"; done; echo "${found# }"; }
+# lint_rules_in LINT_OUTPUT -> the distinct rule ids of its findings ("error[rule]" / "warning[rule]"), sorted
+lint_rules_in() { { grep -oE '(error|warning)\[[a-z0-9-]+\]' "$1" || true; } | sed -E 's/.*\[(.*)\]/\1/' | sort -u | xargs; }
+
+# The documentation ranges (RFC 5737) deploy/ uses as CIDR placeholders, and the private ranges an
+# operator's values stand in for here: publishers, control plane, ALB/node subnets.
+fill_placeholders() {
+  sed -e 's|192\.0\.2\.0/24|10.20.0.0/24|g' -e 's|198\.51\.100\.0/24|10.21.0.0/24|g' \
+    -e 's|203\.0\.113\.0/24|10.22.0.0/24|g' "$1"
+}
+
+# lint_expect LABEL FILE EXPECTED_RULES -> runs xiuload lint on FILE; passes when the distinct rule
+# ids found are exactly EXPECTED_RULES (space-separated, sorted; "" = no finding and exit 0)
+lint_expect() {
+  local label=$1 file=$2 want=$3 out=$WORK/lint.$$ rc=0 rules
+  timeout 60 "$XIULOAD_BIN" lint "$file" >"$out" 2>&1 || rc=$?
+  rules=$(lint_rules_in "$out")
+  if [[ -z $want ]] && ((rc == 0)) && [[ -z $rules ]]; then
+    pass "$label" "xiuload lint: exit 0"
+  elif [[ -n $want ]] && ((rc == 1)) && [[ $rules == "$want" ]]; then
+    pass "$label" "xiuload lint flags exactly: $rules (expected, exit $rc)"
+  else
+    fail "$label" "expected ${want:-no finding}, got exit $rc, rules: ${rules:-none}: $(grep -E '(error|warning)\[' "$out" | head -4 | tr '\n' ' ')"
+  fi
+}
 
 # ------------------------------------------------------------------------------------------------
 # overlays
@@ -353,27 +588,32 @@ for ov in "${OVERLAYS[@]}"; do
   fi
 
   if want lint && [[ -n ${XIULOAD_BIN:-} ]]; then
-    lout=$WORK/$ov.lint
-    rc=0
-    timeout 60 "$XIULOAD_BIN" lint "$rendered" >"$lout" 2>&1 || rc=$?
-    if [[ $ov == demo-memory-hpa ]]; then
-      # the seed's 1 % memory target is kept on purpose here: lint must flag it, and only it
-      rules=$(lint_rules_in "$lout")
-      if ((rc != 0)) && [[ $rules == hpa-target-too-low ]]; then
-        pass "$ov lint" "xiuload lint flags exactly hpa-target-too-low (expected for this demo, exit $rc)"
-      else
-        fail "$ov lint" "expected a non-zero exit with only hpa-target-too-low, got exit $rc, rules: ${rules:-none}"
-      fi
-    elif ((rc == 0)); then
-      pass "$ov lint" "xiuload lint: exit 0"
-    else
-      fail "$ov lint" "xiuload lint exit $rc: $(lint_rules_in "$lout") $(head -5 "$lout" | tr '\n' ' ')"
-    fi
+    # As shipped, the CIDRs are placeholders: lint must say so (and nothing else); with the
+    # placeholders replaced, as an operator does, the overlay must be clean - except the demo's
+    # 1 % memory target, kept on purpose and flagged with exactly hpa-target-too-low.
+    extra=""
+    [[ $ov == demo-memory-hpa ]] && extra=hpa-target-too-low
+    lint_expect "$ov lint (as shipped)" "$rendered" "$(echo cidr-placeholder $extra | xargs -n1 | sort | xargs)"
+    fill_placeholders "$rendered" >"$WORK/$ov.filled.yaml"
+    lint_expect "$ov lint (CIDRs set)" "$WORK/$ov.filled.yaml" "$extra"
   elif want lint; then
     echo "SKIP $ov lint: XIULOAD_BIN is not set"
   fi
 
   if want xiu-config; then xiu_config_check "$ov" "$rendered"; fi
+
+  fixture=$ROOT/tests/fixtures/clean/$ov.yaml
+  if want fixtures && [[ $ov == prod || $ov == yandex-alb ]]; then
+    fill_placeholders "$rendered" >"$WORK/$ov.fixture.yaml"
+    if [[ ${DEPLOY_CHECKS_WRITE_FIXTURES:-0} == 1 ]]; then
+      cp "$WORK/$ov.fixture.yaml" "$fixture"
+      pass "$ov fixtures" "wrote ${fixture#"$ROOT"/}"
+    elif cmp -s "$WORK/$ov.fixture.yaml" "$fixture"; then
+      pass "$ov fixtures" "${fixture#"$ROOT"/} is the current render"
+    else
+      fail "$ov fixtures" "${fixture#"$ROOT"/} differs from the current render (DEPLOY_CHECKS_WRITE_FIXTURES=1 .ci/deploy-checks.sh fixtures rewrites it)"
+    fi
+  fi
 done
 
 # ------------------------------------------------------------------------------------------------

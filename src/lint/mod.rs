@@ -8,6 +8,7 @@
 mod finding;
 mod load;
 mod objects;
+mod roles;
 mod rules;
 mod skip;
 mod xiu_config;

@@ -140,7 +140,38 @@ pub struct XiuConfig {
     pub pulls: bool,
     /// Addresses of enabled `[[rtmp.push]]` entries.
     pub push_addresses: Vec<String>,
+    /// Where xiu connects to relay streams: the enabled `[rtmp.pull]` and `[[rtmp.push]]`
+    /// entries, as (field path, address, port).
+    pub relay_targets: Vec<(String, String, i64)>,
+    /// The TCP listeners xiu opens (HTTP API included, always on).
+    pub listeners: Vec<Listener>,
+    /// RTMP publishing needs a token: `[rtmp.auth] push_enabled = true` and a non-empty secret
+    /// for the algorithm (`simple`: push_password, else password; `md5`: key).
+    pub publish_needs_token: bool,
 }
+
+/// One listener of a xiu config: the table that opens it and its port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// `rtmp`, `hls`, `httpflv` or `httpapi`: also the conventional container port names
+    /// (`api` for `httpapi`).
+    pub table: &'static str,
+    pub port: i64,
+    pub enabled: bool,
+}
+
+impl Listener {
+    /// The container port name deploy/ (and the seed) give this listener.
+    pub fn port_name(&self) -> &'static str {
+        match self.table {
+            "httpapi" => "api",
+            t => t,
+        }
+    }
+}
+
+/// xiu's API port when `[httpapi]` is absent.
+const DEFAULT_API_PORT: i64 = 8000;
 
 /// Heuristic: a `.toml` key with one of xiu's protocol tables. Works on
 /// broken TOML too, so syntax errors in xiu configs are still reported.
@@ -179,11 +210,68 @@ pub fn analyze(text: &str) -> XiuConfig {
         .filter(|p| p.get("enabled").and_then(Value::as_bool) == Some(true))
         .filter_map(|p| p.get("address").and_then(Value::as_str).map(String::from))
         .collect();
+    let mut relay_targets = Vec::new();
+    if is_true(&["rtmp", "pull", "enabled"])
+        && let (Some(a), Some(p)) = (
+            get(&["rtmp", "pull", "address"]).and_then(Value::as_str),
+            get(&["rtmp", "pull", "port"]).and_then(Value::as_integer),
+        )
+    {
+        relay_targets.push(("[rtmp.pull]".to_string(), a.to_string(), p));
+    }
+    for (i, p) in get(&["rtmp", "push"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if p.get("enabled").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        if let (Some(a), Some(port)) = (
+            p.get("address").and_then(Value::as_str),
+            p.get("port").and_then(Value::as_integer),
+        ) {
+            relay_targets.push((format!("[[rtmp.push]] #{}", i + 1), a.to_string(), port));
+        }
+    }
+    let mut listeners = Vec::new();
+    for table in ["rtmp", "hls", "httpflv"] {
+        if let Some(port) = get(&[table, "port"]).and_then(Value::as_integer) {
+            listeners.push(Listener {
+                table,
+                port,
+                enabled: is_true(&[table, "enabled"]),
+            });
+        }
+    }
+    listeners.push(Listener {
+        table: "httpapi",
+        port: get(&["httpapi", "port"])
+            .and_then(Value::as_integer)
+            .unwrap_or(DEFAULT_API_PORT),
+        enabled: true,
+    });
+    let secret = |k: &str| {
+        get(&["authsecret", k])
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let publish_needs_token = is_true(&["rtmp", "auth", "push_enabled"])
+        && match get(&["rtmp", "auth", "algorithm"]).and_then(Value::as_str) {
+            Some("md5") => secret("key").is_some(),
+            _ => secret("push_password")
+                .or_else(|| secret("password"))
+                .is_some(),
+        };
     XiuConfig {
         problems,
         hls_without_s3: is_true(&["hls", "enabled"]) && get(&["hls", "s3"]).is_none(),
         pulls: is_true(&["rtmp", "pull", "enabled"]),
         push_addresses,
+        relay_targets,
+        listeners,
+        publish_needs_token,
     }
 }
 
@@ -354,6 +442,42 @@ level = "info"
         assert_eq!(c.push_addresses, vec!["edge-0".to_string()]);
         assert!(c.hls_without_s3);
         assert!(!c.pulls);
+    }
+
+    #[test]
+    fn listeners_relays_and_publish_auth() {
+        let c = analyze(GOOD);
+        let ports: Vec<(&str, i64, bool)> = c
+            .listeners
+            .iter()
+            .map(|l| (l.port_name(), l.port, l.enabled))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                ("rtmp", 1935, true),
+                ("hls", 8080, true),
+                ("httpflv", 8081, true),
+                ("api", 8000, true)
+            ]
+        );
+        assert_eq!(
+            c.relay_targets,
+            vec![("[rtmp.pull]".to_string(), "xiu-origin".to_string(), 1935)]
+        );
+        assert!(!c.publish_needs_token);
+        let auth =
+            "[rtmp.auth]\npull_enabled = false\npush_enabled = true\nalgorithm = \"simple\"\n";
+        let with_auth = GOOD.replace("[hls]\n", &format!("{auth}[hls]\n"));
+        // push auth on, but every secret empty: xiu compares the token with "" - still open.
+        assert!(!analyze(&with_auth).publish_needs_token);
+        let with_secret = with_auth.replace(
+            "password = \"\"\n",
+            "password = \"\"\npush_password = \"@XIU_TOKEN@\"\n",
+        );
+        let c = analyze(&with_secret);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert!(c.publish_needs_token);
     }
 
     #[test]

@@ -66,6 +66,26 @@ pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
             continue;
         };
         for t in &targets {
+            if let Some(want) = &t.container
+                && !target
+                    .containers()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some(want.as_str()))
+            {
+                let have: Vec<&str> = target
+                    .containers()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str))
+                    .collect();
+                out.push(hpa.finding(
+                    "hpa-container-unknown",
+                    Severity::Error,
+                    format!(
+                        "ContainerResource {} names container \"{want}\", which {} does not have (its containers: {have:?}); the HPA gets no metric and never scales: name one of them",
+                        t.resource,
+                        target.obj.id()
+                    ),
+                ));
+                continue;
+            }
             for cname in containers_without_request(set, &target, t) {
                 out.push(hpa.finding(
                     "hpa-resource-without-request",
@@ -245,6 +265,19 @@ spec:
         );
         let v1 = "  maxReplicas: 3\n  targetCPUUtilizationPercentage: 5";
         assert!(has(&set("{requests: {cpu: 1}}", v1), "hpa-target-too-low"));
+    }
+
+    #[test]
+    fn container_resource_names_a_missing_container() {
+        let spec = "  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: ContainerResource
+    containerResource: {name: cpu, container: NAME, target: {type: Utilization, averageUtilization: 60}}";
+        let ok = set("{requests: {cpu: 100m}}", &spec.replace("NAME", "c"));
+        assert!(lint_yaml(&ok).is_empty(), "{:?}", lint_yaml(&ok));
+        let bad = set("{requests: {cpu: 100m}}", &spec.replace("NAME", "xiu"));
+        assert_eq!(rules_of(&lint_yaml(&bad)), vec!["hpa-container-unknown"]);
     }
 
     #[test]

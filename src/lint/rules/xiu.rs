@@ -4,14 +4,8 @@
 use serde_json::Value;
 
 use crate::lint::finding::{Finding, Severity};
-use crate::lint::objects::{Obj, ObjectSet, Workload, labels_match};
-use crate::lint::xiu_config::{XiuConfig, analyze, looks_like_xiu};
-
-pub(super) struct Found<'a> {
-    pub cm: Obj<'a>,
-    pub key: &'a str,
-    pub config: XiuConfig,
-}
+use crate::lint::objects::{ObjectSet, Workload, labels_match};
+use crate::lint::roles::{Target, resolve, url_host_port, xiu_configs, xiu_pods};
 
 pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
     let configs = xiu_configs(set);
@@ -42,12 +36,45 @@ pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
         .iter()
         .flat_map(|f| f.config.push_addresses.iter().map(String::as_str))
         .collect();
+    let pods = xiu_pods(set, &configs);
+    let relayed_by_sidecar: Vec<String> = pods
+        .iter()
+        .filter(|p| p.sidecar.is_some())
+        .map(|p| p.w.obj.id())
+        .collect();
+    // Workloads the sidecars pull from (--origin-flv): origins, each relayed to every edge.
+    let relay_sources: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.sidecar.as_ref().map(|s| (p, s)))
+        .flat_map(|(p, s)| {
+            s.values("origin-flv")
+                .into_iter()
+                .filter_map(url_host_port)
+                .filter_map(|(host, port)| match resolve(set, &p.w.obj, &host, port) {
+                    Target::StatefulSetPod(sts, _) => Some(sts.id()),
+                    Target::Service(svc) => pods
+                        .iter()
+                        .find(|o| {
+                            svc.at("/spec/selector")
+                                .and_then(Value::as_object)
+                                .is_some_and(|sel| labels_match(sel, o.w.labels))
+                        })
+                        .map(|o| o.w.obj.id()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for w in set.workloads() {
         if !matches!(w.obj.kind, "Deployment" | "StatefulSet" | "ReplicaSet") {
             continue;
         }
         let hpa = !set.hpas_targeting(&w).is_empty();
         if w.replicas() <= 1 && !hpa {
+            continue;
+        }
+        // The xiuload sidecar relays every origin stream into its edge: that is the relay.
+        if relayed_by_sidecar.contains(&w.obj.id()) || relay_sources.contains(&w.obj.id()) {
             continue;
         }
         for name in w.mounted_configmaps() {
@@ -67,7 +94,7 @@ pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
                     "xiu-edge-no-relay",
                     Severity::Error,
                     format!(
-                        "it {why} and runs xiu with ConfigMap {}/{name} data.{}, which neither pulls ([rtmp.pull] enabled = true) nor is pushed to: each replica only has the streams published to it, so viewers balanced to another replica get nothing; run one origin that publishers reach and scale edges with [rtmp.pull] pointing at it",
+                        "it {why} and runs xiu with ConfigMap {}/{name} data.{}, which neither pulls ([rtmp.pull] enabled = true) nor is pushed to, no `xiuload sidecar` container relays streams into it and no sidecar pulls from it (--origin-flv): each replica only has the streams published to it, so viewers balanced to another replica get nothing; run origins that publishers reach and edges whose xiuload sidecar relays every origin stream (deploy/base/edge-deployment.yaml)",
                         f.cm.namespace.unwrap_or("-"),
                         f.key
                     ),
@@ -76,26 +103,6 @@ pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
         }
     }
     out
-}
-
-pub(super) fn xiu_configs<'a>(set: &ObjectSet<'a>) -> Vec<Found<'a>> {
-    let mut v = Vec::new();
-    for cm in set.of_kind("ConfigMap") {
-        let Some(data) = cm.at("/data").and_then(Value::as_object) else {
-            continue;
-        };
-        for (key, text) in data {
-            let Some(text) = text.as_str() else { continue };
-            if looks_like_xiu(key, text) {
-                v.push(Found {
-                    cm,
-                    key,
-                    config: analyze(text),
-                });
-            }
-        }
-    }
-    v
 }
 
 /// A push address names this workload if it is (a DNS form of) a Service

@@ -7,38 +7,18 @@ use serde_json::Value;
 
 use crate::lint::finding::{Finding, Severity};
 use crate::lint::objects::{ObjectSet, array};
-
-use super::xiu::xiu_configs;
+use crate::lint::roles::{xiu_configs, xiu_pods};
 
 pub fn check(set: &ObjectSet<'_>) -> Vec<Finding> {
     let configs = xiu_configs(set);
     let mut out = Vec::new();
-    for w in set.workloads() {
-        // Volumes of this pod that carry a xiu config.
-        let xiu_volumes: Vec<&str> = array(w.pod_spec.get("volumes"))
-            .filter(|v| {
-                v.pointer("/configMap/name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|cm| {
-                        configs
-                            .iter()
-                            .any(|f| f.cm.name == cm && f.cm.same_namespace(&w.obj))
-                    })
-            })
-            .filter_map(|v| v.get("name").and_then(Value::as_str))
-            .collect();
-        if xiu_volumes.is_empty() {
-            continue;
-        }
-        for c in w.containers() {
-            let mounts_xiu = array(c.get("volumeMounts"))
-                .filter_map(|m| m.get("name").and_then(Value::as_str))
-                .any(|n| xiu_volumes.contains(&n));
-            if !mounts_xiu || handles_sigterm(c) {
+    for pod in xiu_pods(set, &configs) {
+        for c in &pod.xiu_containers {
+            if handles_sigterm(c) {
                 continue;
             }
             let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
-            out.push(w.obj.finding(
+            out.push(pod.w.obj.finding(
                 "xiu-sigterm-ignored",
                 Severity::Warning,
                 format!(
@@ -95,19 +75,34 @@ spec:
         )
     }
 
+    const RULE: &str = "xiu-sigterm-ignored";
+
     #[test]
     fn no_prestop() {
-        assert_eq!(rules_of(&lint_yaml(&set(""))), vec!["xiu-sigterm-ignored"]);
+        let f = lint_yaml(&set(""));
+        assert_eq!(f.iter().filter(|f| f.rule == RULE).count(), 1, "{f:?}");
     }
 
     #[test]
     fn prestop_or_dumb_init() {
-        assert!(
-            lint_yaml(&set(
-                "lifecycle: {preStop: {exec: {command: [kill, -INT, '1']}}}"
-            ))
-            .is_empty()
+        assert!(!has(
+            &set("lifecycle: {preStop: {exec: {command: [kill, -INT, '1']}}}"),
+            RULE
+        ));
+        assert!(!has(
+            &set("command: [dumb-init, --rewrite, '15:2', xiu]"),
+            RULE
+        ));
+    }
+
+    #[test]
+    fn xiu_found_by_its_command_when_the_config_is_rendered_elsewhere() {
+        // The config is rendered into an emptyDir by an init container: xiu's container mounts no
+        // ConfigMap, but runs the xiu binary.
+        let y = set("command: [/usr/bin/tini, --, /usr/local/bin/xiu]").replace(
+            "volumeMounts: [{name: c, mountPath: /etc/xiu}]",
+            "volumeMounts: []",
         );
-        assert!(lint_yaml(&set("command: [dumb-init, --rewrite, '15:2', xiu]")).is_empty());
+        assert!(has(&y, RULE), "{:?}", lint_yaml(&y));
     }
 }
