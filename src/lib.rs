@@ -22,5 +22,6 @@ pub mod run;
 pub mod scenario;
 pub mod session;
 pub mod sidecar;
+pub mod stdout;
 pub mod units;
 pub mod verdict;

@@ -84,14 +84,14 @@ fn lint(paths: &[std::path::PathBuf]) -> i32 {
             exit::BAD_INPUT
         }
         Ok(findings) if findings.is_empty() => {
-            println!("xiuload lint: no findings");
+            xiuload::outln!("xiuload lint: no findings");
             exit::OK
         }
         Ok(findings) => {
             for f in &findings {
-                println!("{f}");
+                xiuload::outln!("{f}");
             }
-            println!("xiuload lint: {} finding(s)", findings.len());
+            xiuload::outln!("xiuload lint: {} finding(s)", findings.len());
             exit::CHECK_FAILED
         }
     }
@@ -134,7 +134,7 @@ fn validate(paths: &[std::path::PathBuf]) -> i32 {
     for path in paths {
         match xiuload::scenario::load(path) {
             Ok(scenario) => {
-                println!("{}: ok", path.display());
+                xiuload::outln!("{}: ok", path.display());
                 print_notes(path, &scenario, &mut std::io::stdout());
             }
             Err(e) => {
@@ -187,12 +187,12 @@ async fn run(
             };
         }
     };
-    println!("{}", xiuload::report::markdown::render(&outcome.report));
+    xiuload::outln!("{}", xiuload::report::markdown::render(&outcome.report));
     if let Some(e) = &outcome.write_error {
         eprintln!("error: the summary above is the run's result; {e}");
         return exit::RUNTIME_FAILURE;
     }
-    println!("Reports in {}", outcome.out.dir.display());
+    xiuload::outln!("Reports in {}", outcome.out.dir.display());
     match outcome.report.run.stopped_by {
         xiuload::report::model::StopReason::Interrupted => exit::INTERRUPTED,
         _ => exit::of_verdict(outcome.report.verdict),

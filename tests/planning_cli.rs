@@ -172,3 +172,24 @@ fn compare_shows_deltas_and_verdict_changes_and_writes_compare_md() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn hpa_replay_into_a_closed_pipe_exits_quietly() {
+    // `xiuload hpa-replay ... | head -0`: the reader is gone before the table is printed.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("hpa/run"), dir.path());
+    let mut child = xiuload()
+        .arg("hpa-replay")
+        .arg(dir.path())
+        .arg("--hpa")
+        .arg(fixture("hpa/cpu-70-default.yaml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

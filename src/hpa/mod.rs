@@ -82,8 +82,8 @@ pub fn replay_run_dir(
 pub fn command(run_dir: &Path, spec_files: &[PathBuf], opts: &replay::ReplayOptions) -> i32 {
     match replay_run_dir(run_dir, spec_files, opts) {
         Ok(table) => {
-            println!("{table}");
-            println!(
+            crate::outln!("{table}");
+            crate::outln!(
                 "Wrote {} and {} in {}",
                 REPLAY_HTML,
                 REPLAY_JSON,

@@ -174,7 +174,7 @@ pub async fn watch_command(
             return exit::RUNTIME_FAILURE;
         }
     }
-    println!("{md}\nReports in {}", dir.display());
+    crate::outln!("{md}\nReports in {}", dir.display());
     let overall = crate::verdict::overall(report.expectations.iter().map(|e| e.judged()));
     for reason in &overall.reasons {
         eprintln!("{}: {reason}", overall.verdict.shout());

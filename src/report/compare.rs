@@ -304,7 +304,7 @@ pub fn command(a: &Path, b: &Path, out: Option<&Path>) -> i32 {
         }
     };
     let md = markdown(&c);
-    println!("{md}");
+    crate::outln!("{md}");
     let dir = out.unwrap_or(Path::new("."));
     let path = dir.join(COMPARE_MD);
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &md)) {

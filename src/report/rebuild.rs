@@ -130,7 +130,7 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
 pub fn command(dir: &Path) -> i32 {
     match rebuild(dir) {
         Ok(html) => {
-            println!(
+            crate::outln!(
                 "Rebuilt {} and {}",
                 html.display(),
                 dir.join(OutputDir::SUMMARY_MD).display()
