@@ -1053,3 +1053,148 @@ after = "0s"
         "the HTML report draws the cluster"
     );
 }
+
+/// Runs `xiuload watch` for `duration` with `KUBECONFIG=kubeconfig`; returns (exit code,
+/// stdout, stderr).
+async fn watch_cli(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    scenario_text: &str,
+    duration: &str,
+) -> (Option<i32>, String, String) {
+    let scenario = dir.join("watch.toml");
+    std::fs::write(&scenario, scenario_text).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiuload"))
+        .args(["watch", "--scenario"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(["--duration", duration])
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("watch finishes")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn watch_only(expect: &str) -> String {
+    format!(
+        "[kube]\nnamespace = \"{NS}\"\nedge = {{ name = \"xiu-edge\" }}\nxiu_stats = false\nmetrics_interval = \"1s\"\n{expect}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_against_a_closed_port_is_inconclusive_and_names_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &watch_only(
+            "[[expect]]\nkind = \"no_oom_killed\"\n[[expect]]\nkind = \"max_restarts\"\nmax = 0\n",
+        ),
+        "2s",
+    )
+    .await;
+    assert_eq!(
+        code,
+        Some(xiuload::exit::INCONCLUSIVE),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("INCONCLUSIVE"), "{stdout}");
+    let journal = std::fs::read_to_string(dir.path().join("out/cluster.jsonl")).unwrap();
+    assert!(
+        journal.contains(&format!("127.0.0.1:{port}"))
+            && journal.to_lowercase().contains("connection refused"),
+        "a gap names the API server and the cause: {journal}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_kubeconfig_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("broken-kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters: [[[\n").unwrap();
+    let (code, _, stderr) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &watch_only("[[expect]]\nkind = \"no_oom_killed\"\n"),
+        "1s",
+    )
+    .await;
+    assert_eq!(code, Some(xiuload::exit::RUNTIME_FAILURE), "{stderr}");
+    assert!(
+        stderr.contains(&kubeconfig.display().to_string()),
+        "the error names the file: {stderr}"
+    );
+    assert!(!stderr.contains("not running in a pod"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_and_hpa_that_never_appear_are_warned_about_and_inconclusive() {
+    // The namespace is empty: no edge Deployment, no HPA, no pod.
+    let fake = FakeApiServer::start(NS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let (code, stdout, stderr) = watch_cli(
+        dir.path(),
+        &kubeconfig,
+        &watch_only(
+            "[[expect]]\nkind = \"no_oom_killed\"\n[[expect]]\nkind = \"no_flapping\"\n\
+             [[expect]]\nkind = \"max_viewers_dropped_per_scale_down\"\nmax = 0\n",
+        ),
+        "2s",
+    )
+    .await;
+    assert_eq!(
+        code,
+        Some(xiuload::exit::INCONCLUSIVE),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: cluster watch: Deployment xiu-edge not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no HorizontalPodAutoscaler targets the watched workloads"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/cluster-report.json")).unwrap())
+            .unwrap();
+    for e in report["expectations"].as_array().unwrap() {
+        assert_eq!(e["status"], "inconclusive", "{e}");
+        assert_eq!(e["pass"], false, "{e}");
+    }
+    assert!(
+        report["expectations"][2]["inconclusive"]
+            .as_str()
+            .unwrap()
+            .contains("no load"),
+        "{}",
+        report["expectations"][2]
+    );
+}

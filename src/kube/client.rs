@@ -8,12 +8,14 @@ use ::kube::{Client, Config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}: {}", super::watch::describe(.source))]
     ReadKubeconfig {
         path: String,
         #[source]
         source: ::kube::config::KubeconfigError,
     },
+    #[error("KUBECONFIG={0} names no kubeconfig file")]
+    EmptyKubeconfig(String),
     #[error("kubeconfig: {0}")]
     Kubeconfig(#[source] ::kube::config::KubeconfigError),
     #[error(
@@ -45,7 +47,23 @@ pub async fn config(section: &KubeSection) -> Result<Config, ClientError> {
         (None, Some(_)) => Config::from_kubeconfig(&options)
             .await
             .map_err(ClientError::Kubeconfig),
-        (None, None) => Config::infer().await.map_err(ClientError::Infer),
+        // A KUBECONFIG that is set but broken is the user's error to see, named: falling through
+        // to the in-cluster attempt would report "not running in a pod" instead.
+        (None, None) => match std::env::var("KUBECONFIG") {
+            Ok(paths) if !paths.is_empty() => {
+                let named = |source| ClientError::ReadKubeconfig {
+                    path: format!("{paths} (from KUBECONFIG)"),
+                    source,
+                };
+                let kubeconfig = Kubeconfig::from_env()
+                    .map_err(named)?
+                    .ok_or_else(|| ClientError::EmptyKubeconfig(paths.clone()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(named)
+            }
+            _ => Config::infer().await.map_err(ClientError::Infer),
+        },
     }
 }
 

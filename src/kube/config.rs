@@ -102,6 +102,16 @@ pub enum WorkloadKind {
     StatefulSet,
 }
 
+impl WorkloadKind {
+    /// The object's `kind` as the API server names it.
+    pub fn object_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+        }
+    }
+}
+
 /// One `[[expect]]`: what the cluster should do under the load.
 ///
 /// A flat table (rather than one table shape per kind) so every field has a stable path

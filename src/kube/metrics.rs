@@ -91,12 +91,18 @@ fn metrics_api(client: &Client, ns: &str) -> Api<DynamicObject> {
 }
 
 /// Polls PodMetrics every `metrics_interval` until aborted or refused.
-pub async fn poll_pod_metrics(client: Client, section: KubeSection, tx: UnboundedSender<Observed>) {
+pub async fn poll_pod_metrics(
+    client: Client,
+    section: KubeSection,
+    server: String,
+    tx: UnboundedSender<Observed>,
+) {
     let api = metrics_api(&client, &section.namespace);
     let source = Source {
         name: "podmetrics",
         resource: "pods.metrics.k8s.io",
         namespace: section.namespace.clone(),
+        server,
     };
     let mut params = ListParams::default();
     if let Some(sel) = &section.pod_selector {
@@ -134,7 +140,11 @@ pub async fn poll_pod_metrics(client: Client, section: KubeSection, tx: Unbounde
                 failing = true;
                 tx.send(Observed::Note(EventKind::GapStart {
                     source: source.name.into(),
-                    reason: format!("metrics API: {e}"),
+                    reason: format!(
+                        "metrics API at {}: {}",
+                        source.server,
+                        super::watch::describe(&e)
+                    ),
                 }))
                 .map_err(|_| ())
             }

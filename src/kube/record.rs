@@ -81,6 +81,36 @@ impl Recorder {
         }
     }
 
+    /// What the first list of `source` should have shown and did not: the configured workloads of
+    /// that kind (`deployments`, `statefulsets`) or any HorizontalPodAutoscaler to track.
+    pub fn unseen_after_list(&self, source: &str, expected: &[(String, String)]) -> Option<String> {
+        let kind = match source {
+            "deployments" => "Deployment",
+            "statefulsets" => "StatefulSet",
+            "horizontalpodautoscalers" => {
+                return self.hpas.is_empty().then(|| {
+                    if self.scope.hpas.is_empty() {
+                        "no HorizontalPodAutoscaler targets the watched workloads".to_string()
+                    } else {
+                        format!(
+                            "HorizontalPodAutoscaler {} not found",
+                            self.scope.hpas.join(", ")
+                        )
+                    }
+                });
+            }
+            _ => return None,
+        };
+        let missing: Vec<&str> = expected
+            .iter()
+            .filter(|(k, name)| {
+                k == kind && !self.workloads.contains_key(&(k.clone(), name.clone()))
+            })
+            .map(|(_, name)| name.as_str())
+            .collect();
+        (!missing.is_empty()).then(|| format!("{kind} {} not found", missing.join(", ")))
+    }
+
     /// Names of pods currently known.
     pub fn pods(&self) -> Vec<String> {
         self.pods.keys().cloned().collect()

@@ -52,20 +52,29 @@ impl KubeSession {
 /// so a run does it before its clock starts, and starts watching on that clock.
 pub struct Connected {
     client: ::kube::Client,
+    /// The API server's URL, named in connection errors.
+    server: String,
     section: KubeSection,
 }
 
 impl Connected {
     pub async fn connect(section: &KubeSection) -> Result<Connected, KubeError> {
+        let config = client::config(section).await?;
+        let server = config.cluster_url.to_string();
         Ok(Connected {
-            client: client::client(section).await?,
+            client: ::kube::Client::try_from(config).map_err(ClientError::Build)?,
+            server,
             section: section.clone(),
         })
     }
 
     /// Creates `run_dir/cluster.jsonl` and spawns the watchers, stamping on `clock`.
     pub fn start(self, clock: RunClock, run_dir: &Path) -> Result<KubeSession, KubeError> {
-        let Connected { client, section } = self;
+        let Connected {
+            client,
+            server,
+            section,
+        } = self;
         let section = &section;
         let journal_path = run_dir.join(journal::FILE_NAME);
         let journal = Journal::create(&journal_path)?;
@@ -73,10 +82,11 @@ impl Connected {
         let (pods_tx, pods_rx) = tokio_watch::channel(Vec::new());
         let (events, first_subscriber) = broadcast::channel(1024);
         let (stop, stop_rx) = oneshot::channel();
-        let mut tasks = watch::spawn_all(&client, section, &tx);
+        let mut tasks = watch::spawn_all(&client, section, &server, &tx);
         tasks.push(tokio::spawn(super::metrics::poll_pod_metrics(
             client.clone(),
             section.clone(),
+            server.clone(),
             tx.clone(),
         )));
         if section.xiu_stats {
@@ -96,6 +106,13 @@ impl Connected {
         };
         let task = RecorderTask {
             recorder: Recorder::new(scope),
+            expected: section
+                .edge
+                .iter()
+                .chain(section.origin.iter())
+                .map(|w| (w.kind.object_kind().to_string(), w.name.clone()))
+                .collect(),
+            namespace: section.namespace.clone(),
             clock,
             journal,
             journal_failed: false,
@@ -146,6 +163,9 @@ impl KubeSession {
 
 struct RecorderTask {
     recorder: Recorder,
+    /// The configured workloads as (kind, name), to warn about the ones a first list lacks.
+    expected: Vec<(String, String)>,
+    namespace: String,
     clock: RunClock,
     journal: Journal,
     journal_failed: bool,
@@ -199,6 +219,21 @@ impl RecorderTask {
                     EventKind::PodMetrics { pod, .. } | EventKind::XiuStats { pod, .. },
                 ) if !r.owns_pod(&pod) => Vec::new(),
                 Observed::Note(k) => vec![k],
+                Observed::Listed(source) => match r.unseen_after_list(source, &self.expected) {
+                    Some(missing) => {
+                        let message = format!(
+                            "{missing} in namespace {} after the first list: expectations about it \
+                             will be inconclusive unless it appears",
+                            self.namespace
+                        );
+                        eprintln!("warning: cluster watch: {message}");
+                        vec![EventKind::Warning {
+                            source: source.to_string(),
+                            message,
+                        }]
+                    }
+                    None => Vec::new(),
+                },
             };
         let pods_changed = kinds.iter().any(|k| {
             matches!(

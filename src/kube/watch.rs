@@ -33,6 +33,9 @@ pub enum Observed {
     EventsV1(Box<EventsV1Event>, Delivery),
     /// Already a domain event (gaps, permissions, samples from the pollers).
     Note(EventKind),
+    /// A watcher's first list is complete (its `Source::name`): what was not seen by now is not
+    /// there, which a user should hear about while the run goes on.
+    Listed(&'static str),
 }
 
 /// The resource a watcher reads, named as RBAC names it (for "missing permission" messages).
@@ -43,6 +46,8 @@ pub struct Source {
     /// RBAC resource, e.g. `horizontalpodautoscalers.autoscaling`.
     pub resource: &'static str,
     pub namespace: String,
+    /// The API server's URL, named in connection errors.
+    pub server: String,
 }
 
 /// A 403 from the API server, as the missing permission.
@@ -117,6 +122,9 @@ pub async fn run<K>(
                         }
                         watcher::Event::InitDone => {
                             listing = false;
+                            if !listed_once {
+                                out.push(Observed::Listed(source.name));
+                            }
                             listed_once = true;
                             retry = RETRY_FIRST;
                         }
@@ -152,7 +160,9 @@ pub async fn run<K>(
                         if !in_gap {
                             in_gap = true;
                             out.push(gap_start(format!(
-                                "API server unreachable or watch failed: {e}"
+                                "API server {} unreachable or the watch failed: {}",
+                                source.server,
+                                describe(&e)
                             )));
                         }
                         restart = true;
@@ -171,6 +181,21 @@ pub async fn run<K>(
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(RETRY_MAX);
     }
+}
+
+/// An error and its causes, outermost first: kube-rs wraps the cause that tells a user what to do
+/// ("Connection refused", "certificate verify failed") several layers deep.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
 }
 
 fn objects<K>(e: watcher::Event<K>, apply: fn(K) -> Observed) -> Vec<Observed> {
@@ -193,6 +218,7 @@ fn delivered<K>(e: watcher::Event<K>, apply: fn(K, Delivery) -> Observed) -> Vec
 pub fn spawn_all(
     client: &Client,
     section: &KubeSection,
+    server: &str,
     tx: &UnboundedSender<Observed>,
 ) -> Vec<JoinHandle<()>> {
     let ns = section.namespace.as_str();
@@ -200,6 +226,7 @@ pub fn spawn_all(
         name,
         resource,
         namespace: ns.to_string(),
+        server: server.to_string(),
     };
     let cfg = watcher::Config::default;
     let mut tasks = vec![
@@ -296,6 +323,7 @@ mod tests {
             name: "horizontalpodautoscalers",
             resource: "horizontalpodautoscalers.autoscaling",
             namespace: "xiu".into(),
+            server: "https://127.0.0.1:6443".into(),
         };
         match permission_denied(&source, "watch", &status(403, "nope")) {
             EventKind::PermissionDenied { message, verb, .. } => {
