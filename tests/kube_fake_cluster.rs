@@ -1198,3 +1198,89 @@ async fn a_workload_and_hpa_that_never_appear_are_warned_about_and_inconclusive(
         report["expectations"][2]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_setup_does_not_shift_the_cluster_against_the_load() {
+    // A local xiu that takes 2 s to start: setup is slow, as a real xiu start or a slow
+    // kubeconfig can be. The cluster record and the load must still share one time zero.
+    let fake = FakeApiServer::start(NS).await;
+    seed(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let real_xiu = xiuload::local::find_xiu_binary(None).unwrap_or_else(|e| panic!("{e}"));
+    let slow_xiu = dir.path().join("slow-xiu");
+    std::fs::write(
+        &slow_xiu,
+        format!("#!/bin/sh\nsleep 2\nexec '{}' \"$@\"\n", real_xiu.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&slow_xiu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!(
+        r#"
+[run]
+duration = "4s"
+[target.local]
+xiu_bin = "{xiu}"
+[[publishers]]
+name = "cams"
+stream = "slow-setup"
+count = 1
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+count = 1
+[kube]
+namespace = "{NS}"
+kubeconfig = "{kubeconfig}"
+edge = {{ kind = "deployment", name = "xiu-edge" }}
+metrics_interval = "1s"
+xiu_stats = false
+"#,
+        xiu = slow_xiu.display(),
+        kubeconfig = kubeconfig.display()
+    );
+    let scenario = xiuload::scenario::parse(std::path::Path::new("slow.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("out");
+    let before_setup_ms = xiuload::clock::unix_micros_now() / 1000;
+    let outcome = xiuload::run::run(
+        scenario,
+        xiuload::run::RunOptions {
+            scenario_file: "slow.toml".into(),
+            out_dir: Some(out.clone()),
+            status_line: false,
+            metrics_addr: None,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let start = outcome.report.run.start_unix_ms;
+    assert!(
+        start >= before_setup_ms + 2000,
+        "time zero is when the load starts, after the 2 s setup: zero {start}, setup began {before_setup_ms}"
+    );
+    let journal = read_journal(&out.join("cluster.jsonl")).unwrap();
+    assert_eq!(
+        journal.start_unix_ms, start,
+        "the cluster watcher and the load share one time zero"
+    );
+    // The same wall instant is the same t on both sides.
+    let load = xiuload::metrics::timeline::read_timeline(&out.join("timeline.jsonl")).unwrap();
+    assert!(!load.is_empty());
+    for p in &load {
+        assert!(
+            (p.wall_ms as i64 - start as i64 - (p.t * 1000.0).round() as i64).abs() <= 1,
+            "{p:?}"
+        );
+    }
+    for e in &journal.events {
+        assert!(
+            (e.at.wall_ms as i64 - start as i64 - (e.at.t * 1000.0).round() as i64).abs() <= 1,
+            "{e:?}"
+        );
+    }
+}

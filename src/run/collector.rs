@@ -128,7 +128,10 @@ impl Collector {
     /// Folds one window into the totals and the timeline.
     pub fn add(&mut self, w: Window) -> Tick {
         let in_warmup = w.at <= self.warmup;
-        let wall_ms = (self.clock.start_unix_micros() + w.at.as_micros() as u64) / 1000;
+        // The point's `t` is shown to 10 ms; its wall time is that same instant, so the two
+        // never disagree about when a second ended.
+        let t = (w.at.as_secs_f64() * 100.0).round() / 100.0;
+        let wall_ms = self.clock.start_unix_micros() / 1000 + (t * 1000.0).round() as u64;
         let mut point = {
             let pubs: Vec<(u64, &PublisherStats)> =
                 w.publishers.iter().map(|g| (g.active, &g.stats)).collect();
@@ -142,13 +145,7 @@ impl Collector {
                     window: &g.stats,
                 })
                 .collect();
-            build_point(
-                w.at.as_secs_f64(),
-                wall_ms,
-                w.length.as_secs_f64(),
-                &pubs,
-                &plays,
-            )
+            build_point(t, wall_ms, w.length.as_secs_f64(), &pubs, &plays)
         };
         point.loader_cpu_percent = w.loader.cpu_percent.map(|c| (c * 10.0).round() / 10.0);
         point.loader_lag_ms_max = w.loader.lag.max_ms();
