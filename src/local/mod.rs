@@ -6,5 +6,5 @@ pub mod topology;
 pub mod xiu;
 
 pub use config::{XiuPorts, render_config};
-pub use topology::LocalTopology;
-pub use xiu::{LocalError, LocalXiu, find_xiu_binary};
+pub use topology::{LocalTopology, TopologyOptions};
+pub use xiu::{LocalError, LocalXiu, find_xiu_binary, kill_all_now, sweep_stale_dirs};
