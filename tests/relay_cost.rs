@@ -88,6 +88,21 @@ async fn edge_streams(api: u16) -> usize {
     }
 }
 
+async fn edge_recv_kbps(api: u16) -> u64 {
+    let url = format!("http://127.0.0.1:{api}/api/query_whole_streams?top=1000");
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entries: Vec<serde_json::Value> = match &v["data"] {
+        serde_json::Value::Array(a) => a.clone(),
+        serde_json::Value::Object(m) => m.values().cloned().collect(),
+        _ => Vec::new(),
+    };
+    entries
+        .iter()
+        .filter_map(|e| e.pointer("/publisher/recv_bitrate(kbits~1s)")?.as_u64())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run by hand"]
 async fn relay_cost_per_stream() {
@@ -164,6 +179,16 @@ async fn relay_cost_per_stream() {
         edge_streams(e.api).await,
         n,
         "a relay dropped during the window"
+    );
+    // What really went through: xiu's own count of what the edge received (refreshed every 5 s).
+    let edge_kbps = edge_recv_kbps(e.api).await;
+    println!(
+        "edge receives {:.1} Mbit/s in total",
+        edge_kbps as f64 / 1000.0
+    );
+    assert!(
+        edge_kbps as f64 >= 0.8 * (n as u64 * BITRATE_BPS) as f64 / 1000.0,
+        "the relays carried {edge_kbps} kbit/s, not {n} x {BITRATE_BPS} bit/s: the figures would flatter the relay"
     );
     println!(
         "relay cost: {n} streams of {} Mbit/s: sidecar {cpu:.1} % of a core ({:.2} % per stream), RSS {rss:.1} MiB ({:.2} MiB per stream) [{exe}]",
