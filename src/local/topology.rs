@@ -3,6 +3,7 @@
 //! beside each edge the sidecar relaying every origin stream into it (same xiu config shape,
 //! distinct ports).
 
+use super::balancer::{LocalBalancer, find_haproxy};
 use super::xiu::{LocalError, LocalXiu, free_ports, sweep_stale_dirs};
 use crate::sidecar::{OriginEndpoints, SidecarConfig};
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub struct LocalTopology {
     pub origin: LocalXiu,
     /// Origins 2..N.
     pub other_origins: Vec<LocalXiu>,
+    /// With several origins: HAProxy in front of their RTMP ports, where publishers connect (the
+    /// publish LoadBalancer of a cluster).
+    pub balancer: Option<LocalBalancer>,
     pub edges: Vec<Edge>,
     /// The edges' RTMP push password: only the sidecars know it.
     pub relay_token: String,
@@ -83,10 +87,21 @@ impl LocalTopology {
         for _ in 1..options.origins.max(1) {
             other_origins.push(LocalXiu::start(bin, options.hls_fragment_secs, None).await?);
         }
+        let balancer = if other_origins.is_empty() {
+            None
+        } else {
+            let haproxy = find_haproxy()?;
+            let backends: Vec<u16> = std::iter::once(&origin)
+                .chain(&other_origins)
+                .map(|o| o.ports.rtmp)
+                .collect();
+            Some(LocalBalancer::start(&haproxy, &backends).await?)
+        };
         let relay_token = format!("{:032x}", rand::random::<u128>());
         let mut topology = LocalTopology {
             origin,
             other_origins,
+            balancer,
             edges: Vec::new(),
             relay_token,
             bin: bin.to_path_buf(),
@@ -139,6 +154,13 @@ impl LocalTopology {
         std::iter::once(&self.origin).chain(&self.other_origins)
     }
 
+    /// Where publishers connect: the balancer with several origins, else the origin.
+    pub fn publish_port(&self) -> u16 {
+        self.balancer
+            .as_ref()
+            .map_or(self.origin.ports.rtmp, |b| b.port)
+    }
+
     pub fn origin_mut(&mut self, i: usize) -> Option<&mut LocalXiu> {
         match i {
             0 => Some(&mut self.origin),
@@ -176,6 +198,9 @@ impl LocalTopology {
         }
         for edge in self.edges {
             edge.xiu.stop().await;
+        }
+        if let Some(b) = self.balancer {
+            b.stop().await;
         }
         self.origin.stop().await;
         for o in self.other_origins {

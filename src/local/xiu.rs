@@ -27,6 +27,11 @@ pub enum LocalError {
     ExitedEarly { status: String, log: String },
     #[error("xiu did not answer on its ports within {0:?}; its log:\n{1}")]
     NotReady(Duration, String),
+    #[error(
+        "several local origins need HAProxy in front of them (the publish load balancer): \
+         apt-get install haproxy, or point HAPROXY_BIN at it"
+    )]
+    NoBalancer,
     #[error("local topology I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -308,7 +313,7 @@ impl Drop for LocalXiu {
 ///
 /// PR_SET_PDEATHSIG follows the spawning *thread*: spawns happen on the runtime's worker threads,
 /// which live as long as the runtime.
-fn die_with_parent(command: &mut Command) {
+pub(super) fn die_with_parent(command: &mut Command) {
     // SAFETY: getpid is async-signal-safe.
     let parent = unsafe { libc::getpid() };
     // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid.
