@@ -3,7 +3,7 @@
 # whatever is already there:
 #   - system packages: ffmpeg (independent media check), libopus-dev + cmake + pkg-config (to build
 #     xiu), chromium (HTML report screenshots), nginx + libnginx-mod-rtmp (a second media server
-#     for tests/nginx.rs);
+#     for tests/nginx.rs), haproxy (the L4 balancer in front of several local origins);
 #   - xiu 0.14.0, built once with cargo into a cache that survives between runs (scripts/install-xiu.sh);
 #   - Python tools for the deploy checks (kubernetes-validate, checkov) in a cached venv.
 # Usage: scripts/install-deps.sh [--no-python]
@@ -24,6 +24,7 @@ command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
 dpkg -s nginx >/dev/null 2>&1 || missing+=(nginx)
 dpkg -s libnginx-mod-rtmp >/dev/null 2>&1 || missing+=(libnginx-mod-rtmp)
+command -v haproxy >/dev/null || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -39,10 +39,10 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Run beside a xiu edge: keep the edge subscribed to every stream live on the origin (xiu
-    /// edges pull only when an RTMP/FLV player asks, and HLS never does), and serve deep probes on
-    /// `--listen`: /livez, /readyz, /startupz.
-    Sidecar(SidecarArgs),
+    /// Run beside a xiu edge: relay every stream live on the origins into it (HTTP-FLV from the
+    /// origin that holds it, RTMP publish into the edge, retried forever), and serve on `--listen`:
+    /// /livez, /readyz (the edge serves every origin stream), /startupz, /drain (for preStop).
+    Sidecar(Box<SidecarArgs>),
     /// Rebuild report.html and summary.md of a run directory from its report.json and
     /// timeline.jsonl (and cluster.json, when present).
     Report { run_dir: PathBuf },
@@ -104,13 +104,20 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct SidecarArgs {
-    /// The origin's xiu HTTP API.
-    #[arg(long, default_value = "http://xiu-origin:8000")]
-    pub origin_api: String,
+    /// An origin's xiu HTTP API (its stream list). Repeat for several origins.
+    #[arg(long, value_name = "URL", default_value = "http://xiu-origin:8000")]
+    pub origin_api: Vec<String>,
+    /// An origin's HTTP-FLV base, what is relayed; one per --origin-api, in the same order.
+    /// Default: each API's host on port 8081.
+    #[arg(long, value_name = "URL")]
+    pub origin_flv: Vec<String>,
+    /// The edge's RTMP push password, appended as `?token=` to every relay publish.
+    #[arg(long, env = "XIU_RELAY_TOKEN", hide_env_values = true)]
+    pub relay_token: Option<String>,
     /// This edge's HTTP-FLV base URL.
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub edge_flv: String,
-    /// This edge's RTMP listener (probed with a handshake).
+    /// This edge's RTMP listener: the relay publishes here (and the probe handshakes).
     #[arg(long, default_value = "127.0.0.1:1935")]
     pub edge_rtmp: std::net::SocketAddr,
     /// This edge's xiu HTTP API.
@@ -119,13 +126,25 @@ pub struct SidecarArgs {
     /// This edge's HLS base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub edge_hls: String,
-    /// Only mirror streams of this RTMP application ("" = every app).
+    /// Only relay streams of this RTMP application ("" = every app).
     #[arg(long, default_value = "live")]
     pub app: String,
     /// Where the probe server listens.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
-    /// How often the origin's stream list is read.
+    /// How often the origins' stream lists (and the edge's) are read.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_interval: std::time::Duration,
+    /// How long GET /drain waits for the edge's viewers to leave.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: std::time::Duration,
+    /// A stream an origin lists for less than this is not yet required by /readyz.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub new_stream_grace: std::time::Duration,
+    /// This Pod's name and namespace (downward API): with both, the sidecar keeps the Pod's
+    /// controller.kubernetes.io/pod-deletion-cost equal to the edge's viewer count.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
 }

@@ -41,7 +41,7 @@ async fn dispatch(cli: Cli) -> i32 {
             metrics_addr,
         } => run(scenario, out, quiet, metrics_addr).await,
         Command::Lint { paths } => lint(&paths),
-        Command::Sidecar(args) => sidecar(args).await,
+        Command::Sidecar(args) => sidecar(*args).await,
         Command::Watch {
             scenario,
             out,
@@ -99,8 +99,23 @@ fn lint(paths: &[std::path::PathBuf]) -> i32 {
 
 async fn sidecar(args: xiuload::cli::SidecarArgs) -> i32 {
     init_logging();
+    let origins = match xiuload::sidecar::pair_origins(&args.origin_api, &args.origin_flv) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let pod = match (args.pod_name, args.pod_namespace) {
+        (Some(name), Some(namespace)) => Some(xiuload::sidecar::PodRef {
+            name,
+            namespace,
+            kube: None,
+        }),
+        _ => None,
+    };
     let config = xiuload::sidecar::SidecarConfig {
-        origin_api: args.origin_api,
+        origins,
         edge_flv: args.edge_flv,
         edge_rtmp: args.edge_rtmp,
         edge_api: args.edge_api,
@@ -108,6 +123,10 @@ async fn sidecar(args: xiuload::cli::SidecarArgs) -> i32 {
         app: args.app,
         listen: args.listen,
         poll_interval: args.poll_interval,
+        relay_token: args.relay_token.filter(|t| !t.is_empty()),
+        drain_timeout: args.drain_timeout,
+        new_stream_grace: args.new_stream_grace,
+        pod,
     };
     match xiuload::sidecar::run(config, shutdown_signal()).await {
         Ok(()) => exit::OK,
@@ -209,6 +228,8 @@ async fn shutdown_signal() {
     );
     tokio::spawn(async move {
         wait_for_signal(&mut term).await;
+        // process::exit skips destructors: stop the local xius and remove their directories here.
+        xiuload::local::kill_all_now();
         std::process::exit(exit::INTERRUPTED);
     });
 }

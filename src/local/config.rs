@@ -11,18 +11,16 @@ pub struct XiuPorts {
     pub api: u16,
 }
 
-/// Renders a xiu 0.14 config. `pull_from` makes the node an edge that pulls from an origin.
-pub fn render_config(
-    ports: XiuPorts,
-    hls_fragment_secs: u32,
-    pull_from: Option<(&str, u16)>,
-) -> String {
+/// Renders a xiu 0.14 config. `push_token` makes the node an edge as deploy/ runs it: no
+/// `[rtmp.pull]` (the sidecar relays into it), and RTMP publishing only with `?token=<push_token>`
+/// (xiu's `[rtmp.auth]`, algorithm `simple`, the `[authsecret]` push password); playing over RTMP,
+/// HTTP-FLV and HLS needs no token.
+pub fn render_config(ports: XiuPorts, hls_fragment_secs: u32, push_token: Option<&str>) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "[rtmp]\nenabled = true\nport = {}\n", ports.rtmp);
-    if let Some((host, port)) = pull_from {
-        let _ = writeln!(
-            c,
-            "[rtmp.pull]\nenabled = true\naddress = \"{host}\"\nport = {port}\n"
+    if push_token.is_some() {
+        c.push_str(
+            "[rtmp.auth]\npull_enabled = false\npush_enabled = true\nalgorithm = \"simple\"\n\n",
         );
     }
     let _ = writeln!(c, "[httpflv]\nenabled = true\nport = {}\n", ports.flv);
@@ -35,7 +33,16 @@ pub fn render_config(
     c.push_str("[hls.s3]\nenabled = false\nbucket = \"unused\"\nregion = \"unused\"\n\n");
     let _ = writeln!(c, "[httpapi]\nport = {}\n", ports.api);
     // Required even when auth is off: without it xiu prints an error and exits with status 0.
-    c.push_str("[authsecret]\nkey = \"\"\npassword = \"\"\n\n");
+    c.push_str("[authsecret]\nkey = \"\"\npassword = \"\"\n");
+    if let Some(token) = push_token {
+        // TOML basic string; the topology's tokens are hex, this keeps any other one valid.
+        let _ = writeln!(
+            c,
+            "push_password = {}",
+            toml::Value::String(token.to_string())
+        );
+    }
+    c.push('\n');
     c.push_str("[log]\nlevel = \"info\"\n");
     c
 }
@@ -60,9 +67,19 @@ mod tests {
         assert_eq!(v["log"]["level"].as_str(), Some("info"));
         assert_eq!(v["httpapi"]["port"].as_integer(), Some(4));
         assert!(v["rtmp"].get("pull").is_none());
+        assert!(v["rtmp"].get("auth").is_none());
 
-        let edge: toml::Table =
-            toml::from_str(&render_config(ports, 2, Some(("127.0.0.1", 9)))).unwrap();
-        assert_eq!(edge["rtmp"]["pull"]["port"].as_integer(), Some(9));
+        let edge: toml::Table = toml::from_str(&render_config(ports, 2, Some("s3cr\"t"))).unwrap();
+        assert!(
+            edge["rtmp"].get("pull").is_none(),
+            "edges are relayed into, never pull"
+        );
+        assert_eq!(edge["rtmp"]["auth"]["push_enabled"].as_bool(), Some(true));
+        assert_eq!(edge["rtmp"]["auth"]["pull_enabled"].as_bool(), Some(false));
+        assert_eq!(edge["rtmp"]["auth"]["algorithm"].as_str(), Some("simple"));
+        assert_eq!(
+            edge["authsecret"]["push_password"].as_str(),
+            Some("s3cr\"t")
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! A xiu topology on loopback, started and stopped by xiuload itself: the quick start and the
 //! integration tests need no cluster.
 
+pub mod balancer;
 pub mod config;
 pub mod topology;
 pub mod xiu;
 
+pub use balancer::{LocalBalancer, find_haproxy};
 pub use config::{XiuPorts, render_config};
-pub use topology::LocalTopology;
-pub use xiu::{LocalError, LocalXiu, find_xiu_binary};
+pub use topology::{LocalTopology, TopologyOptions};
+pub use xiu::{LocalError, LocalXiu, find_xiu_binary, kill_all_now, sweep_stale_dirs};

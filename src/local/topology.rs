@@ -1,65 +1,145 @@
-//! The production topology on loopback: one origin that publishers reach, N edges that pull from
-//! it, and beside each edge the sidecar that keeps it subscribed to every live stream, exactly as
-//! `deploy/` runs them in a cluster (same xiu config shape, distinct ports).
+//! The production topology on loopback, as `deploy/` runs it in a cluster: origins that publishers
+//! reach, N edges that never pull (RTMP push auth on, with a token the topology generates), and
+//! beside each edge the sidecar relaying every origin stream into it (same xiu config shape,
+//! distinct ports).
 
-use super::xiu::{LocalError, LocalXiu, free_ports};
-use crate::sidecar::SidecarConfig;
+use super::balancer::{LocalBalancer, find_haproxy};
+use super::xiu::{LocalError, LocalXiu, free_ports, sweep_stale_dirs};
+use crate::sidecar::{OriginEndpoints, SidecarConfig};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub struct Edge {
     pub xiu: LocalXiu,
-    /// The sidecar's probe server.
+    /// The sidecar's probe server (`/livez`, `/readyz`, `/startupz`, `/drain`).
     pub health: SocketAddr,
 }
 
+/// How to lay the topology out; [`TopologyOptions::new`] gives deploy/'s shape with timings for
+/// short local runs.
+#[derive(Debug, Clone)]
+pub struct TopologyOptions {
+    pub hls_fragment_secs: u32,
+    /// At least 1. Publishers reach the first unless they are pointed elsewhere.
+    pub origins: u32,
+    pub edges: u32,
+    pub app: String,
+    /// The sidecars' poll of the origins' stream lists.
+    pub poll_interval: Duration,
+    pub new_stream_grace: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl TopologyOptions {
+    pub fn new(hls_fragment_secs: u32, origins: u32, edges: u32, app: &str) -> Self {
+        TopologyOptions {
+            hls_fragment_secs,
+            origins: origins.max(1),
+            edges,
+            app: app.to_string(),
+            // Faster than in a pod: local runs are short and start streams right away.
+            poll_interval: Duration::from_millis(500),
+            new_stream_grace: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 pub struct LocalTopology {
+    /// The first origin (the only one unless `origins` > 1).
     pub origin: LocalXiu,
+    /// Origins 2..N.
+    pub other_origins: Vec<LocalXiu>,
+    /// With several origins: HAProxy in front of their RTMP ports, where publishers connect (the
+    /// publish LoadBalancer of a cluster).
+    pub balancer: Option<LocalBalancer>,
     pub edges: Vec<Edge>,
+    /// The edges' RTMP push password: only the sidecars know it.
+    pub relay_token: String,
+    bin: PathBuf,
+    options: TopologyOptions,
     sidecars: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl LocalTopology {
-    /// Starts the origin, then the edges and their sidecars, and waits until every sidecar says
-    /// ready (its edge answers RTMP, HLS and HTTP-FLV, and the first sync with the origin is done).
+    /// One origin and `edges` edges (the shape `[target.local] edges = N` asks for).
     pub async fn start(
         bin: &Path,
         hls_fragment_secs: u32,
         edges: u32,
         app: &str,
     ) -> Result<LocalTopology, LocalError> {
-        let origin = LocalXiu::start(bin, hls_fragment_secs, None).await?;
-        let sidecars = CancellationToken::new();
+        Self::start_with(bin, TopologyOptions::new(hls_fragment_secs, 1, edges, app)).await
+    }
+
+    /// Starts the origins, then the edges and their sidecars, and waits until every sidecar says
+    /// ready (its edge answers RTMP, HLS and HTTP-FLV, and serves what the origins list).
+    pub async fn start_with(
+        bin: &Path,
+        options: TopologyOptions,
+    ) -> Result<LocalTopology, LocalError> {
+        sweep_stale_dirs();
+        let origin = LocalXiu::start(bin, options.hls_fragment_secs, None).await?;
+        let mut other_origins = Vec::new();
+        for _ in 1..options.origins.max(1) {
+            other_origins.push(LocalXiu::start(bin, options.hls_fragment_secs, None).await?);
+        }
+        let balancer = if other_origins.is_empty() {
+            None
+        } else {
+            let haproxy = find_haproxy()?;
+            let backends: Vec<u16> = std::iter::once(&origin)
+                .chain(&other_origins)
+                .map(|o| o.ports.rtmp)
+                .collect();
+            Some(LocalBalancer::start(&haproxy, &backends).await?)
+        };
+        let relay_token = format!("{:032x}", rand::random::<u128>());
         let mut topology = LocalTopology {
             origin,
+            other_origins,
+            balancer,
             edges: Vec::new(),
-            sidecars: sidecars.clone(),
+            relay_token,
+            bin: bin.to_path_buf(),
+            options: options.clone(),
+            sidecars: CancellationToken::new(),
             tasks: Vec::new(),
         };
-        let origin_rtmp = topology.origin.ports.rtmp;
-        let origin_api = format!("http://127.0.0.1:{}", topology.origin.ports.api);
-        for _ in 0..edges {
-            let xiu =
-                LocalXiu::start(bin, hls_fragment_secs, Some(("127.0.0.1", origin_rtmp))).await?;
+        let origins: Vec<OriginEndpoints> = topology
+            .origins()
+            .map(|o| OriginEndpoints {
+                api: format!("http://127.0.0.1:{}", o.ports.api),
+                flv: format!("http://127.0.0.1:{}", o.ports.flv),
+            })
+            .collect();
+        for _ in 0..options.edges {
+            let xiu = LocalXiu::start(bin, options.hls_fragment_secs, Some(&topology.relay_token))
+                .await?;
             let p = xiu.ports;
             let health = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
             let config = SidecarConfig {
-                origin_api: origin_api.clone(),
+                origins: origins.clone(),
                 edge_flv: format!("http://127.0.0.1:{}", p.flv),
                 edge_rtmp: SocketAddr::from(([127, 0, 0, 1], p.rtmp)),
                 edge_api: format!("http://127.0.0.1:{}", p.api),
                 edge_hls: format!("http://127.0.0.1:{}", p.hls),
-                app: app.to_string(),
+                app: options.app.clone(),
                 listen: health,
-                // Faster than in a pod: local runs are short and start streams right away.
-                poll_interval: Duration::from_millis(500),
+                poll_interval: options.poll_interval,
+                relay_token: Some(topology.relay_token.clone()),
+                drain_timeout: options.drain_timeout,
+                new_stream_grace: options.new_stream_grace,
+                pod: None,
             };
-            let stop = sidecars.clone();
+            let stop = topology.sidecars.clone();
             topology.tasks.push(tokio::spawn(async move {
-                let _ = crate::sidecar::run(config, stop.cancelled_owned()).await;
+                if let Err(e) = crate::sidecar::run(config, stop.cancelled_owned()).await {
+                    tracing::error!(error = %e, "local sidecar failed");
+                }
             }));
             topology.edges.push(Edge { xiu, health });
         }
@@ -69,9 +149,37 @@ impl LocalTopology {
         Ok(topology)
     }
 
+    /// Every origin, the first one first.
+    pub fn origins(&self) -> impl Iterator<Item = &LocalXiu> {
+        std::iter::once(&self.origin).chain(&self.other_origins)
+    }
+
+    /// Where publishers connect: the balancer with several origins, else the origin.
+    pub fn publish_port(&self) -> u16 {
+        self.balancer
+            .as_ref()
+            .map_or(self.origin.ports.rtmp, |b| b.port)
+    }
+
+    pub fn origin_mut(&mut self, i: usize) -> Option<&mut LocalXiu> {
+        match i {
+            0 => Some(&mut self.origin),
+            _ => self.other_origins.get_mut(i - 1),
+        }
+    }
+
+    /// Kills origin `i` and starts it again on the same ports (an origin pod restarting).
+    pub async fn restart_origin(&mut self, i: usize) -> Result<(), LocalError> {
+        let (bin, frag) = (self.bin.clone(), self.options.hls_fragment_secs);
+        match self.origin_mut(i) {
+            Some(o) => o.restart(&bin, frag, None).await,
+            None => Ok(()),
+        }
+    }
+
     /// Process ids of every xiu in the topology.
     pub fn pids(&self) -> Vec<u32> {
-        std::iter::once(&self.origin)
+        self.origins()
             .chain(self.edges.iter().map(|e| &e.xiu))
             .filter_map(|x| x.pid())
             .collect()
@@ -82,7 +190,7 @@ impl LocalTopology {
         (self.edges.len() as u32).max(1)
     }
 
-    /// Stops sidecars first (so they do not chase a vanishing origin), then edges, then the origin.
+    /// Stops sidecars first (so they do not chase vanishing origins), then edges, then origins.
     pub async fn stop(self) {
         self.sidecars.cancel();
         for t in self.tasks {
@@ -91,13 +199,19 @@ impl LocalTopology {
         for edge in self.edges {
             edge.xiu.stop().await;
         }
+        if let Some(b) = self.balancer {
+            b.stop().await;
+        }
         self.origin.stop().await;
+        for o in self.other_origins {
+            o.stop().await;
+        }
     }
 }
 
 /// Polls the sidecar's `/readyz` (the sidecar has no push notification; this is the same probe
 /// the kubelet uses), bounded.
-async fn wait_ready(health: SocketAddr, limit: Duration) -> Result<(), LocalError> {
+pub async fn wait_ready(health: SocketAddr, limit: Duration) -> Result<(), LocalError> {
     let client = reqwest::Client::new();
     let url = format!("http://{health}/readyz");
     let deadline = tokio::time::Instant::now() + limit;

@@ -27,6 +27,11 @@ pub enum LocalError {
     ExitedEarly { status: String, log: String },
     #[error("xiu did not answer on its ports within {0:?}; its log:\n{1}")]
     NotReady(Duration, String),
+    #[error(
+        "several local origins need HAProxy in front of them (the publish load balancer): \
+         apt-get install haproxy, or point HAPROXY_BIN at it"
+    )]
+    NoBalancer,
     #[error("local topology I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -80,6 +85,55 @@ pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
         .collect()
 }
 
+/// Prefix of every local xiu's working directory under the system temp dir.
+const DIR_PREFIX: &str = "xiuload-xiu-";
+/// Written into each working directory: the xiuload process that owns it, so a later run can
+/// remove what a SIGKILLed one left behind.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Live local xius of this process, for [`kill_all_now`]: the exit paths that skip destructors.
+static LIVE: std::sync::Mutex<Vec<(u32, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills every local xiu this process started and removes their working directories, at once.
+/// For exit paths that skip destructors (a second Ctrl-C calls `process::exit`).
+pub fn kill_all_now() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for (pid, dir) in live {
+        // SAFETY: kill(2) on a child we started and have not reaped (its pid is still ours).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes working directories whose owning xiuload is gone (SIGKILL leaves them; its xius died
+/// with it, see `die_with_parent`). Directories being created (no owner file yet) are left alone.
+pub fn sweep_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path().join(OWNER_FILE)) else {
+            continue;
+        };
+        if let Ok(pid) = text.trim().parse::<i32>()
+            && !process_alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the pid exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// A running xiu with its own working directory (where it writes HLS segments).
 pub struct LocalXiu {
     child: Child,
@@ -89,10 +143,11 @@ pub struct LocalXiu {
 
 impl LocalXiu {
     /// Starts xiu on fresh loopback ports and waits until its API and listeners answer.
+    /// `push_token`: an edge as deploy/ runs it (publishing needs `?token=`, see `render_config`).
     pub async fn start(
         bin: &Path,
         hls_fragment_secs: u32,
-        pull_from: Option<(&str, u16)>,
+        push_token: Option<&str>,
     ) -> Result<LocalXiu, LocalError> {
         let p = free_ports(4)?;
         let ports = XiuPorts {
@@ -101,35 +156,64 @@ impl LocalXiu {
             flv: p[2],
             api: p[3],
         };
-        Self::start_with_ports(bin, ports, hls_fragment_secs, pull_from).await
+        Self::start_with_ports(bin, ports, hls_fragment_secs, push_token).await
     }
 
     pub async fn start_with_ports(
         bin: &Path,
         ports: XiuPorts,
         hls_fragment_secs: u32,
-        pull_from: Option<(&str, u16)>,
+        push_token: Option<&str>,
     ) -> Result<LocalXiu, LocalError> {
-        let dir = tempfile::Builder::new().prefix("xiuload-xiu-").tempdir()?;
+        let dir = tempfile::Builder::new().prefix(DIR_PREFIX).tempdir()?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
         let config = dir.path().join("xiu.toml");
-        std::fs::write(&config, render_config(ports, hls_fragment_secs, pull_from))?;
+        std::fs::write(&config, render_config(ports, hls_fragment_secs, push_token))?;
         let log = std::fs::File::create(dir.path().join("xiu.log"))?;
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("-c")
             .arg(&config)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| LocalError::Spawn {
-                bin: bin.to_path_buf(),
-                source,
-            })?;
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let child = command.spawn().map_err(|source| LocalError::Spawn {
+            bin: bin.to_path_buf(),
+            source,
+        })?;
+        if let Some(pid) = child.id() {
+            LIVE.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((pid, dir.path().to_path_buf()));
+        }
         let mut xiu = LocalXiu { child, ports, dir };
         xiu.wait_ready(Duration::from_secs(20)).await?;
         Ok(xiu)
+    }
+
+    /// Starts xiu again on the same ports with the same config (a restart after `kill`), in a
+    /// fresh working directory.
+    pub async fn restart(
+        &mut self,
+        bin: &Path,
+        hls_fragment_secs: u32,
+        push_token: Option<&str>,
+    ) -> Result<(), LocalError> {
+        self.kill().await;
+        let fresh = Self::start_with_ports(bin, self.ports, hls_fragment_secs, push_token).await?;
+        // Dropping the old one forgets it and removes its working directory.
+        drop(std::mem::replace(self, fresh));
+        Ok(())
+    }
+
+    fn forget_live(&self) {
+        let dir = self.dir.path();
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, d)| d != dir);
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> Result<(), LocalError> {
@@ -185,6 +269,7 @@ impl LocalXiu {
     /// Stops xiu the way it expects: SIGINT (the only signal it handles), then SIGKILL after a
     /// grace period.
     pub async fn stop(mut self) {
+        self.forget_live();
         if let Some(pid) = self.child.id() {
             // SAFETY: plain kill(2) on our own child's pid.
             unsafe {
@@ -203,5 +288,45 @@ impl LocalXiu {
     /// Kills xiu abruptly (tests of a dying server).
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Stops (SIGSTOP) or continues (SIGCONT) xiu: a hung server.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+}
+
+impl Drop for LocalXiu {
+    fn drop(&mut self) {
+        // `kill_on_drop` kills the child; the directory goes with `dir`.
+        self.forget_live();
+    }
+}
+
+/// The child gets SIGKILL when the thread that started it exits: whatever way xiuload ends
+/// (SIGKILL included), no xiu outlives it.
+///
+/// PR_SET_PDEATHSIG follows the spawning *thread*: spawns happen on the runtime's worker threads,
+/// which live as long as the runtime.
+pub(super) fn die_with_parent(command: &mut Command) {
+    // SAFETY: getpid is async-signal-safe.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("xiuload exited while starting xiu"));
+            }
+            Ok(())
+        });
     }
 }

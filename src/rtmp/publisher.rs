@@ -26,7 +26,7 @@ pub struct PublisherSpec {
 
 /// Longest message a publisher accepts from the server: it only ever gets acks and status
 /// messages, a few hundred bytes.
-const MAX_SERVER_MESSAGE: u32 = 1 << 20;
+pub const MAX_SERVER_MESSAGE: u32 = 1 << 20;
 
 /// Publishes until cancelled. Every failure is counted in `metrics` and returned as the end.
 pub async fn publish_session(

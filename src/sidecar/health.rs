@@ -1,5 +1,5 @@
-//! The probe endpoints: `/livez`, `/readyz`, `/startupz` (text/plain, the
-//! body names each check and why it failed).
+//! The probe endpoints `/livez`, `/readyz`, `/startupz` (text/plain, the body names each check and
+//! why it failed) and `/drain` for the edge's preStop hook.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,25 +13,38 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
+use super::readiness::{Snapshot, readiness, started};
+use super::reconcile::get_streams;
+use super::streams::parse_viewers;
 use super::{SidecarConfig, SidecarError, rtmp_probe};
 
 /// Every check gets this long. The kubelet's default probe timeout is also
 /// 1 s, so the checks of one probe run concurrently, never one after another.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often `/drain` asks the edge how many viewers it still has. xiu tells no one when a viewer
+/// leaves, so this is a poll.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
 
-/// Written by the reconcile loop, read by the probes.
+/// Written by the relay loop, read by the probes.
 #[derive(Default)]
 pub struct SharedState {
     last_tick: Mutex<Option<Instant>>,
-    synced: AtomicBool,
+    snapshot: Mutex<Snapshot>,
+    draining: AtomicBool,
 }
 
 impl SharedState {
     pub fn mark_tick(&self) {
         *self.last_tick.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
-    pub fn mark_synced(&self) {
-        self.synced.store(true, Ordering::Relaxed);
+    pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        f(&mut self.snapshot.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    fn snapshot(&self) -> Snapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
     fn last_tick(&self) -> Option<Instant> {
         *self.last_tick.lock().unwrap_or_else(|p| p.into_inner())
@@ -59,7 +72,8 @@ pub fn serve(
     let app = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
-        .route("/startupz", get(readyz))
+        .route("/startupz", get(startupz))
+        .route("/drain", get(drain))
         .with_state(ctx);
     Ok(async move {
         axum::serve(listener, app)
@@ -72,17 +86,18 @@ pub fn serve(
 
 type Check = (&'static str, Result<(), String>);
 
+/// The relay loop is alive (it ticks every 250 ms, polls included).
 async fn livez(State(ctx): State<Ctx>) -> impl IntoResponse {
     let tick = tick_fresh(
         ctx.state.last_tick(),
         Instant::now(),
         ctx.config.poll_interval,
     );
-    let api = http_check(&ctx.http, &ctx.config.edge_api, true).await;
-    report(&[("reconcile-loop", tick), ("edge-api", api)])
+    report(&[("relay-loop", tick)])
 }
 
-async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
+/// The edge's listeners really serve: a full RTMP handshake, and HLS and HTTP-FLV answer HTTP.
+async fn listener_checks(ctx: &Ctx) -> [Check; 3] {
     let rtmp = async {
         match tokio::time::timeout(CHECK_TIMEOUT, rtmp_probe::handshake(ctx.config.edge_rtmp)).await
         {
@@ -92,48 +107,103 @@ async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
     };
     let (rtmp, hls, flv) = tokio::join!(
         rtmp,
-        http_check(&ctx.http, &ctx.config.edge_hls, false),
-        http_check(&ctx.http, &ctx.config.edge_flv, false),
+        http_check(&ctx.http, &ctx.config.edge_hls),
+        http_check(&ctx.http, &ctx.config.edge_flv),
     );
-    let synced = if ctx.state.synced.load(Ordering::Relaxed) {
-        Ok(())
-    } else {
-        Err("no successful poll of the origin API yet".into())
-    };
-    report(&[
+    [
         ("edge-rtmp-handshake", rtmp),
         ("edge-hls", hls),
         ("edge-flv", flv),
-        ("origin-first-sync", synced),
+    ]
+}
+
+async fn startupz(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let [rtmp, hls, flv] = listener_checks(&ctx).await;
+    let synced = started(&ctx.state.snapshot());
+    report(&[rtmp, hls, flv, ("origins-and-edge-api", synced)])
+}
+
+async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let [rtmp, hls, flv] = listener_checks(&ctx).await;
+    let streams = readiness(
+        &ctx.state.snapshot(),
+        Instant::now(),
+        ctx.config.new_stream_grace,
+    );
+    let draining = if ctx.state.draining.load(Ordering::Relaxed) {
+        Err("draining: this edge is leaving (GET /drain was called)".into())
+    } else {
+        Ok(())
+    };
+    report(&[
+        rtmp,
+        hls,
+        flv,
+        ("edge-serves-every-origin-stream", streams),
+        ("not-draining", draining),
     ])
 }
 
-/// `need_success`: the xiu API's `/` answers 200; the HLS/FLV roots answer
-/// 404 or an empty 200, so for them any HTTP answer proves the listener.
-async fn http_check(http: &reqwest::Client, base: &str, need_success: bool) -> Result<(), String> {
+/// Readiness goes false for good, then this answers 200 once the edge has no RTMP/FLV viewers
+/// left or `drain_timeout` has passed, whichever comes first (the body says which).
+async fn drain(State(ctx): State<Ctx>) -> impl IntoResponse {
+    ctx.state.draining.store(true, Ordering::Relaxed);
+    tracing::info!("draining: readiness false, waiting for viewers to leave");
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + ctx.config.drain_timeout;
+    let last = loop {
+        let viewers = match get_streams(&ctx.http, &ctx.config.edge_api).await {
+            Ok(body) => parse_viewers(&body).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if viewers == Ok(0) {
+            let msg = format!(
+                "drained: no viewers left after {:.1}s\n",
+                started.elapsed().as_secs_f64()
+            );
+            tracing::info!("{}", msg.trim_end());
+            return (StatusCode::OK, msg);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break viewers;
+        }
+        tokio::time::sleep_until((now + DRAIN_POLL).min(deadline)).await;
+    };
+    let left = match last {
+        Ok(n) => format!("{n} viewer(s) still connected"),
+        Err(e) => format!("viewers unknown ({e})"),
+    };
+    let msg = format!(
+        "drain timeout after {:?}: {left}\n",
+        ctx.config.drain_timeout
+    );
+    tracing::warn!("{}", msg.trim_end());
+    (StatusCode::OK, msg)
+}
+
+/// The HLS/FLV roots answer 404 or an empty 200: any HTTP answer proves the listener.
+async fn http_check(http: &reqwest::Client, base: &str) -> Result<(), String> {
     let url = format!("{}/", base.trim_end_matches('/'));
     match http.get(&url).send().await {
-        Ok(r) if need_success && !r.status().is_success() => {
-            Err(format!("{url} answered {}", r.status()))
-        }
         Ok(_) => Ok(()),
         Err(e) => Err(format!("{url}: {e}")),
     }
 }
 
-/// The loop ticks every 250 ms; three poll intervals without one means it is
-/// stuck.
+/// The loop ticks every 250 ms and polls within a 2 s timeout; three poll intervals (at least
+/// 6 s) without a tick means it is stuck.
 pub fn tick_fresh(
     last: Option<Instant>,
     now: Instant,
     poll_interval: Duration,
 ) -> Result<(), String> {
+    let limit = (poll_interval * 3).max(Duration::from_secs(6));
     match last {
-        None => Err("the reconcile loop has not ticked yet".into()),
-        Some(t) if now.duration_since(t) > poll_interval * 3 => Err(format!(
-            "the reconcile loop last ticked {:?} ago (limit {:?})",
+        None => Err("the relay loop has not ticked yet".into()),
+        Some(t) if now.duration_since(t) > limit => Err(format!(
+            "the relay loop last ticked {:?} ago (limit {limit:?})",
             now.duration_since(t),
-            poll_interval * 3
         )),
         Some(_) => Ok(()),
     }

@@ -1,41 +1,46 @@
-//! Pure reconciliation: which subscriptions to start, stop or restart.
+//! Pure planning: which relay to start, stop or move, given what each origin lists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::streams::StreamKey;
 
-/// First retry delay: covers xiu's empty answer to the first FLV request
-/// (the edge has just started pulling and has nothing yet).
+/// First retry delay: a relay that failed at once (the origin answered an empty FLV body, the
+/// edge refused a publish racing the previous one's unpublish) is tried again soon.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Upper bound so a stream that keeps failing is still retried regularly.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// A subscription that delivered data for this long counts as healthy, and
-/// its end resets the backoff.
+/// Upper bound: a relay that keeps failing is still retried every 8 s, forever. It also bounds
+/// how long a stream the origins list can stay missing on the edge once the cause is gone.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(8);
+/// A relay that forwarded media for this long counts as healthy, and its end resets the backoff.
 pub const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubState {
-    /// A subscriber task is running. `failures` carries over so a task that
-    /// ends quickly again backs off further.
+    /// A relay task is running. `failures` carries over so a task that ends quickly again backs
+    /// off further.
     Running { since: Instant, failures: u32 },
-    /// The last subscription ended at `ended`; `failures` consecutive
-    /// unhealthy ends (≥ 1). `stalled`: it ended by going silent, the sign of
-    /// a phantom stream on the edge (xiu 0.14 keeps a pulled stream whose
-    /// origin went away and never re-pulls it), which must be kicked first.
-    Ended {
-        ended: Instant,
-        failures: u32,
-        stalled: bool,
-    },
+    /// The last relay ended at `ended` after `failures` consecutive unhealthy runs (≥ 1).
+    Ended { ended: Instant, failures: u32 },
+}
+
+/// One stream's relay: from which origin, in which state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub origin: usize,
+    pub state: SubState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Start(StreamKey),
+    /// Start a relay from `origin` (new stream, retry after backoff, or the stream moved there:
+    /// any relay still running for the key is stopped first). `failures` is the count to carry.
+    Start {
+        key: StreamKey,
+        origin: usize,
+        failures: u32,
+    },
+    /// No origin lists the stream any more.
     Stop(StreamKey),
-    /// Start again after a backoff that has now elapsed.
-    Restart(StreamKey),
 }
 
 /// `min(BASE * 2^(failures-1), CAP)`; 0 failures means no wait.
@@ -47,7 +52,7 @@ pub fn backoff(failures: u32) -> Duration {
     BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_CAP)
 }
 
-/// Failure count after a subscription ended: reset if it was healthy.
+/// Failure count after a relay ended: reset if it was healthy.
 pub fn failures_after_end(previous: u32, ran_for: Duration, bytes: u64) -> u32 {
     if bytes > 0 && ran_for >= HEALTHY_RUN {
         1
@@ -56,23 +61,61 @@ pub fn failures_after_end(previous: u32, ran_for: Duration, bytes: u64) -> u32 {
     }
 }
 
+/// `lists[i]`: what origin `i` listed at the last poll, `None` when it did not answer.
+///
+/// A relay stays on its origin while that origin lists the stream (no flapping when a stream is
+/// briefly on two origins: a publisher that reconnected elsewhere before the old origin noticed),
+/// and also while that origin does not answer its API but the relay still runs (an API hiccup
+/// must not cut a working relay). Otherwise the stream goes to the first origin that lists it,
+/// at once and with a fresh backoff; with none, its relay stops.
 pub fn plan(
-    desired: &BTreeSet<StreamKey>,
-    running: &BTreeMap<StreamKey, SubState>,
+    lists: &[Option<BTreeSet<StreamKey>>],
+    relays: &BTreeMap<StreamKey, Relay>,
     now: Instant,
 ) -> Vec<Action> {
-    let mut actions: Vec<Action> = running
-        .keys()
-        .filter(|k| !desired.contains(*k))
-        .map(|k| Action::Stop(k.clone()))
-        .collect();
-    for k in desired {
-        match running.get(k) {
-            None => actions.push(Action::Start(k.clone())),
-            Some(SubState::Ended {
-                ended, failures, ..
-            }) if now >= *ended + backoff(*failures) => actions.push(Action::Restart(k.clone())),
-            Some(_) => {}
+    let listed_by = |i: usize, k: &StreamKey| {
+        lists
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|l| l.contains(k))
+    };
+    let first_lister = |k: &StreamKey| (0..lists.len()).find(|&i| listed_by(i, k));
+    let mut actions = Vec::new();
+    for (key, relay) in relays {
+        let stays = listed_by(relay.origin, key)
+            || (matches!(lists.get(relay.origin), Some(None))
+                && matches!(relay.state, SubState::Running { .. }));
+        if stays {
+            if let SubState::Ended { ended, failures } = relay.state
+                && now >= ended + backoff(failures)
+            {
+                actions.push(Action::Start {
+                    key: key.clone(),
+                    origin: relay.origin,
+                    failures,
+                });
+            }
+            continue;
+        }
+        match first_lister(key) {
+            Some(origin) => actions.push(Action::Start {
+                key: key.clone(),
+                origin,
+                failures: 0,
+            }),
+            None => actions.push(Action::Stop(key.clone())),
+        }
+    }
+    let mut new: BTreeSet<&StreamKey> = BTreeSet::new();
+    for (origin, list) in lists.iter().enumerate() {
+        for key in list.iter().flatten() {
+            if !relays.contains_key(key) && new.insert(key) {
+                actions.push(Action::Start {
+                    key: key.clone(),
+                    origin,
+                    failures: 0,
+                });
+            }
         }
     }
     actions
@@ -85,88 +128,120 @@ mod tests {
     fn key(s: &str) -> StreamKey {
         StreamKey::new("live", s)
     }
-    fn set(keys: &[&str]) -> BTreeSet<StreamKey> {
-        keys.iter().map(|k| key(k)).collect()
+    fn set(keys: &[&str]) -> Option<BTreeSet<StreamKey>> {
+        Some(keys.iter().map(|k| key(k)).collect())
     }
-
-    #[test]
-    fn empty_first_response_plans_nothing() {
-        assert!(plan(&set(&[]), &BTreeMap::new(), Instant::now()).is_empty());
-    }
-
-    #[test]
-    fn streams_come_and_go() {
-        let now = Instant::now();
-        let mut running = BTreeMap::new();
-        assert_eq!(
-            plan(&set(&["a", "b"]), &running, now),
-            vec![Action::Start(key("a")), Action::Start(key("b"))]
-        );
-        running.insert(
-            key("a"),
-            SubState::Running {
+    fn running(origin: usize, now: Instant) -> Relay {
+        Relay {
+            origin,
+            state: SubState::Running {
                 since: now,
                 failures: 0,
             },
+        }
+    }
+    fn start(k: &str, origin: usize, failures: u32) -> Action {
+        Action::Start {
+            key: key(k),
+            origin,
+            failures,
+        }
+    }
+
+    #[test]
+    fn empty_lists_plan_nothing() {
+        assert!(plan(&[set(&[]), None], &BTreeMap::new(), Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn streams_come_and_go_over_two_origins() {
+        let now = Instant::now();
+        let mut relays = BTreeMap::new();
+        assert_eq!(
+            plan(&[set(&["a"]), set(&["b", "a"])], &relays, now),
+            vec![start("a", 0, 0), start("b", 1, 0)]
         );
-        running.insert(
+        relays.insert(key("a"), running(0, now));
+        relays.insert(key("b"), running(1, now));
+        assert!(plan(&[set(&["a"]), set(&["b"])], &relays, now).is_empty());
+        assert_eq!(
+            plan(&[set(&["c"]), set(&["b"])], &relays, now),
+            vec![Action::Stop(key("a")), start("c", 0, 0)]
+        );
+    }
+
+    #[test]
+    fn a_stream_that_moves_to_another_origin_follows_at_once() {
+        let now = Instant::now();
+        let mut relays = BTreeMap::new();
+        relays.insert(
+            key("a"),
+            Relay {
+                origin: 0,
+                state: SubState::Ended {
+                    ended: now,
+                    failures: 5,
+                },
+            },
+        );
+        // Publisher reconnected to origin 1: no backoff left over from origin 0.
+        assert_eq!(
+            plan(&[set(&[]), set(&["a"])], &relays, now),
+            vec![start("a", 1, 0)]
+        );
+        // Listed by both (the old origin has not noticed yet): a running relay stays put.
+        relays.insert(key("a"), running(0, now));
+        assert!(plan(&[set(&["a"]), set(&["a"])], &relays, now).is_empty());
+        // Origin 0 restarted without it while the relay still ran: moves.
+        assert_eq!(
+            plan(&[set(&[]), set(&["a"])], &relays, now),
+            vec![start("a", 1, 0)]
+        );
+    }
+
+    #[test]
+    fn an_origin_api_hiccup_keeps_running_relays_only() {
+        let now = Instant::now();
+        let mut relays = BTreeMap::new();
+        relays.insert(key("a"), running(0, now));
+        relays.insert(
             key("b"),
-            SubState::Running {
-                since: now,
-                failures: 0,
+            Relay {
+                origin: 0,
+                state: SubState::Ended {
+                    ended: now,
+                    failures: 1,
+                },
             },
         );
-        assert!(plan(&set(&["a", "b"]), &running, now).is_empty());
         assert_eq!(
-            plan(&set(&["b", "c"]), &running, now),
-            vec![Action::Stop(key("a")), Action::Start(key("c"))]
+            plan(&[None, set(&[])], &relays, now + Duration::from_secs(60)),
+            vec![Action::Stop(key("b"))]
         );
     }
 
     #[test]
-    fn origin_restart_resubscribes() {
-        let now = Instant::now();
-        let mut running = BTreeMap::new();
-        running.insert(
-            key("a"),
-            SubState::Ended {
-                ended: now,
-                failures: 3,
-                stalled: false,
-            },
-        );
-        // Origin gone: everything vanishes from its list.
-        assert_eq!(plan(&set(&[]), &running, now), vec![Action::Stop(key("a"))]);
-        running.clear();
-        // Origin back with the stream: a fresh start, no leftover backoff.
-        assert_eq!(
-            plan(&set(&["a"]), &running, now),
-            vec![Action::Start(key("a"))]
-        );
-    }
-
-    #[test]
-    fn subscription_that_keeps_ending_backs_off() {
+    fn a_relay_that_keeps_ending_backs_off_to_the_cap() {
         let t0 = Instant::now();
         let mut failures = 0;
         let mut delays = Vec::new();
         for _ in 0..10 {
             failures = failures_after_end(failures, Duration::from_millis(5), 0);
-            let mut running = BTreeMap::new();
-            running.insert(
+            let mut relays = BTreeMap::new();
+            relays.insert(
                 key("a"),
-                SubState::Ended {
-                    ended: t0,
-                    failures,
-                    stalled: false,
+                Relay {
+                    origin: 0,
+                    state: SubState::Ended {
+                        ended: t0,
+                        failures,
+                    },
                 },
             );
             let d = backoff(failures);
-            assert!(plan(&set(&["a"]), &running, t0 + d - Duration::from_millis(1)).is_empty());
-            assert_eq!(
-                plan(&set(&["a"]), &running, t0 + d),
-                vec![Action::Restart(key("a"))]
-            );
+            let lists = [set(&["a"])];
+            assert!(plan(&lists, &relays, t0 + d - Duration::from_millis(1)).is_empty());
+            assert_eq!(plan(&lists, &relays, t0 + d), vec![start("a", 0, failures)]);
             delays.push(d);
         }
         assert_eq!(delays[0], BACKOFF_BASE);

@@ -1,4 +1,4 @@
-//! The loop: poll the origin, plan, start/stop subscriber tasks.
+//! The relay loop: poll the origins and the edge, plan, start/stop relay tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -8,20 +8,21 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::edge_admin::forget_stream;
 use super::health::SharedState;
-use super::plan::{Action, SubState, failures_after_end, plan};
-use super::streams::{StreamKey, parse_streams};
-use super::subscriber::{Outcome, flv_url, subscribe};
-use super::{SidecarConfig, SidecarError};
+use super::plan::{Action, Relay, SubState, failures_after_end, plan};
+use super::readiness::{EdgeView, Listed, listed_since};
+use super::relay::{RelayOutcome, RelaySpec, relay};
+use super::streams::{StreamKey, parse_publishers, parse_streams, parse_viewers};
+use super::{SidecarConfig, SidecarError, deletion_cost};
+use crate::rtmp::url::RtmpBase;
 
-/// Housekeeping tick: how soon an ended subscription is noticed and a
-/// backoff of 500 ms can be honoured, independently of the poll interval.
+/// Housekeeping tick: how soon an ended relay is noticed and a backoff of 500 ms can be honoured,
+/// independently of the poll interval.
 const TICK: Duration = Duration::from_millis(250);
-/// Origin API calls are small; a slow origin must not stall the loop.
+/// API calls are small; a slow origin must not stall the loop.
 const API_TIMEOUT: Duration = Duration::from_secs(2);
-/// An edge with a phantom stream keeps the FLV connection open with no data;
-/// give up after this and let the backoff retry.
+/// An origin that keeps the FLV connection open and sends nothing (a publisher gone without a
+/// close) is given up after this; the backoff retries.
 const FLV_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run_loop(
@@ -34,14 +35,21 @@ pub fn run_loop(
         .connect_timeout(API_TIMEOUT)
         .read_timeout(FLV_READ_TIMEOUT)
         .build()?;
-    let url = format!(
-        "{}/api/query_whole_streams?top=1000",
-        config.origin_api.trim_end_matches('/')
-    );
+    let edge = RtmpBase {
+        host: config.edge_rtmp.ip().to_string(),
+        port: config.edge_rtmp.port(),
+    };
+    let (viewers_tx, viewers_rx) = watch::channel(None);
+    if let Some(pod) = config.pod.clone() {
+        tokio::spawn(deletion_cost::run(pod, viewers_rx, stop.clone()));
+    }
     Ok(async move {
-        let mut subs: BTreeMap<StreamKey, SubState> = BTreeMap::new();
-        let mut tasks: BTreeMap<StreamKey, JoinHandle<Outcome>> = BTreeMap::new();
-        let mut desired: BTreeSet<StreamKey> = BTreeSet::new();
+        let n = config.origins.len();
+        let mut relays: BTreeMap<StreamKey, Relay> = BTreeMap::new();
+        let mut tasks: BTreeMap<StreamKey, JoinHandle<RelayOutcome>> = BTreeMap::new();
+        let mut lists: Vec<Option<BTreeSet<StreamKey>>> = vec![None; n];
+        let mut listed: Vec<Option<Listed>> = vec![None; n];
+        let mut origin_up: Vec<Option<bool>> = vec![None; n];
         let mut last_poll: Option<Instant> = None;
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -50,75 +58,93 @@ pub fn run_loop(
                 _ = ticker.tick() => {}
                 _ = stop.changed() => break,
             }
-            // A subscription that just ended forces a fresh poll before any
-            // restart: re-asking the edge for a stream the origin no longer
-            // has (origin restarting) can leave a phantom stream on the edge.
-            if reap_finished(&mut subs, &mut tasks).await {
+            // A relay that just ended forces a fresh poll before any restart: the stream may
+            // have left this origin for another one.
+            if reap_finished(&mut relays, &mut tasks).await {
                 last_poll = None;
             }
             let now = Instant::now();
             if last_poll.is_none_or(|t| now.duration_since(t) >= config.poll_interval) {
                 last_poll = Some(now);
-                match poll(&api, &url, &config.app).await {
-                    Ok(list) => {
-                        desired = list;
-                        state.mark_synced();
+                let origin_polls = futures::future::join_all(
+                    config
+                        .origins
+                        .iter()
+                        .map(|o| poll_origin(&api, &o.api, &config.app)),
+                );
+                let (answers, edge_view) =
+                    tokio::join!(origin_polls, poll_edge(&api, &config.edge_api, &config.app));
+                let now = Instant::now();
+                let mut synced = false;
+                for (i, answer) in answers.into_iter().enumerate() {
+                    let up = answer.is_ok();
+                    if origin_up[i] != Some(up) {
+                        match &answer {
+                            Ok(_) => {
+                                tracing::info!(origin = %config.origins[i].api, "origin answers")
+                            }
+                            Err(e) => {
+                                tracing::warn!(origin = %config.origins[i].api, error = %e, "origin does not answer")
+                            }
+                        }
+                        origin_up[i] = Some(up);
                     }
-                    // Origin unreachable: keep healthy subscriptions, start
-                    // nothing new (a pull towards a dead origin can leave a
-                    // phantom stream on the edge).
-                    Err(e) => {
-                        tracing::warn!(error = %e, "origin poll failed");
-                        desired = subs
-                            .iter()
-                            .filter(|(_, s)| matches!(s, SubState::Running { .. }))
-                            .map(|(k, _)| k.clone())
-                            .collect();
+                    match answer {
+                        Ok(publishers) => {
+                            synced = true;
+                            lists[i] = Some(publishers.keys().cloned().collect());
+                            listed[i] = Some(listed_since(listed[i].as_ref(), &publishers, now));
+                        }
+                        Err(_) => {
+                            lists[i] = None;
+                            listed[i] = None;
+                        }
                     }
                 }
+                if let Err(e) = &edge_view {
+                    tracing::warn!(error = %e, "the edge's API does not answer");
+                }
+                let edge_view = edge_view.ok();
+                let _ = viewers_tx.send(edge_view.as_ref().map(|e| e.viewers));
+                state.update(|s| {
+                    s.origins = listed.clone();
+                    s.edge = edge_view;
+                    s.synced |= synced;
+                });
             }
-            for action in plan(&desired, &subs, Instant::now()) {
+            for action in plan(&lists, &relays, Instant::now()) {
                 match action {
-                    Action::Stop(k) => {
-                        tracing::info!(stream = %k, "stream left the origin: unsubscribing");
-                        if let Some(t) = tasks.remove(&k) {
+                    Action::Stop(key) => {
+                        tracing::info!(stream = %key, "no origin lists the stream: relay stopped");
+                        if let Some(t) = tasks.remove(&key) {
                             t.abort();
                         }
-                        subs.remove(&k);
-                        // The edge may keep a phantom copy; make it forget so
-                        // the stream's return is pulled afresh.
-                        forget(&api, &config.edge_api, &k).await;
+                        relays.remove(&key);
                     }
-                    Action::Restart(k)
-                        if matches!(subs.get(&k), Some(SubState::Ended { stalled: true, .. })) =>
-                    {
-                        forget(&api, &config.edge_api, &k).await;
-                        // Give the edge a backoff period to drop it before asking again.
-                        if let Some(SubState::Ended { failures, .. }) = subs.get(&k).copied() {
-                            subs.insert(
-                                k,
-                                SubState::Ended {
-                                    ended: Instant::now(),
-                                    failures,
-                                    stalled: false,
-                                },
-                            );
+                    Action::Start {
+                        key,
+                        origin,
+                        failures,
+                    } => {
+                        if let Some(t) = tasks.remove(&key) {
+                            tracing::info!(stream = %key, to = %config.origins[origin].api, "stream moved to another origin");
+                            t.abort();
                         }
-                    }
-                    Action::Start(k) | Action::Restart(k) => {
-                        let failures = match subs.get(&k) {
-                            Some(SubState::Ended { failures, .. }) => *failures,
-                            _ => 0,
-                        };
-                        tracing::info!(stream = %k, failures, "subscribing on the edge");
-                        let handle =
-                            tokio::spawn(subscribe(flv.clone(), flv_url(&config.edge_flv, &k)));
-                        tasks.insert(k.clone(), handle);
-                        subs.insert(
-                            k,
-                            SubState::Running {
-                                since: Instant::now(),
-                                failures,
+                        let spec = RelaySpec::new(
+                            &config.origins[origin].flv,
+                            edge.clone(),
+                            key.clone(),
+                            config.relay_token.clone(),
+                        );
+                        tasks.insert(key.clone(), tokio::spawn(relay(flv.clone(), spec)));
+                        relays.insert(
+                            key,
+                            Relay {
+                                origin,
+                                state: SubState::Running {
+                                    since: Instant::now(),
+                                    failures,
+                                },
                             },
                         );
                     }
@@ -132,25 +158,43 @@ pub fn run_loop(
     })
 }
 
-async fn forget(api: &reqwest::Client, edge_api: &str, key: &StreamKey) {
-    match forget_stream(api, edge_api, key).await {
-        Ok(true) => tracing::info!(stream = %key, "asked the edge to drop its copy"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(stream = %key, error = %e, "cannot reach the edge API"),
+async fn poll_origin(
+    api: &reqwest::Client,
+    base: &str,
+    app: &str,
+) -> Result<BTreeMap<StreamKey, Option<String>>, String> {
+    let body = get_streams(api, base).await?;
+    parse_publishers(&body, app).map_err(|e| e.to_string())
+}
+
+async fn poll_edge(api: &reqwest::Client, base: &str, app: &str) -> Result<EdgeView, String> {
+    let body = get_streams(api, base).await?;
+    Ok(EdgeView {
+        streams: parse_streams(&body, app).map_err(|e| e.to_string())?,
+        viewers: parse_viewers(&body).map_err(|e| e.to_string())?,
+    })
+}
+
+pub async fn get_streams(api: &reqwest::Client, base: &str) -> Result<String, String> {
+    let url = format!(
+        "{}/api/query_whole_streams?top=100000",
+        base.trim_end_matches('/')
+    );
+    let resp = api
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url} answered {}", resp.status()));
     }
+    resp.text().await.map_err(|e| format!("{url}: {e}"))
 }
 
-async fn poll(api: &reqwest::Client, url: &str, app: &str) -> Result<BTreeSet<StreamKey>, String> {
-    let resp = api.get(url).send().await.map_err(|e| e.to_string())?;
-    let body = resp.text().await.map_err(|e| e.to_string())?;
-    parse_streams(&body, app).map_err(|e| e.to_string())
-}
-
-/// Turns finished tasks into `Ended` states with an updated failure count;
-/// true if any ended.
+/// Turns finished tasks into `Ended` states with an updated failure count; true if any ended.
 async fn reap_finished(
-    subs: &mut BTreeMap<StreamKey, SubState>,
-    tasks: &mut BTreeMap<StreamKey, JoinHandle<Outcome>>,
+    relays: &mut BTreeMap<StreamKey, Relay>,
+    tasks: &mut BTreeMap<StreamKey, JoinHandle<RelayOutcome>>,
 ) -> bool {
     let done: Vec<StreamKey> = tasks
         .iter()
@@ -158,31 +202,30 @@ async fn reap_finished(
         .map(|(k, _)| k.clone())
         .collect();
     let any = !done.is_empty();
-    for k in done {
-        let Some(handle) = tasks.remove(&k) else {
+    for key in done {
+        let Some(handle) = tasks.remove(&key) else {
             continue;
         };
-        let outcome = handle.await.unwrap_or(Outcome {
-            bytes: 0,
-            ran_for: Duration::ZERO,
-            stalled: false,
-        });
-        let previous = match subs.get(&k) {
-            Some(SubState::Running { failures, .. }) | Some(SubState::Ended { failures, .. }) => {
-                *failures
-            }
-            None => 0,
+        let outcome = match handle.await {
+            Ok(o) => o,
+            Err(e) => RelayOutcome {
+                bytes: 0,
+                ran_for: Duration::ZERO,
+                end: super::relay::RelayEnd::Origin(format!("relay task failed: {e}")),
+            },
+        };
+        let Some(relay) = relays.get_mut(&key) else {
+            continue;
+        };
+        let previous = match relay.state {
+            SubState::Running { failures, .. } | SubState::Ended { failures, .. } => failures,
         };
         let failures = failures_after_end(previous, outcome.ran_for, outcome.bytes);
-        tracing::info!(stream = %k, bytes = outcome.bytes, failures, stalled = outcome.stalled, "subscription ended");
-        subs.insert(
-            k,
-            SubState::Ended {
-                ended: Instant::now(),
-                failures,
-                stalled: outcome.stalled,
-            },
-        );
+        tracing::info!(stream = %key, bytes = outcome.bytes, failures, end = ?outcome.end, "relay ended");
+        relay.state = SubState::Ended {
+            ended: Instant::now(),
+            failures,
+        };
     }
     any
 }

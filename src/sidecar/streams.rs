@@ -1,4 +1,4 @@
-//! Parses xiu's `GET /api/query_whole_streams` answer into stream keys.
+//! Parses xiu's `GET /api/query_whole_streams` answer: stream keys, publisher ids, viewers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,24 +46,7 @@ pub fn parse_publishers(
     body: &str,
     app: &str,
 ) -> Result<BTreeMap<StreamKey, Option<String>>, ParseError> {
-    let v: Value = serde_json::from_str(body).map_err(|e| ParseError::Json(e.to_string()))?;
-    if let Some(code) = v.get("error_code").and_then(Value::as_i64)
-        && code != 0
-    {
-        let desp = v
-            .get("desp")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        return Err(ParseError::Api { code, desp });
-    }
-    let entries: Vec<&Value> = match v.get("data") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        // `{}` when empty; tolerate a map of entries too.
-        Some(Value::Object(m)) => m.values().collect(),
-        _ => Vec::new(),
-    };
-    Ok(entries
+    Ok(entries(body)?
         .into_iter()
         .filter_map(|e| {
             let key = key_of(e.pointer("/publisher/identifier")?)?;
@@ -75,6 +58,51 @@ pub fn parse_publishers(
         })
         .filter(|(k, _)| app.is_empty() || k.app == app)
         .collect())
+}
+
+/// xiu's own subscriber: the HLS remuxer subscribes to every published stream (streamhub's
+/// `SubscribeType::RtmpRemux2Hls`), it is no viewer.
+const HLS_REMUXER: &str = "RtmpRemux2Hls";
+
+/// The viewers xiu counts on every stream (all apps): each subscriber but the HLS remuxer.
+/// HLS viewers are plain HTTP file reads and never appear here. An entry without a `subscribers`
+/// map falls back to `subscriber_count` minus the remuxer.
+pub fn parse_viewers(body: &str) -> Result<u64, ParseError> {
+    Ok(entries(body)?
+        .into_iter()
+        .map(|e| match e.get("subscribers").and_then(Value::as_object) {
+            Some(subs) => subs
+                .values()
+                .filter(|s| s.get("sub_type").and_then(Value::as_str) != Some(HLS_REMUXER))
+                .count() as u64,
+            None => e
+                .get("subscriber_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .saturating_sub(1),
+        })
+        .sum())
+}
+
+/// The stream entries of an answer, after checking its `error_code`.
+fn entries(body: &str) -> Result<Vec<Value>, ParseError> {
+    let v: Value = serde_json::from_str(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    if let Some(code) = v.get("error_code").and_then(Value::as_i64)
+        && code != 0
+    {
+        let desp = v
+            .get("desp")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        return Err(ParseError::Api { code, desp });
+    }
+    Ok(match v.get("data") {
+        Some(Value::Array(a)) => a.clone(),
+        // `{}` when empty; tolerate a map of entries too.
+        Some(Value::Object(m)) => m.values().cloned().collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// `identifier` is `{"rtmp": {"app_name", "stream_name"}}` in 0.14; accept
@@ -111,6 +139,19 @@ mod tests {
         let p = parse_publishers(ONE, "live").unwrap();
         assert_eq!(p[&StreamKey::new("live", "s1")].as_deref(), Some("a1"));
         assert_eq!(p[&StreamKey::new("live", "w")], None);
+    }
+
+    #[test]
+    fn viewers_leave_out_the_hls_remuxer() {
+        let body = r#"{"error_code":0,"data":[
+          {"publisher":{"identifier":{"rtmp":{"app_name":"live","stream_name":"a"}}},"subscriber_count":3,
+           "subscribers":{"u1":{"sub_type":"RtmpRemux2Hls"},"u2":{"sub_type":"RtmpRemux2HttpFlv"},"u3":{"sub_type":"RtmpPull"}}},
+          {"publisher":{"identifier":{"rtmp":{"app_name":"other","stream_name":"b"}}},"subscriber_count":1,
+           "subscribers":{"u4":{"sub_type":"RtmpRemux2Hls"}}},
+          {"publisher":{"identifier":{"rtmp":{"app_name":"live","stream_name":"c"}}},"subscriber_count":4}]}"#;
+        assert_eq!(parse_viewers(body), Ok(5));
+        assert_eq!(parse_viewers(r#"{"error_code":0,"data":{}}"#), Ok(0));
+        assert!(parse_viewers("nope").is_err());
     }
 
     #[test]
