@@ -344,3 +344,73 @@ async fn live_metrics_are_served_in_prometheus_format_during_the_run() {
         "{scraped}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_send_the_origin_token_from_the_named_environment_variable() {
+    // An origin as deploy/ runs it: RTMP push auth on, publishers need the token.
+    let xiu = xiuload::local::LocalXiu::start(&common::xiu_bin(), 2, Some("s3cr3t"))
+        .await
+        .unwrap_or_else(|e| panic!("xiu did not start: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("token.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"
+[run]
+duration = "5s"
+warmup = "0s"
+{target}publish_token_env = "XIULOAD_TEST_PUBLISH_TOKEN"
+[[publishers]]
+name = "cams"
+stream = "tok-{{i}}"
+count = 1
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+count = 1
+start_jitter = "1s"
+"#,
+            target = common::remote_target(&xiu)
+        ),
+    )
+    .unwrap();
+    let run = |token: Option<&str>, out: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xiuload"));
+        cmd.arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .arg("--quiet")
+            .env_remove("XIULOAD_TEST_PUBLISH_TOKEN");
+        if let Some(t) = token {
+            cmd.env("XIULOAD_TEST_PUBLISH_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let unset = run(None, "unset");
+    assert_eq!(unset.status.code(), Some(xiuload::exit::RUNTIME_FAILURE));
+    assert!(
+        String::from_utf8_lossy(&unset.stderr).contains("XIULOAD_TEST_PUBLISH_TOKEN is not set"),
+        "{}",
+        String::from_utf8_lossy(&unset.stderr)
+    );
+    let wrong = run(Some("guess"), "wrong");
+    assert_eq!(
+        wrong.status.code(),
+        Some(xiuload::exit::CHECK_FAILED),
+        "a refused publisher fails the run: {}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
+    let right = run(Some("s3cr3t"), "right");
+    let report = common::read_json(&dir.path().join("right/report.json"));
+    assert_eq!(
+        right.status.code(),
+        Some(xiuload::exit::OK),
+        "{}",
+        String::from_utf8_lossy(&right.stdout)
+    );
+    assert!(report["players"][0]["whole_run"]["sessions_with_media"].as_u64() >= Some(1));
+    xiu.stop().await;
+}

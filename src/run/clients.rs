@@ -22,6 +22,8 @@ pub(super) struct PublisherSlotContext {
     pub(super) base: RtmpBase,
     pub(super) app: String,
     pub(super) streams: Vec<String>,
+    /// The origin's publish token, sent as `?token=` (xiu's RTMP push auth).
+    pub(super) token: Option<String>,
     pub(super) video: SyntheticVideo,
     pub(super) audio: Option<SyntheticAudio>,
     pub(super) metrics: Arc<GroupMetrics<PublisherStats>>,
@@ -43,7 +45,10 @@ pub(super) async fn publisher_slot(
     let spec = PublisherSpec {
         base: ctx.base.clone(),
         app: ctx.app.clone(),
-        stream: ctx.streams[index as usize % ctx.streams.len().max(1)].clone(),
+        stream: publish_name(
+            &ctx.streams[index as usize % ctx.streams.len().max(1)],
+            ctx.token.as_deref(),
+        ),
         video: ctx.video.clone(),
         audio: ctx.audio.clone(),
         connect_timeout: ctx.config.connect_timeout.0,
@@ -252,5 +257,25 @@ mod tests {
         let fine: Option<SessionEnd> =
             survive_panic(async { Some(SessionEnd::Completed) }, |_| unreachable!()).await;
         assert_eq!(fine, Some(SessionEnd::Completed));
+    }
+}
+
+/// The name a publisher asks to publish: the stream, with the publish token as xiu reads it
+/// (`<stream>?token=<token>`; xiu strips the query from the stream's key).
+fn publish_name(stream: &str, token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!("{stream}?token={t}"),
+        None => stream.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod publish_name_tests {
+    use super::publish_name;
+
+    #[test]
+    fn the_token_rides_in_the_query() {
+        assert_eq!(publish_name("cam-1", None), "cam-1");
+        assert_eq!(publish_name("cam-1", Some("s3cr3t")), "cam-1?token=s3cr3t");
     }
 }

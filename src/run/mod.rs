@@ -400,6 +400,7 @@ impl Load {
                 base: base.clone().expect("checked: publishers need an address"),
                 app: p.endpoints.app.clone(),
                 streams: g.streams.clone(),
+                token: p.publish_token.clone(),
                 video: g.video.clone(),
                 audio: g.audio.clone(),
                 metrics: g.metrics.clone(),

@@ -93,6 +93,8 @@ pub(super) struct Prepared {
     pub(super) client_loops: Option<Arc<ClientLoops>>,
     /// Taken by the collector.
     pub(super) timeline: Option<TimelineWriter>,
+    /// From `target.publish_token_env`.
+    pub(super) publish_token: Option<String>,
 }
 
 /// Fails fast on a missing xiu before any output exists.
@@ -173,9 +175,24 @@ pub(super) async fn prepare(
         kube,
         publishers,
         players,
+        publish_token: publish_token(scenario)?,
         client_loops: Some(client_loops),
         timeline: Some(timeline),
     })
+}
+
+/// The publish token from the environment variable `target.publish_token_env` names.
+fn publish_token(scenario: &Scenario) -> Result<Option<String>, RunError> {
+    let Some(var) = &scenario.target.publish_token_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(token) if !token.is_empty() => Ok(Some(token)),
+        _ => Err(RunError::Setup(format!(
+            "target.publish_token_env: the environment variable {var} is not set (it holds the \
+             origin's publish token, e.g. from the xiu-publish-token Secret)"
+        ))),
+    }
 }
 
 fn publisher_group(g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {

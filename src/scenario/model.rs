@@ -115,6 +115,10 @@ pub struct Target {
     pub hls_path: PathTemplate,
     #[serde(default)]
     pub tls: TlsSection,
+    /// The environment variable holding the origin's publish token (xiu's RTMP push auth, as
+    /// deploy/ sets it up): publishers send it as `?token=`. A name, never the secret itself,
+    /// so scenario files can be committed.
+    pub publish_token_env: Option<String>,
 }
 
 pub fn default_app() -> String {

@@ -43,6 +43,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     check_target(s, &mut p);
     check_names(s, &mut p);
     check_run_name(s, &mut p);
+    check_publish_token_env(s, &mut p);
     check_something_runs(s, &mut p);
     // The knee's group gets its shape from [knee], which has a length of its own.
     let knee_group = s.knee.as_ref().map(|k| k.group.as_str());
@@ -546,6 +547,29 @@ fn check_run_name(s: &Scenario, p: &mut Problems) {
             "run.name",
             format!("{name:?} cannot name a report directory: it must be non-empty, without '/', '\\' or '..'"),
             Some("the report goes to reports/<name>-<time>; use e.g. \"staging-knee\" (or pass --out)"),
+        );
+    }
+}
+
+/// `target.publish_token_env` names an environment variable; a value that looks like anything
+/// else is most likely the secret itself, pasted where its name belongs.
+fn check_publish_token_env(s: &Scenario, p: &mut Problems) {
+    let Some(name) = &s.target.publish_token_env else {
+        return;
+    };
+    let is_name = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        p.add(
+            "target.publish_token_env",
+            "wants the name of an environment variable (letters, digits, '_'), not the token"
+                .to_string(),
+            Some(
+                "e.g. publish_token_env = \"XIU_PUBLISH_TOKEN\", then export XIU_PUBLISH_TOKEN=...",
+            ),
         );
     }
 }
