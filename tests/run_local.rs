@@ -101,6 +101,18 @@ max = 0.0
     );
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("data-title=\"Connected clients\"") && html.contains("PASS"));
+    // The publisher connected during the 10 s warm-up: the judged figures have no session of
+    // it, the whole-run ones do, and the summary shows both, labelled.
+    let cams = &r.publishers[0];
+    assert_eq!(cams.sessions, 0);
+    assert_eq!(cams.whole_run.sessions, 1);
+    assert_eq!(cams.whole_run.connect_ms.count, 1);
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(
+        summary.contains("whole run: sessions, connect ms") && summary.contains("| cams | 1 | 0 |"),
+        "{summary}"
+    );
+    assert!(html.contains("whole run: sessions, connect ms"));
     xiu.stop().await;
 }
 

@@ -544,11 +544,13 @@ fn thresholds_section(h: &mut String, r: &Report) {
 fn player_row(h: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
     let _ = write!(
         h,
-        "<tr><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2} %</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2} %</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
         escape(name),
         escape(protocol),
         p.sessions_with_media,
         p.sessions,
+        p.whole_run.sessions_with_media,
+        p.whole_run.sessions,
         pcts(&p.startup_ms),
         pcts(&p.latency_ms),
         p.stalls,
@@ -561,7 +563,7 @@ fn player_row(h: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
 fn groups_section(h: &mut String, r: &Report) {
     h.push_str("<section><h2>Groups</h2>");
     if !r.players.is_empty() {
-        h.push_str("<h3>Players</h3><table><tr><th>group</th><th>protocol</th><th>served / sessions</th><th>startup ms</th><th>latency ms</th><th>stalls</th><th>stall time</th><th>errors</th><th>Mbit/s</th></tr>");
+        h.push_str("<h3>Players</h3><table><tr><th>group</th><th>protocol</th><th>served / sessions</th><th>whole run: served / sessions</th><th>startup ms</th><th>latency ms</th><th>stalls</th><th>stall time</th><th>errors</th><th>Mbit/s</th></tr>");
         for g in &r.players {
             player_row(h, &g.name, &g.protocol, &g.summary);
         }
@@ -571,15 +573,17 @@ fn groups_section(h: &mut String, r: &Report) {
         h.push_str("</table>");
     }
     if !r.publishers.is_empty() {
-        h.push_str("<h3>Publishers</h3><table><tr><th>group</th><th>streams</th><th>sessions</th><th>connect ms</th><th>send lateness ms</th><th>frames</th><th>errors</th><th>Mbit/s</th></tr>");
+        h.push_str("<h3>Publishers</h3><table><tr><th>group</th><th>streams</th><th>sessions</th><th>connect ms</th><th>whole run: sessions, connect ms</th><th>send lateness ms</th><th>frames</th><th>errors</th><th>Mbit/s</th></tr>");
         for p in &r.publishers {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}, {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.1}</td></tr>",
                 escape(&p.name),
                 p.streams.len(),
                 p.sessions,
                 pcts(&p.connect_ms),
+                p.whole_run.sessions,
+                pcts(&p.whole_run.connect_ms),
                 pcts(&p.lateness_ms),
                 p.frames,
                 escape(&errors(&p.errors)),

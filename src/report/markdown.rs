@@ -8,9 +8,11 @@ use std::fmt::Write;
 fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
     let _ = writeln!(
         out,
-        "| {name} | {protocol} | {} / {} | {} | {} | {} | {:.2}% | {} | {:.1} |",
+        "| {name} | {protocol} | {} / {} | {} / {} | {} | {} | {} | {:.2}% | {} | {:.1} |",
         p.sessions_with_media,
         p.sessions,
+        p.whole_run.sessions_with_media,
+        p.whole_run.sessions,
         pcts(&p.startup_ms),
         pcts(&p.latency_ms),
         p.stalls,
@@ -50,7 +52,7 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "- measured after a {:.0}s warm-up; percentiles are p50 / p95 / p99 in ms",
+        "- measured after a {:.0}s warm-up (\"whole run\" columns include it: a publisher that connected during the warm-up counts there, not in the judged figures); percentiles are p50 / p95 / p99 in ms",
         r.run.warmup_s
     );
     if r.loader.saturated {
@@ -81,9 +83,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\n## Players\n");
         let _ = writeln!(
             out,
-            "| group | protocol | served / sessions | startup ms | latency ms | stalls | stall time | errors | Mbit/s |"
+            "| group | protocol | served / sessions | whole run: served / sessions | startup ms | latency ms | stalls | stall time | errors | Mbit/s |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for g in &r.players {
             player_row(&mut out, &g.name, &g.protocol, &g.summary);
         }
@@ -114,17 +116,19 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\n## Publishers\n");
         let _ = writeln!(
             out,
-            "| group | streams | sessions | connect ms | send lateness ms | frames | errors | Mbit/s |"
+            "| group | streams | sessions | connect ms | whole run: sessions, connect ms | send lateness ms | frames | errors | Mbit/s |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for p in &r.publishers {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                "| {} | {} | {} | {} | {}, {} | {} | {} | {} | {:.1} |",
                 p.name,
                 p.streams.len(),
                 p.sessions,
                 pcts(&p.connect_ms),
+                p.whole_run.sessions,
+                pcts(&p.whole_run.connect_ms),
                 pcts(&p.lateness_ms),
                 p.frames,
                 errors(&p.errors),
