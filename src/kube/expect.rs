@@ -4,7 +4,6 @@
 use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
 use super::correlate::{ClusterReport, flaps};
 use crate::metrics::timeline::TimelinePoint;
-use crate::scenario::Scenario;
 use crate::verdict::{Judged, Verdict};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -66,33 +65,7 @@ impl From<ExpectationRecord> for ExpectationResult {
     }
 }
 
-/// Number of load stages `after_stage` may name: the longest `ramp` of any group.
-pub fn stage_count(s: &Scenario) -> usize {
-    ramps(s).map(<[_]>::len).max().unwrap_or(0)
-}
-
-/// Start offsets (from the run's start) of the stages of the longest `ramp`, which is what
-/// `after_stage` counts. This is what [`judge`] takes as `stages`.
-pub fn stage_starts(s: &Scenario) -> Vec<Duration> {
-    let Some(longest) = ramps(s).max_by_key(|r| r.len()) else {
-        return Vec::new();
-    };
-    longest
-        .iter()
-        .scan(Duration::ZERO, |start, st| {
-            let this = *start;
-            *start += st.duration.0;
-            Some(this)
-        })
-        .collect()
-}
-
-fn ramps(s: &Scenario) -> impl Iterator<Item = &[crate::scenario::Stage]> {
-    s.publishers
-        .iter()
-        .filter_map(|g| g.ramp.as_deref())
-        .chain(s.players.iter().filter_map(|g| g.ramp.as_deref()))
-}
+pub use crate::scenario::plan::{stage_count, stage_starts};
 
 /// `stages`: start offsets of the load stages (see [`stage_starts`]).
 pub fn judge(

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod html;
+pub mod knee;
 pub mod markdown;
 pub mod model;
 pub mod rebuild;

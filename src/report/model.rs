@@ -39,7 +39,7 @@ pub struct Report {
     pub expectations: Vec<crate::kube::ExpectationResult>,
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
-    pub knee: Option<crate::run::knee::KneeReport>,
+    pub knee: Option<super::knee::KneeReport>,
     /// What the scenario was expected to run into on xiu 0.14 whatever the cluster did (e.g. the
     /// viewers a steep ramp loses to xiu's subscriber-name collisions), as printed by `validate`.
     #[serde(default)]

@@ -4,7 +4,7 @@
 
 use super::endpoints::{Endpoints, stream_name};
 use super::loops::ClientLoops;
-use super::{RunError, RunOptions, knee};
+use super::{RunError, RunOptions};
 use crate::local::{LocalTopology, find_xiu_binary};
 use crate::media::aac::{AudioParams, SyntheticAudio};
 use crate::media::h264::{SyntheticVideo, VideoParams};
@@ -12,7 +12,7 @@ use crate::metrics::timeline::TimelineWriter;
 use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
 use crate::report::{OutputDir, OutputError};
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::plan::{Shape, run_length};
+use crate::scenario::plan::Shape;
 use crate::scenario::{PlayerGroup, PublisherGroup, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,25 +34,7 @@ pub(super) struct PlayerGroupRun {
     pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
 }
 
-/// The load shape a run drives a player group with: the knee's steps for the knee's group, else
-/// the group's own count or ramp.
-pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
-    match &scenario.knee {
-        Some(k) if k.group == g.name => Shape::Ramp(knee::stages(k)),
-        _ => Shape::from_group(g.count, g.ramp.as_deref()),
-    }
-}
-
-/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
-pub fn planned_length(scenario: &Scenario) -> Duration {
-    let shapes: Vec<Shape> = scenario
-        .publishers
-        .iter()
-        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
-        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
-        .collect();
-    run_length(scenario.run.duration.map(|d| d.0), &shapes)
-}
+pub use crate::scenario::plan::{planned_length, player_shape};
 
 /// Who the run is: its name, its id and its output directory.
 pub(super) struct Identity {

@@ -46,13 +46,13 @@ impl std::fmt::Display for NameCollisions {
 
 /// Player groups of `scenario` that expect at least one such loss.
 pub fn name_collisions(scenario: &Scenario) -> Vec<NameCollisions> {
-    let run_seconds = crate::run::planned_length(scenario).as_secs_f64();
+    let run_seconds = super::plan::planned_length(scenario).as_secs_f64();
     scenario
         .players
         .iter()
         .filter_map(|g| {
             let shares = stream_shares(g, scenario);
-            let shape = crate::run::player_shape(scenario, g);
+            let shape = super::plan::player_shape(scenario, g);
             group_collisions(g, &shape, &shares, run_seconds)
         })
         .filter(|c| c.expected_eof >= WORTH_A_NOTE)

@@ -1,7 +1,8 @@
 //! The load plan: how many clients each group wants at each moment. Pure, so ramps are tested
 //! without clocks.
 
-use super::model::Stage;
+use super::model::{KneeSection, PlayerGroup, Scenario, Stage};
+use crate::units::HumanDuration;
 use std::time::Duration;
 
 /// A group's load shape resolved against the run length.
@@ -93,9 +94,125 @@ pub fn run_length(duration: Option<Duration>, shapes: &[Shape]) -> Duration {
     })
 }
 
+// The capacity knee's steps: part of the plan, so the run, `validate` and the collision estimate
+// read one definition.
+
+/// Client counts of each step.
+pub fn step_targets(k: &KneeSection) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut n = k.start;
+    while n <= k.max && out.len() < 1000 {
+        out.push(n);
+        n += k.step.max(1);
+    }
+    out
+}
+
+/// The load shape of the stepped group: a quick ramp to each step, then a hold.
+pub fn stages(k: &KneeSection) -> Vec<Stage> {
+    let ramp = k.ramp.0.min(k.step_duration.0 / 2);
+    step_targets(k)
+        .into_iter()
+        .flat_map(|target| {
+            [
+                Stage {
+                    duration: HumanDuration(ramp.max(Duration::from_millis(100))),
+                    target,
+                },
+                Stage {
+                    duration: HumanDuration(k.step_duration.0.saturating_sub(ramp)),
+                    target,
+                },
+            ]
+        })
+        .collect()
+}
+
+/// Which step `t` falls in, and whether it is past the step's settle time (judged part).
+pub fn step_at(k: &KneeSection, t: Duration) -> (usize, bool) {
+    let len = k.step_duration.0.max(Duration::from_millis(1));
+    let index = (t.as_secs_f64() / len.as_secs_f64()).floor() as usize;
+    let into = t.saturating_sub(len * index as u32);
+    (index, into >= k.settle.0)
+}
+
+/// The load shape a run drives a player group with: the knee's steps for the knee's group, else
+/// the group's own count or ramp.
+pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
+    match &scenario.knee {
+        Some(k) if k.group == g.name => Shape::Ramp(stages(k)),
+        _ => Shape::from_group(g.count, g.ramp.as_deref()),
+    }
+}
+
+/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
+pub fn planned_length(scenario: &Scenario) -> Duration {
+    let shapes: Vec<Shape> = scenario
+        .publishers
+        .iter()
+        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
+        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
+        .collect();
+    run_length(scenario.run.duration.map(|d| d.0), &shapes)
+}
+
+/// Number of load stages `after_stage` may name: the longest `ramp` of any group.
+pub fn stage_count(s: &Scenario) -> usize {
+    ramps(s).map(<[_]>::len).max().unwrap_or(0)
+}
+
+/// Start offsets (from the run's start) of the stages of the longest `ramp`, which is what
+/// `after_stage` counts.
+pub fn stage_starts(s: &Scenario) -> Vec<Duration> {
+    let Some(longest) = ramps(s).max_by_key(|r| r.len()) else {
+        return Vec::new();
+    };
+    longest
+        .iter()
+        .scan(Duration::ZERO, |start, st| {
+            let this = *start;
+            *start += st.duration.0;
+            Some(this)
+        })
+        .collect()
+}
+
+fn ramps(s: &Scenario) -> impl Iterator<Item = &[Stage]> {
+    s.publishers
+        .iter()
+        .filter_map(|g| g.ramp.as_deref())
+        .chain(s.players.iter().filter_map(|g| g.ramp.as_deref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn knee_section() -> KneeSection {
+        KneeSection {
+            group: "v".into(),
+            start: 10,
+            step: 10,
+            max: 40,
+            step_duration: HumanDuration::secs(10),
+            settle: HumanDuration::secs(4),
+            ramp: HumanDuration::secs(2),
+            target_audience: Some(1000),
+            headroom: 0.25,
+        }
+    }
+
+    #[test]
+    fn steps_and_their_timing() {
+        let k = knee_section();
+        assert_eq!(step_targets(&k), [10, 20, 30, 40]);
+        let st = stages(&k);
+        assert_eq!(st.len(), 8);
+        assert_eq!(st[1].duration, HumanDuration::secs(8));
+        assert_eq!(step_at(&k, Duration::from_secs(13)), (1, false));
+        assert_eq!(step_at(&k, Duration::from_secs(15)), (1, true));
+    }
+
     use crate::units::HumanDuration;
 
     fn stage(secs: u64, target: u32) -> Stage {

@@ -186,7 +186,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 Some("split the load over several xiuload pods"),
             );
         } else {
-            let steps = crate::run::knee::step_targets(k).len() as u32;
+            let steps = super::plan::step_targets(k).len() as u32;
             let length = k.step_duration.0.saturating_mul(steps);
             if length > MAX_DURATION {
                 p.add(
@@ -249,7 +249,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     p.0.extend(crate::kube::config::validate(
         s.kube.as_ref(),
         &s.expect,
-        crate::kube::expect::stage_count(s),
+        super::plan::stage_count(s),
     ));
     p.0
 }

@@ -1,0 +1,153 @@
+//! Capacity knee results: the last step that passed every threshold, and with the server's
+//! resource use at that step, how many pods a target audience needs. Pure: the run's collector
+//! feeds judged steps in (the steps themselves are the plan's, `scenario::plan`).
+
+use crate::report::model::ThresholdResult;
+use crate::scenario::KneeSection;
+#[cfg(test)]
+use crate::units::HumanDuration;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepResult {
+    pub step: usize,
+    /// Clients the step asked for.
+    pub target: u32,
+    /// Mean clients actually active while judged.
+    pub active_mean: f64,
+    pub pass: bool,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Mbit/s received by all players while judged.
+    pub mbps_in: f64,
+    /// The local xiu processes' CPU (% of one core) and memory while judged; `null` for a
+    /// cluster target (use the cluster watch's pod metrics there).
+    pub server_cpu_percent: Option<f64>,
+    pub server_rss_mib: Option<f64>,
+    pub loader_saturated_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KneeReport {
+    pub group: String,
+    pub steps: Vec<StepResult>,
+    /// The last step that passed every threshold.
+    pub knee: Option<StepResult>,
+    /// The first step that failed; `null` if the plan ran out first (raise `max`).
+    pub broke_at: Option<usize>,
+    /// Per viewer at the knee, from the local xiu processes.
+    pub cpu_percent_per_viewer: Option<f64>,
+    pub rss_kib_per_viewer: Option<f64>,
+    pub mbps_per_viewer: Option<f64>,
+    /// Servers (pods) behind the measured capacity: 1 local xiu, or the local edges.
+    pub servers: u32,
+    pub target_audience: Option<u64>,
+    pub headroom: f64,
+    /// Pods needed for `target_audience` at `headroom`: ceil(audience / (knee per pod × (1 − headroom))).
+    pub pods_needed: Option<u64>,
+    pub note: String,
+}
+
+pub fn summarise(k: &KneeSection, steps: Vec<StepResult>, servers: u32) -> KneeReport {
+    let broke_at = steps.iter().find(|s| !s.pass).map(|s| s.step);
+    let knee = steps.iter().take_while(|s| s.pass).last().cloned();
+    let per_viewer = |v: Option<f64>, k: &StepResult| {
+        v.filter(|_| k.active_mean > 0.0).map(|v| v / k.active_mean)
+    };
+    let servers = servers.max(1);
+    let pods_needed = match (&knee, k.target_audience) {
+        (Some(knee), Some(audience)) if knee.active_mean > 0.0 => {
+            let per_pod = knee.active_mean / servers as f64 * (1.0 - k.headroom);
+            (per_pod > 0.0).then(|| (audience as f64 / per_pod).ceil() as u64)
+        }
+        _ => None,
+    };
+    let note = match (&knee, broke_at) {
+        (None, Some(_)) => "the first step already failed: start lower".to_string(),
+        (None, None) => "no step was judged (run stopped early?)".to_string(),
+        (Some(kn), Some(b)) => format!(
+            "capacity knee at {} clients ({:.0} active); step {} broke a threshold",
+            kn.target,
+            kn.active_mean,
+            b + 1
+        ),
+        (Some(kn), None) => format!(
+            "no threshold broke up to {} clients: the knee is higher, raise `max`",
+            kn.target
+        ),
+    };
+    KneeReport {
+        group: k.group.clone(),
+        cpu_percent_per_viewer: knee
+            .as_ref()
+            .and_then(|s| per_viewer(s.server_cpu_percent, s)),
+        rss_kib_per_viewer: knee
+            .as_ref()
+            .and_then(|s| per_viewer(s.server_rss_mib.map(|m| m * 1024.0), s)),
+        mbps_per_viewer: knee.as_ref().and_then(|s| per_viewer(Some(s.mbps_in), s)),
+        knee,
+        broke_at,
+        steps,
+        servers,
+        target_audience: k.target_audience,
+        headroom: k.headroom,
+        pods_needed,
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section() -> KneeSection {
+        KneeSection {
+            group: "v".into(),
+            start: 10,
+            step: 10,
+            max: 40,
+            step_duration: HumanDuration::secs(10),
+            settle: HumanDuration::secs(4),
+            ramp: HumanDuration::secs(2),
+            target_audience: Some(1000),
+            headroom: 0.25,
+        }
+    }
+
+    fn step(i: usize, target: u32, pass: bool) -> StepResult {
+        StepResult {
+            step: i,
+            target,
+            active_mean: target as f64,
+            pass,
+            thresholds: vec![],
+            mbps_in: target as f64 * 2.0,
+            server_cpu_percent: Some(target as f64 * 0.5),
+            server_rss_mib: Some(20.0),
+            loader_saturated_seconds: 0,
+        }
+    }
+
+    #[test]
+    fn knee_is_the_last_passing_step_and_sizes_the_fleet() {
+        let r = summarise(
+            &section(),
+            vec![step(0, 10, true), step(1, 20, true), step(2, 30, false)],
+            2,
+        );
+        assert_eq!(r.knee.as_ref().unwrap().target, 20);
+        assert_eq!(r.broke_at, Some(2));
+        // 20 viewers over 2 servers = 10 per pod; with 25 % headroom 7.5 per pod; 1000 / 7.5.
+        assert_eq!(r.pods_needed, Some(134));
+        assert_eq!(r.cpu_percent_per_viewer, Some(0.5));
+        assert_eq!(r.mbps_per_viewer, Some(2.0));
+        assert!(r.note.contains("knee at 20"), "{}", r.note);
+    }
+
+    #[test]
+    fn no_break_and_immediate_break_are_explained() {
+        let r = summarise(&section(), vec![step(0, 10, true)], 1);
+        assert!(r.broke_at.is_none() && r.note.contains("raise `max`"));
+        let r = summarise(&section(), vec![step(0, 10, false)], 1);
+        assert!(r.knee.is_none() && r.pods_needed.is_none() && r.note.contains("start lower"));
+    }
+}
