@@ -8,8 +8,8 @@
 #
 # cargo-fuzz is installed once into the cache beside xiu (${XIULOAD_CACHE:-~/.cache/xiuload}), and
 # the fuzz build goes there too, so a second run on the same machine only rebuilds what changed.
-# The corpus each target grows is kept there as well; the committed seeds (fuzz/corpus/) are only
-# read.
+# The corpus each target grows is kept there as well; the committed seeds (fuzz/corpus/) and the
+# inputs that once crashed (fuzz/regressions/, run first: a regression fails at once) are only read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,18 +79,21 @@ for t in "${targets[@]}"; do
   work="$cache/fuzz-corpus/$t"
   mkdir -p "$artifacts" "$work"
   log="$artifacts/last-run.log"
-  before=$(find "$artifacts" -maxdepth 1 -type f ! -name '*.log' | sort)
   set +e
+  # Inputs that once crashed (fuzz/regressions/<target>/) run first, with the seeds.
+  inputs=("$work" "fuzz/corpus/$t")
+  [ -d "fuzz/regressions/$t" ] && inputs+=("fuzz/regressions/$t")
   nice -n 15 "$bin_dir/$t" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
-    "$work" "fuzz/corpus/$t" >"$log" 2>&1
+    "${inputs[@]}" >"$log" 2>&1
   status=$?
   set -e
   # Executions: the final stats when libFuzzer got to print them, else its last status line.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
-  new=$(comm -13 <(echo "$before") <(find "$artifacts" -maxdepth 1 -type f ! -name '*.log' | sort) | grep . || true)
+  # The inputs libFuzzer saved: crashes, hangs past -timeout, memory past -rss_limit_mb.
+  new=$(sed -n 's/.*Test unit written to //p' "$log")
   crashes=$(printf '%s' "$new" | grep -c . || true)
   if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then
     # Died without saving an input (e.g. killed): still a failure, and the log says why.
@@ -99,8 +102,11 @@ for t in "${targets[@]}"; do
   printf '%-10s %14s %10s  %s\n' "$t" "${execs:-0}" "$crashes" "$(echo $new)"
   if [ "$status" -ne 0 ] || [ "$crashes" != 0 ]; then
     failed=1
-    echo "---- $t: libFuzzer exited $status; the end of $log:"
-    tail -n 40 "$log"
+    echo "---- $t: libFuzzer exited $status; the panic and where it happened (all of it: $log):"
+    grep -A1 -m1 'panicked at' "$log" || true
+    # The stack frames in xiuload and the fuzz target, then libFuzzer's verdict.
+    grep -E '^ +at \./(src|fuzz)/' "$log" | head -n 8 || true
+    grep -E 'ERROR: libFuzzer|Test unit written' "$log" | head -n 2 || true
     echo "----"
   fi
 done

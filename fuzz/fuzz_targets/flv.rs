@@ -86,10 +86,8 @@ fn same_error(a: &Option<FlvError>, b: &Option<FlvError>) -> bool {
 /// header parser the RTMP and FLV paths share.
 fn inspect(kind: TagKind, body: &[u8]) {
     match kind {
-        TagKind::Video => {
-            if VideoTagInfo::parse(body).is_ok() {
-                let _ = find_stamp_in_avcc(VideoTagInfo::avc_payload(body), 4);
-            }
+        TagKind::Video if VideoTagInfo::parse(body).is_ok() => {
+            let _ = find_stamp_in_avcc(VideoTagInfo::avc_payload(body), 4);
         }
         TagKind::Audio => {
             if let Ok(info) = AudioTagInfo::parse(body) {
