@@ -4,6 +4,7 @@
 # crashes found. Exits non-zero if any target crashed (a panic, a failed assertion, a hang past
 # 10 s or memory past 2 GiB); the crashing input is kept under fuzz/artifacts/<target>/.
 #   Usage: scripts/fuzz.sh [SECONDS (default 60)] [TARGET...]   targets: flv ts playlist http1 rtmp scenario
+#   XIULOAD_FUZZ_RUNS=N stops a target after N executions if that comes before SECONDS.
 # Reproduce a crash: scripts/fuzz.sh --repro TARGET fuzz/artifacts/TARGET/crash-...
 #
 # cargo-fuzz is installed once into the cache beside xiu (${XIULOAD_CACHE:-~/.cache/xiuload}), and
@@ -84,7 +85,7 @@ for t in "${targets[@]}"; do
   inputs=("$work" "fuzz/corpus/$t")
   [ -d "fuzz/regressions/$t" ] && inputs+=("fuzz/regressions/$t")
   nice -n 15 "$bin_dir/$t" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -max_total_time="$seconds" -runs="${XIULOAD_FUZZ_RUNS:--1}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "${inputs[@]}" >"$log" 2>&1
   status=$?

@@ -1,12 +1,16 @@
 //! The RTMP viewer's connection path (`xiuload::rtmp::RtmpConnection`, the code a viewer runs):
-//! a server on 127.0.0.1 completes a real RTMP handshake, then sends the fuzz input as everything
-//! it says afterwards and closes its side. The client opens (`connect`), plays and reads media
-//! until the connection ends, handing each video message to the tag header parser and the stamp
-//! search, as `player::rtmp` does. Everything the server says goes through rml_rtmp's client
-//! session and xiuload's media tap (the second chunk deserializer).
+//! a server on 127.0.0.1 completes a real RTMP handshake, then says what the fuzz input says, in
+//! turns, and closes its side. The client opens (`connect`), plays and reads media until the
+//! connection ends, handing each video message to the tag header parser and the stamp search, as
+//! `player::rtmp` does. Everything the server says goes through rml_rtmp's client session and
+//! xiuload's media tap (the second chunk deserializer).
 //!
-//! Input: the first byte's low bit sends the input right behind the handshake's S0S1S2 (the
-//! client then finds it left over from the handshake) instead of after C2; the rest is the wire.
+//! Input: the first byte's low bit sends the first turn right behind the handshake's S0S1S2 (the
+//! client then finds it left over from the handshake) instead of after C2. Then turns, each a
+//! 2-byte big-endian length and that many bytes (the last one takes what is left). After each
+//! turn the server lets the client run until it waits for more, as a real server answers one
+//! request at a time: without turns, the answer to `createStream` would arrive before the client
+//! asked, and the session would rightly reject it.
 //!
 //! Besides not panicking: the client ends (the server closed, so every wait has its answer).
 #![no_main]
@@ -63,9 +67,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let early = mode & 1 == 1;
+    let turns = turns(wire);
     let h = harness();
     h.runtime.block_on(async {
-        let served = serve(&h.listener, wire, early);
+        let served = serve(&h.listener, &turns, early);
         let watched = watch(&h.base);
         let (served, ()) = tokio::join!(served, watched);
         served.expect("the test server failed");
@@ -93,17 +98,30 @@ async fn watch(base: &RtmpBase) {
     }
 }
 
-/// One connection: handshake, `wire`, then close our side and wait for the client to close.
-async fn serve(listener: &TcpListener, wire: &[u8], early: bool) -> std::io::Result<()> {
+/// The server's turns: 2-byte big-endian length, then that many bytes.
+fn turns(mut wire: &[u8]) -> Vec<&[u8]> {
+    let mut turns = Vec::new();
+    while let [hi, lo, rest @ ..] = wire {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
+        let (turn, after) = rest.split_at(len);
+        turns.push(turn);
+        wire = after;
+    }
+    turns
+}
+
+/// One connection: handshake, the turns, then close our side and wait for the client to close.
+async fn serve(listener: &TcpListener, turns: &[&[u8]], early: bool) -> std::io::Result<()> {
     let (mut sock, _) = listener.accept().await?;
     let mut handshake = Handshake::new(PeerType::Server);
     let mut buf = vec![0u8; 8192];
-    let mut sent = false;
+    let mut turns = turns.iter();
+    let mut sent_early = false;
     loop {
         let n = match sock.read(&mut buf).await {
             Ok(n) => n,
-            // The client had the input early and may have dropped the connection over it.
-            Err(_) if sent => return Ok(()),
+            // The client had the first turn early and may have dropped the connection over it.
+            Err(_) if sent_early => return Ok(()),
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -115,9 +133,11 @@ async fn serve(listener: &TcpListener, wire: &[u8], early: bool) -> std::io::Res
         match result {
             HandshakeProcessResult::InProgress { response_bytes } => {
                 sock.write_all(&response_bytes).await?;
-                if early && !response_bytes.is_empty() && !sent {
-                    sock.write_all(wire).await?;
-                    sent = true;
+                if early && !response_bytes.is_empty() && !sent_early {
+                    if let Some(turn) = turns.next() {
+                        sock.write_all(turn).await?;
+                    }
+                    sent_early = true;
                 }
             }
             HandshakeProcessResult::Completed { response_bytes, .. } => {
@@ -126,10 +146,13 @@ async fn serve(listener: &TcpListener, wire: &[u8], early: bool) -> std::io::Res
             }
         }
     }
-    if !sent {
-        // The client may already have given up (and reset the connection).
-        let _ = sock.write_all(wire).await;
+    for turn in turns {
+        // The client may already have given up (and closed or reset the connection).
+        if !client_runs(&mut sock, &mut buf).await || sock.write_all(turn).await.is_err() {
+            break;
+        }
     }
+    let _ = client_runs(&mut sock, &mut buf).await;
     let _ = sock.shutdown().await;
     drain_until_closed(&mut sock, &mut buf).await;
     // Reset rather than linger in TIME_WAIT: thousands of connections a second would use up
@@ -138,6 +161,24 @@ async fn serve(listener: &TcpListener, wire: &[u8], early: bool) -> std::io::Res
     #[allow(deprecated)]
     let _ = sock.set_linger(Some(Duration::ZERO));
     Ok(())
+}
+
+/// Lets the client (the other task on this single-threaded runtime) take what was sent and
+/// answer, reading whatever it says, until it has been quiet for a few scheduler rounds. Each
+/// `yield_now` lets tokio poll the socket events before this task runs again. Returns false once
+/// the client closed.
+async fn client_runs(sock: &mut TcpStream, buf: &mut [u8]) -> bool {
+    let mut quiet_rounds = 0;
+    while quiet_rounds < 3 {
+        tokio::task::yield_now().await;
+        match sock.try_read(buf) {
+            Ok(0) => return false,
+            Ok(_) => quiet_rounds = 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => quiet_rounds += 1,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 async fn drain_until_closed(sock: &mut TcpStream, buf: &mut [u8]) {
