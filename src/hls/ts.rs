@@ -290,7 +290,7 @@ impl TsDemuxer {
         let Some(sec) = Self::section(payload) else {
             return;
         };
-        if sec[0] != 0x00 || sec.len() < 8 {
+        if sec.len() < 8 || sec[0] != 0x00 {
             return;
         }
         self.pmt_pid = sec[8..].chunks_exact(4).find_map(|e| {
@@ -304,7 +304,7 @@ impl TsDemuxer {
         let Some(sec) = Self::section(payload) else {
             return;
         };
-        if sec[0] != 0x02 || sec.len() < 12 {
+        if sec.len() < 12 || sec[0] != 0x02 {
             return;
         }
         let info_len = usize::from(u16::from_be_bytes([sec[10] & 0x0f, sec[11]]));
@@ -542,6 +542,21 @@ mod tests {
             assert_eq!(d.continuity_errors(), 0);
             assert_eq!(d.sync_losses(), 0);
         }
+    }
+
+    #[test]
+    fn empty_psi_sections_are_ignored() {
+        // section_length 1 is shorter than the section's own CRC, so nothing of it is left: a
+        // PAT or PMT like that must be skipped, not indexed (found by fuzzing: fuzz/regressions/ts/).
+        let mut m = Mux::new();
+        m.packet(PAT_PID, true, &[0, 0x00, 0xb0, 0x01], false);
+        m.packet(PMT, true, &[0, 0x02, 0xb0, 0x01], false);
+        let mut d = TsDemuxer::new();
+        d.push(&m.out);
+        d.finish();
+        assert_eq!(d.packets(), 4);
+        assert_eq!(d.video_pid(), Some(VID));
+        assert_eq!(d.audio_pid(), Some(AUD));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 pub mod flv;
 pub mod hls;
-mod http1;
+pub mod http1;
 pub mod rtmp;
 pub mod viewer;
 
