@@ -163,7 +163,9 @@ impl LiveEdgeCursor {
             }
             Some(next) => {
                 if let Some(gap) = self.detect_gap(view) {
-                    self.skipped += gap.count;
+                    // A numbering that jumps by ~2^64 (a hostile or broken server) must not
+                    // overflow the count; found by the playlist fuzz target.
+                    self.skipped = self.skipped.saturating_add(gap.count);
                 }
                 view.segments
                     .iter()

@@ -19,6 +19,7 @@ const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 /// Largest chunk size rml_rtmp accepts (31 bits).
 const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 const SET_CHUNK_SIZE: u8 = 1;
+const AMF0_COMMAND: u8 = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -40,6 +41,12 @@ pub enum ChunkError {
     BadChunkSize(u32),
     #[error("message of {length} bytes on chunk stream {csid} is larger than the {max} allowed")]
     TooLarge { csid: u32, length: u32, max: u32 },
+    /// rml_rtmp 0.8 panics on an AMF0 command of fewer than 3 values (`drain(..3)` in
+    /// `amf0_command.rs`), found by the `rtmp` fuzz target.
+    #[error(
+        "chunk stream {csid}: an AMF0 command with {values} value(s); a command has a name, a transaction id and an object"
+    )]
+    ShortCommand { csid: u32, values: usize },
 }
 
 /// What a chunk stream remembers of its last header (rml_rtmp keeps the same).
@@ -78,6 +85,8 @@ pub struct ChunkGuard {
     /// The chunk being read: its stream and (for the message's first bytes) a SetChunkSize value.
     current: u32,
     set_chunk_size: Vec<u8>,
+    /// The AMF0 command being received (commands are small; bounded by `max_message`).
+    command: Vec<u8>,
     failed: Option<ChunkError>,
 }
 
@@ -93,6 +102,7 @@ impl ChunkGuard {
             header: Vec::with_capacity(18),
             current: 0,
             set_chunk_size: Vec::new(),
+            command: Vec::new(),
             failed: None,
         }
     }
@@ -240,6 +250,7 @@ impl ChunkGuard {
         self.current = csid;
         if starts_message {
             self.set_chunk_size.clear();
+            self.command.clear();
         }
         self.open = Some(OpenMessage { csid, received });
         self.stage = Stage::Payload(chunk);
@@ -264,6 +275,9 @@ impl ChunkGuard {
             let take = (4 - self.set_chunk_size.len()).min(bytes.len());
             self.set_chunk_size.extend_from_slice(&bytes[..take]);
         }
+        if header.type_id == AMF0_COMMAND {
+            self.command.extend_from_slice(bytes);
+        }
         if let Some(open) = self.open.as_mut() {
             open.received += bytes.len() as u32;
         }
@@ -285,6 +299,18 @@ impl ChunkGuard {
             return Ok(());
         }
         self.open = None;
+        if header.type_id == AMF0_COMMAND {
+            // What does not decode is rml_rtmp's own (non-panicking) error to report.
+            let decoded = rml_amf0::deserialize(&mut std::io::Cursor::new(&self.command[..]));
+            if let Ok(values) = decoded
+                && values.len() < 3
+            {
+                return Err(ChunkError::ShortCommand {
+                    csid: open.csid,
+                    values: values.len(),
+                });
+            }
+        }
         // rml_rtmp's session applies a SetChunkSize before it reads the next chunk; so do we.
         if header.type_id == SET_CHUNK_SIZE && self.set_chunk_size.len() == 4 {
             let size = u32::from_be_bytes([
@@ -375,7 +401,7 @@ mod tests {
         let mut out = Vec::new();
         let mut count = 0;
         let mut push = |p: rml_rtmp::chunk_io::Packet| out.extend_from_slice(&p.bytes);
-        for (i, (type_id, len)) in [(20u8, 300usize), (9, 1000), (8, 10), (18, 129)]
+        for (i, (type_id, len)) in [(15u8, 300usize), (9, 1000), (8, 10), (18, 129)]
             .iter()
             .enumerate()
         {
@@ -447,6 +473,33 @@ mod tests {
         let mut guard = ChunkGuard::new(1 << 24);
         guard.check(&bytes).unwrap();
         assert!(guard.open.is_none() && guard.stage == Stage::Header);
+    }
+
+    #[test]
+    fn an_amf0_command_of_fewer_than_three_values_is_rejected() {
+        use rml_amf0::Amf0Value;
+        let command = |values: Vec<Amf0Value>| {
+            let payload = rml_amf0::serialize(&values).unwrap();
+            // Type 0 header on chunk stream 3: timestamp 0, length, type 20, message stream 0.
+            let len = payload.len() as u32;
+            let mut chunk = vec![0x03, 0, 0, 0];
+            chunk.extend_from_slice(&len.to_be_bytes()[1..]);
+            chunk.push(20);
+            chunk.extend_from_slice(&[0, 0, 0, 0]);
+            chunk.extend_from_slice(&payload);
+            chunk
+        };
+        let short = command(vec![Amf0Value::Utf8String("_result".into())]);
+        assert_eq!(
+            ChunkGuard::new(1 << 20).check(&short),
+            Err(ChunkError::ShortCommand { csid: 3, values: 1 })
+        );
+        let whole = command(vec![
+            Amf0Value::Utf8String("_result".into()),
+            Amf0Value::Number(1.0),
+            Amf0Value::Null,
+        ]);
+        assert_eq!(ChunkGuard::new(1 << 20).check(&whole), Ok(()));
     }
 
     #[test]
