@@ -3,6 +3,7 @@
 //! through alternative specs ([`replay`]). Used by `xiuload hpa-replay`.
 
 pub mod algorithm;
+pub mod input;
 pub mod replay;
 pub mod spec;
 

@@ -26,14 +26,16 @@
 //! ```
 
 pub mod client;
-pub mod config;
+/// The `[kube]` and `[[expect]]` configuration: part of the scenario, re-exported here.
+pub mod config {
+    pub use crate::scenario::cluster::*;
+}
 pub mod correlate;
 pub mod expect;
 pub mod journal;
 pub mod metrics;
 pub mod quantity;
 pub mod record;
-pub mod replay_input;
 pub mod session;
 pub mod standalone;
 pub mod summary;

@@ -32,13 +32,20 @@ pub struct PlayerLimits {
     pub max_tag_bytes: u64,
 }
 
+/// Player limits on what a server may send (`too_large` beyond), so a viewer's memory stays
+/// bounded whatever the server does.
+pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 32 << 20;
+/// Video keyframes of a 4K stream stay well under this.
+pub const DEFAULT_MAX_TAG_BYTES: u64 = 4 << 20;
+
 impl Default for PlayerLimits {
     fn default() -> Self {
         PlayerLimits {
             connect_timeout: Duration::from_secs(10),
-            max_playlist_bytes: crate::scenario::DEFAULT_MAX_PLAYLIST_BYTES,
-            max_segment_bytes: crate::scenario::DEFAULT_MAX_SEGMENT_BYTES,
-            max_tag_bytes: crate::scenario::DEFAULT_MAX_TAG_BYTES,
+            max_playlist_bytes: DEFAULT_MAX_PLAYLIST_BYTES,
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            max_tag_bytes: DEFAULT_MAX_TAG_BYTES,
         }
     }
 }

@@ -353,7 +353,7 @@ fn judge_cluster(
     Vec<crate::kube::ExpectationResult>,
 ) {
     let report = crate::kube::analyse(&recorded, load);
-    let replay = crate::kube::replay_input::build(
+    let replay = crate::hpa::input::build(
         &recorded,
         &report.replicas,
         scenario

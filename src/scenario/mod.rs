@@ -1,6 +1,7 @@
 //! Scenario files: model, loading with located errors, validation and the load plan.
 
 pub mod advice;
+pub mod cluster;
 mod load;
 mod model;
 pub mod plan;

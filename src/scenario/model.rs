@@ -19,9 +19,9 @@ pub struct Scenario {
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
     #[serde(default)]
-    pub kube: Option<crate::kube::config::KubeSection>,
+    pub kube: Option<super::cluster::KubeSection>,
     #[serde(default)]
-    pub expect: Vec<crate::kube::config::Expectation>,
+    pub expect: Vec<super::cluster::Expectation>,
     /// Capacity planning: step one group's clients up until a threshold breaks.
     pub knee: Option<KneeSection>,
 }
@@ -189,12 +189,9 @@ fn default_connect_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
 
-/// Player limits on what a server may send (`too_large` beyond), so a viewer's memory stays
-/// bounded whatever the server does.
-pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 1 << 20;
-pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 32 << 20;
-/// Video keyframes of a 4K stream stay well under this.
-pub const DEFAULT_MAX_TAG_BYTES: u64 = 4 << 20;
+pub use crate::player::{
+    DEFAULT_MAX_PLAYLIST_BYTES, DEFAULT_MAX_SEGMENT_BYTES, DEFAULT_MAX_TAG_BYTES,
+};
 
 fn default_max_playlist_bytes() -> u64 {
     DEFAULT_MAX_PLAYLIST_BYTES

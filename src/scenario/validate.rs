@@ -246,7 +246,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             _ => {}
         }
     }
-    p.0.extend(crate::kube::config::validate(
+    p.0.extend(super::cluster::validate(
         s.kube.as_ref(),
         &s.expect,
         super::plan::stage_count(s),

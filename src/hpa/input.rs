@@ -3,9 +3,9 @@
 //! (phase, deletion, start time, readiness and its last transition, requests), and the replicas
 //! the real HPA chose. Pure.
 
-use super::correlate::ReplicaPoint;
-use super::timeline::{ClusterTimeline, EventKind, Stamp};
-use crate::hpa::replay::{PodSample, ReplayInput, Sample};
+use super::replay::{PodSample, ReplayInput, Sample};
+use crate::kube::correlate::ReplicaPoint;
+use crate::kube::timeline::{ClusterTimeline, EventKind, Stamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Usage (CPU millicores, memory bytes) per pod in one poll.

@@ -4,7 +4,7 @@
 //! cluster to judge, a scale-up without a replica count) is checked in [`validate`], which returns
 //! field paths the scenario loader turns into file positions.
 
-use crate::scenario::Problem;
+use super::Problem;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
