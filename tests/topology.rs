@@ -61,3 +61,53 @@ reconnect = { max_attempts = 0, backoff = "30s" }
         assert!(s.latency_ms.p50_ms.is_some(), "{}", g.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_over_two_origins_reach_viewers_on_every_edge() {
+    // `[target.local] origins = 2`: publishers go through HAProxy (the publish LoadBalancer's
+    // stand-in) and land on either origin; each edge's sidecar relays every stream from whichever
+    // origin holds it.
+    let _ = common::xiu_bin();
+    let out = tempfile::tempdir().unwrap();
+    let text = r#"
+[run]
+duration = "14s"
+
+[target.local]
+origins = 2
+edges = 2
+
+[[publishers]]
+name = "cams"
+stream = "ingest-{i}"
+count = 4
+video = { width = 640, height = 360, fps = 25, bitrate = "800kbps", gop = "1s" }
+
+[[players]]
+name = "flv-viewers"
+protocol = "flv"
+publishers = "cams"
+ramp = [{ duration = "4s", target = 0 }, { duration = "1s", target = 8 }, { duration = "9s", target = 8 }]
+reconnect = { max_attempts = 0, backoff = "30s" }
+"#;
+    let outcome = common::run(text, out.path()).await;
+    let r = &outcome.report;
+    assert!(
+        r.run.target.contains("2 local origins behind HAProxy"),
+        "{}",
+        r.run.target
+    );
+    assert_eq!(r.publishers[0].whole_run.sessions, 4);
+    let s = &r.players[0].summary;
+    let mut errors = s.errors.clone();
+    errors.merge(&s.errors_during_warmup);
+    assert!(errors.0.is_empty(), "{:?}", errors.0);
+    assert_eq!(s.whole_run.sessions, 8);
+    assert_eq!(s.whole_run.sessions_with_media, 8, "a viewer got nothing");
+    assert_eq!(
+        r.verdict,
+        xiuload::verdict::Verdict::Pass,
+        "{:?}",
+        r.verdict_reasons
+    );
+}

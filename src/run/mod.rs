@@ -542,7 +542,8 @@ pub(super) fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, Strin
     };
     let endpoints = Endpoints {
         app: app.to_string(),
-        rtmp_publish: Some(loopback(origin.rtmp)),
+        // Through the balancer when there are several origins, as publishers reach deploy/'s.
+        rtmp_publish: Some(loopback(t.publish_port())),
         rtmp_play: servers.iter().map(|p| loopback(p.rtmp)).collect(),
         flv_base: servers
             .iter()
@@ -560,9 +561,15 @@ pub(super) fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, Strin
             origin.rtmp, origin.flv, origin.hls
         )
     } else {
+        let origins = match t.origins().count() {
+            1 => format!("a local origin (rtmp {})", origin.rtmp),
+            n => format!(
+                "{n} local origins behind HAProxy (rtmp {})",
+                t.publish_port()
+            ),
+        };
         format!(
-            "a local origin (rtmp {}) and {} edges with sidecars (http-flv {})",
-            origin.rtmp,
+            "{origins} and {} edges with sidecars (http-flv {})",
             t.edges.len(),
             servers
                 .iter()

@@ -104,8 +104,13 @@ pub(super) async fn prepare(
     let (local, endpoints, target_label) = match (&scenario.target.local, xiu_bin) {
         (Some(local), Some(bin)) => {
             let app = &scenario.target.app;
-            let topology =
-                LocalTopology::start(&bin, local.hls_fragment_secs, local.edges, app).await?;
+            let options = crate::local::TopologyOptions::new(
+                local.hls_fragment_secs,
+                local.origins,
+                local.edges,
+                app,
+            );
+            let topology = LocalTopology::start_with(&bin, options).await?;
             let (endpoints, label) = super::local_endpoints(&topology, app);
             (Some(topology), endpoints, label)
         }

@@ -149,6 +149,15 @@ pub struct LocalTarget {
     /// players spread over the edges.
     #[serde(default)]
     pub edges: u32,
+    /// Origins publishers are spread over, behind a real L4 balancer on loopback (HAProxy, as the
+    /// publish LoadBalancer in deploy/); more than one needs edges, whose sidecars find each
+    /// stream on whichever origin holds it.
+    #[serde(default = "default_origins")]
+    pub origins: u32,
+}
+
+fn default_origins() -> u32 {
+    1
 }
 
 fn default_fragment() -> u32 {

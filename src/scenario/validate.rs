@@ -44,6 +44,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     check_names(s, &mut p);
     check_run_name(s, &mut p);
     check_publish_token_env(s, &mut p);
+    check_local_origins(s, &mut p);
     check_something_runs(s, &mut p);
     // The knee's group gets its shape from [knee], which has a length of its own.
     let knee_group = s.knee.as_ref().map(|k| k.group.as_str());
@@ -570,6 +571,27 @@ fn check_publish_token_env(s: &Scenario, p: &mut Problems) {
             Some(
                 "e.g. publish_token_env = \"XIU_PUBLISH_TOKEN\", then export XIU_PUBLISH_TOKEN=...",
             ),
+        );
+    }
+}
+
+/// `[target.local] origins`: 1 to 8, and more than one only with edges (viewers of a stream on
+/// the second origin reach it through an edge's relay).
+fn check_local_origins(s: &Scenario, p: &mut Problems) {
+    let Some(local) = &s.target.local else {
+        return;
+    };
+    if !(1..=8).contains(&local.origins) {
+        p.add(
+            "target.local.origins",
+            format!("{} origins: between 1 and 8", local.origins),
+            None,
+        );
+    } else if local.origins > 1 && local.edges == 0 {
+        p.add(
+            "target.local.origins",
+            format!("{} origins need edges: viewers reach a stream on any origin through an edge's relay", local.origins),
+            Some("set [target.local] edges = 2 (or more)"),
         );
     }
 }
