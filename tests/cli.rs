@@ -260,3 +260,46 @@ fn a_timeline_on_a_full_disk_is_reported_once_and_the_run_goes_on() {
     assert_ne!(report["status"], "running");
     assert_eq!(report["run"]["stopped_by"], "completed");
 }
+
+#[test]
+fn a_run_that_fails_before_load_leaves_an_error_report_not_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // A xiu that exists but dies at once: the output directory is there, the load never starts.
+    let broken_xiu = dir.path().join("xiu");
+    std::fs::write(&broken_xiu, "#!/bin/sh\necho 'config error' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&broken_xiu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[run]\nduration = \"5s\"\n[target.local]\nxiu_bin = \"{}\"\n[[publishers]]\nname = \"cams\"\ncount = 1\n",
+            broken_xiu.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = xiuload()
+        .args(["run", "--quiet", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("before any load")),
+        "{report}"
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(!summary.contains("in progress"), "{summary}");
+}

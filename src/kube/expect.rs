@@ -568,6 +568,35 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_metrics_api_says_nothing_about_pods() {
+        // 403 on pods.metrics.k8s.io: CPU samples are missing, restarts are not.
+        let mut rep = report();
+        rep.permission_denied
+            .push(super::super::correlate::MissingData {
+                verb: "list".into(),
+                resource: "pods.metrics.k8s.io".into(),
+                namespace: "ns".into(),
+                message: "missing permission".into(),
+            });
+        let e = Expectation {
+            max: Some(5),
+            ..exp(ExpectKind::MaxRestarts)
+        };
+        let r = &judge(std::slice::from_ref(&e), &rep, &load(), &STAGES)[0];
+        assert_eq!(r.status, Verdict::Pass, "{r:?}");
+        assert!(!r.evidence.contains("could not be read"), "{}", r.evidence);
+        // A 403 on pods itself leaves nothing to judge.
+        rep.permission_denied[0].resource = "pods".into();
+        let r = &judge(&[e], &rep, &load(), &STAGES)[0];
+        assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
+        assert!(
+            r.evidence.contains("pods could not be read"),
+            "{}",
+            r.evidence
+        );
+    }
+
+    #[test]
     fn oom_restarts_probes_and_drops() {
         let rep = report();
         let results = judge(
