@@ -20,6 +20,8 @@ const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 const SET_CHUNK_SIZE: u8 = 1;
 const AMF0_COMMAND: u8 = 20;
+/// An AMF3 command: rml_rtmp skips its first byte and reads the rest as an AMF0 command.
+const AMF3_COMMAND: u8 = 17;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -275,7 +277,7 @@ impl ChunkGuard {
             let take = (4 - self.set_chunk_size.len()).min(bytes.len());
             self.set_chunk_size.extend_from_slice(&bytes[..take]);
         }
-        if header.type_id == AMF0_COMMAND {
+        if header.type_id == AMF0_COMMAND || header.type_id == AMF3_COMMAND {
             self.command.extend_from_slice(bytes);
         }
         if let Some(open) = self.open.as_mut() {
@@ -299,9 +301,13 @@ impl ChunkGuard {
             return Ok(());
         }
         self.open = None;
-        if header.type_id == AMF0_COMMAND {
+        if header.type_id == AMF0_COMMAND || header.type_id == AMF3_COMMAND {
+            let body = match header.type_id {
+                AMF3_COMMAND => self.command.get(1..).unwrap_or_default(),
+                _ => &self.command[..],
+            };
             // What does not decode is rml_rtmp's own (non-panicking) error to report.
-            let decoded = rml_amf0::deserialize(&mut std::io::Cursor::new(&self.command[..]));
+            let decoded = rml_amf0::deserialize(&mut std::io::Cursor::new(body));
             if let Ok(values) = decoded
                 && values.len() < 3
             {
@@ -490,6 +496,12 @@ mod tests {
             chunk
         };
         let short = command(vec![Amf0Value::Utf8String("_result".into())]);
+        // The same as an AMF3 command (type 17, one format byte first), found by the rtmp target.
+        let amf3 = [0x03, 0, 0, 0, 0, 0, 4, 17, 0, 0, 0, 0, 0, 2, 0, 1, b'x'];
+        assert_eq!(
+            ChunkGuard::new(1 << 20).check(&amf3),
+            Err(ChunkError::ShortCommand { csid: 3, values: 1 })
+        );
         assert_eq!(
             ChunkGuard::new(1 << 20).check(&short),
             Err(ChunkError::ShortCommand { csid: 3, values: 1 })
