@@ -4,8 +4,6 @@
 
 use crate::report::model::ThresholdResult;
 use crate::scenario::KneeSection;
-#[cfg(test)]
-use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,20 +96,7 @@ pub fn summarise(k: &KneeSection, steps: Vec<StepResult>, servers: u32) -> KneeR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn section() -> KneeSection {
-        KneeSection {
-            group: "v".into(),
-            start: 10,
-            step: 10,
-            max: 40,
-            step_duration: HumanDuration::secs(10),
-            settle: HumanDuration::secs(4),
-            ramp: HumanDuration::secs(2),
-            target_audience: Some(1000),
-            headroom: 0.25,
-        }
-    }
+    use crate::scenario::plan::tests::knee_section;
 
     fn step(i: usize, target: u32, pass: bool) -> StepResult {
         StepResult {
@@ -130,7 +115,7 @@ mod tests {
     #[test]
     fn knee_is_the_last_passing_step_and_sizes_the_fleet() {
         let r = summarise(
-            &section(),
+            &knee_section(),
             vec![step(0, 10, true), step(1, 20, true), step(2, 30, false)],
             2,
         );
@@ -145,9 +130,9 @@ mod tests {
 
     #[test]
     fn no_break_and_immediate_break_are_explained() {
-        let r = summarise(&section(), vec![step(0, 10, true)], 1);
+        let r = summarise(&knee_section(), vec![step(0, 10, true)], 1);
         assert!(r.broke_at.is_none() && r.note.contains("raise `max`"));
-        let r = summarise(&section(), vec![step(0, 10, false)], 1);
+        let r = summarise(&knee_section(), vec![step(0, 10, false)], 1);
         assert!(r.knee.is_none() && r.pods_needed.is_none() && r.note.contains("start lower"));
     }
 }

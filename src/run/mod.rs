@@ -206,7 +206,7 @@ impl Collecting {
 
     /// Collects a window every second until the plan ends, the knee is found or `shutdown`.
     async fn until_done(&mut self, p: &Prepared, shutdown: impl Future<Output = ()>) -> StopReason {
-        let clock = self.collector_clock();
+        let clock = self.collector.clock();
         let zero = tokio::time::Instant::from_std(clock.start_instant());
         let mut ticker =
             tokio::time::interval_at(zero + Duration::from_secs(1), Duration::from_secs(1));
@@ -230,10 +230,6 @@ impl Collecting {
             eprintln!();
         }
         stopped_by
-    }
-
-    fn collector_clock(&self) -> RunClock {
-        self.collector.clock()
     }
 
     /// Takes the window ending `at` and shows it.

@@ -185,10 +185,11 @@ fn ramps(s: &Scenario) -> impl Iterator<Item = &[Stage]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn knee_section() -> KneeSection {
+    /// A knee of 10 → 40 viewers in 10 s steps; also the report's knee tests' fixture.
+    pub(crate) fn knee_section() -> KneeSection {
         KneeSection {
             group: "v".into(),
             start: 10,
