@@ -208,6 +208,7 @@ ramp = [{{ duration = "2s", target = 0 }}, {{ duration = "4s", target = {players
             out_dir: Some(out.path().to_path_buf()),
             status_line: false,
             metrics_addr: None,
+            ..Default::default()
         },
         std::future::pending(),
     )
@@ -259,6 +260,7 @@ impl PublisherOnly {
                         out_dir: Some(dir),
                         status_line: false,
                         metrics_addr: None,
+                        ..Default::default()
                     },
                     async move { stop.cancelled().await },
                 )

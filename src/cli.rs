@@ -31,6 +31,46 @@ pub enum Command {
         /// while the run lasts (e.g. 0.0.0.0:9464).
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Split the run over N `xiuload worker` processes on this machine, merged into one
+        /// report (README "Running bigger than one machine").
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        local_workers: Option<u32>,
+        /// The run's time zero, as RFC 3339 (2026-12-06T10:00:00Z) or Unix milliseconds: runs
+        /// started by hand on several machines with the same --start-at can be joined by
+        /// `xiuload merge`.
+        #[arg(long, value_name = "TIME", value_parser = crate::run::merge::parse_start_at)]
+        start_at: Option<u64>,
+    },
+    /// One shard of a distributed run, driven by a coordinator over HTTP (`xiuload run
+    /// --local-workers`, or a Kubernetes Indexed Job's pod).
+    Worker {
+        /// Scenario file (TOML), the coordinator's.
+        scenario: PathBuf,
+        /// This worker's index (an Indexed Job sets JOB_COMPLETION_INDEX).
+        #[arg(long, env = "JOB_COMPLETION_INDEX")]
+        index: u32,
+        /// How many workers share the run.
+        #[arg(long, env = "XIULOAD_WORKERS")]
+        workers: u32,
+        /// Where the coordinator reaches this worker.
+        #[arg(long, default_value = "0.0.0.0:9470")]
+        listen: std::net::SocketAddr,
+        /// Endpoints resolved by the coordinator (JSON); default: the scenario's [target].
+        #[arg(long, value_name = "FILE")]
+        endpoints: Option<PathBuf>,
+        /// Exit when no start comes within this long.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        start_timeout: std::time::Duration,
+    },
+    /// Merge runs made by hand on several machines (each `xiuload run --start-at T` of one
+    /// scenario) into one report, exactly: counters and histograms add.
+    Merge {
+        /// Run directories (each with report.json and windows.jsonl).
+        #[arg(required = true)]
+        run_dirs: Vec<PathBuf>,
+        /// Where the merged report goes.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Semantic checks of Kubernetes manifests for a xiu deployment (files or directories of YAML).
     ///

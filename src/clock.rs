@@ -20,6 +20,22 @@ impl RunClock {
         }
     }
 
+    /// A clock whose zero is the wall-clock instant `unix_micros`, past or future: several
+    /// processes given the same instant share one time zero (as far as their clocks agree).
+    pub fn at_unix_micros(unix_micros: u64) -> Self {
+        let (now, wall) = (Instant::now(), unix_micros_now());
+        let start = if unix_micros >= wall {
+            now + Duration::from_micros(unix_micros - wall)
+        } else {
+            now.checked_sub(Duration::from_micros(wall - unix_micros))
+                .unwrap_or(now)
+        };
+        RunClock {
+            start,
+            start_unix_micros: unix_micros,
+        }
+    }
+
     pub fn start_instant(&self) -> Instant {
         self.start
     }
@@ -80,6 +96,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_set_to_a_wall_instant_counts_from_it() {
+        let wall = unix_micros_now();
+        let future = RunClock::at_unix_micros(wall + 2_000_000);
+        let until = future
+            .start_instant()
+            .saturating_duration_since(Instant::now());
+        assert!(until > Duration::from_millis(1500) && until <= Duration::from_secs(2));
+        assert_eq!(future.elapsed(), Duration::ZERO, "not started yet");
+        let past = RunClock::at_unix_micros(wall - 3_000_000);
+        assert!(past.elapsed() >= Duration::from_secs(3));
+        assert_eq!(past.start_unix_micros(), wall - 3_000_000);
+    }
 
     #[test]
     fn rfc3339_known_instants() {

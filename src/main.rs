@@ -39,7 +39,28 @@ async fn dispatch(cli: Cli) -> i32 {
             out,
             quiet,
             metrics_addr,
-        } => run(scenario, out, quiet, metrics_addr).await,
+            local_workers,
+            start_at,
+        } => {
+            let options = xiuload::run::RunOptions {
+                scenario_file: scenario,
+                out_dir: out,
+                status_line: !quiet,
+                metrics_addr,
+                start_at_unix_micros: start_at,
+                local_workers,
+            };
+            run(options).await
+        }
+        Command::Worker {
+            scenario,
+            index,
+            workers,
+            listen,
+            endpoints,
+            start_timeout,
+        } => worker(scenario, index, workers, listen, endpoints, start_timeout).await,
+        Command::Merge { run_dirs, out } => merge(&run_dirs, &out),
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(*args).await,
         Command::Watch {
@@ -176,26 +197,16 @@ fn print_notes(
     }
 }
 
-async fn run(
-    path: std::path::PathBuf,
-    out: Option<std::path::PathBuf>,
-    quiet: bool,
-    metrics_addr: Option<std::net::SocketAddr>,
-) -> i32 {
-    let scenario = match xiuload::scenario::load(&path) {
+async fn run(options: xiuload::run::RunOptions) -> i32 {
+    let path = &options.scenario_file;
+    let scenario = match xiuload::scenario::load(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return exit::BAD_INPUT;
         }
     };
-    print_notes(&path, &scenario, &mut std::io::stderr());
-    let options = xiuload::run::RunOptions {
-        scenario_file: path,
-        out_dir: out,
-        status_line: !quiet,
-        metrics_addr,
-    };
+    print_notes(path, &scenario, &mut std::io::stderr());
     let outcome = match xiuload::run::run(scenario, options, shutdown_signal()).await {
         Ok(o) => o,
         Err(e) => {
@@ -215,6 +226,60 @@ async fn run(
     match outcome.report.run.stopped_by {
         xiuload::report::model::StopReason::Interrupted => exit::INTERRUPTED,
         _ => exit::of_verdict(outcome.report.verdict),
+    }
+}
+
+async fn worker(
+    path: std::path::PathBuf,
+    index: u32,
+    workers: u32,
+    listen: std::net::SocketAddr,
+    endpoints_file: Option<std::path::PathBuf>,
+    start_timeout: std::time::Duration,
+) -> i32 {
+    let scenario = match xiuload::scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let shard = match xiuload::scenario::shard::Shard::new(index, workers) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --index/--workers: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let options = xiuload::run::worker::WorkerOptions {
+        shard,
+        listen,
+        endpoints_file,
+        start_timeout,
+    };
+    match xiuload::run::worker::serve(scenario, options, shutdown_signal()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::RUNTIME_FAILURE
+        }
+    }
+}
+
+fn merge(dirs: &[std::path::PathBuf], out: &std::path::Path) -> i32 {
+    match xiuload::run::merge::merge_dirs(dirs, out) {
+        Ok(report) => {
+            xiuload::outln!("{}", xiuload::report::markdown::render(&report));
+            xiuload::outln!("Merged report in {}", out.display());
+            exit::of_verdict(report.verdict)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                xiuload::run::merge::MergeError::Output(_) => exit::RUNTIME_FAILURE,
+                _ => exit::BAD_INPUT,
+            }
+        }
     }
 }
 

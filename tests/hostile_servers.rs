@@ -105,6 +105,7 @@ async fn run(text: &str) -> Report {
         out_dir: Some(dir.path().join("out")),
         status_line: false,
         metrics_addr: None,
+        ..Default::default()
     };
     xiuload::run::run(scenario, options, std::future::pending())
         .await

@@ -77,6 +77,7 @@ async fn run(server: &TlsFlvServer, tls: &str) -> xiuload::report::model::Report
         out_dir: Some(dir.path().join("out")),
         status_line: false,
         metrics_addr: None,
+        ..Default::default()
     };
     xiuload::run::run(scenario, options, std::future::pending())
         .await

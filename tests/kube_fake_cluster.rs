@@ -1007,6 +1007,7 @@ after = "0s"
             out_dir: Some(out.clone()),
             status_line: false,
             metrics_addr: None,
+            ..Default::default()
         },
         std::future::pending(),
     )
@@ -1253,6 +1254,7 @@ xiu_stats = false
             out_dir: Some(out.clone()),
             status_line: false,
             metrics_addr: None,
+            ..Default::default()
         },
         std::future::pending(),
     )

@@ -322,6 +322,7 @@ async fn live_metrics_are_served_in_prometheus_format_during_the_run() {
         out_dir: Some(out.path().to_path_buf()),
         status_line: false,
         metrics_addr: Some(addr),
+        ..Default::default()
     };
     let run = tokio::spawn(xiuload::run::run(
         common::parse(&text),

@@ -9,4 +9,6 @@ pub mod xiu;
 pub use balancer::{LocalBalancer, find_haproxy};
 pub use config::{XiuPorts, render_config};
 pub use topology::{LocalTopology, TopologyOptions};
-pub use xiu::{LocalError, LocalXiu, find_xiu_binary, kill_all_now, sweep_stale_dirs};
+pub use xiu::{
+    LocalError, LocalXiu, die_with_parent, find_xiu_binary, kill_all_now, sweep_stale_dirs,
+};

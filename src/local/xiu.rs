@@ -313,7 +313,7 @@ impl Drop for LocalXiu {
 ///
 /// PR_SET_PDEATHSIG follows the spawning *thread*: spawns happen on the runtime's worker threads,
 /// which live as long as the runtime.
-pub(super) fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut Command) {
     // SAFETY: getpid is async-signal-safe.
     let parent = unsafe { libc::getpid() };
     // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid.

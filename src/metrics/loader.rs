@@ -163,10 +163,28 @@ pub struct LoaderHealth {
     pub lag_ms_max: Option<f64>,
     pub saturated: bool,
     pub reasons: Vec<String>,
+    /// A distributed run: each worker's own health (the run is saturated when any worker is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerHealth>,
     #[serde(skip)]
     cpu_samples: Vec<f64>,
     #[serde(skip)]
     lag: LatencyHistogram,
+}
+
+/// One worker of a distributed run, as the report shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerHealth {
+    pub index: u32,
+    #[serde(flatten)]
+    pub health: LoaderHealth,
+    pub rss_mib_max: Option<f64>,
+    /// Seconds of the run for which this worker's measurements never reached the coordinator.
+    pub missing_windows: u64,
+    pub first_missing_s: Option<f64>,
+    /// The worker's measurements stopped at this second and never came back: it was lost, and
+    /// its share of the load with it.
+    pub lost_at_s: Option<f64>,
 }
 
 /// CPU above this share of all cores in a second counts as a saturated second.

@@ -51,6 +51,10 @@ pub struct TimelinePoint {
     pub server_cpu_percent: Option<f64>,
     #[serde(default)]
     pub server_rss_mib: Option<f64>,
+    /// A distributed run: the workers whose measurements for this second are missing (lost or
+    /// cut off); the point's figures lack their share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers_missing: Vec<u32>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -118,6 +122,7 @@ pub fn build_point(
         loader_rss_mib: None,
         server_cpu_percent: None,
         server_rss_mib: None,
+        workers_missing: Vec::new(),
     }
 }
 
@@ -178,12 +183,21 @@ impl TimelineWriter {
     }
 
     pub fn append(&mut self, point: &TimelinePoint) -> Result<(), TimelineError> {
+        self.append_line(point, point.t)
+    }
+
+    /// Appends any record as one JSON line; `at_t` is its run time, for the error.
+    pub fn append_line<T: Serialize>(
+        &mut self,
+        record: &T,
+        at_t: f64,
+    ) -> Result<(), TimelineError> {
         if self.failure.is_some() {
             return Err(TimelineError::Stopped {
                 path: self.path.clone(),
             });
         }
-        let mut line = serde_json::to_vec(point).expect("a timeline point serialises");
+        let mut line = serde_json::to_vec(record).expect("a timeline record serialises");
         line.push(b'\n');
         match self.file.write_all(&line).and_then(|_| self.file.flush()) {
             Ok(()) => {
@@ -195,15 +209,12 @@ impl TimelineWriter {
                 let _ = self.file.set_len(self.written);
                 let error = TimelineError::Failed {
                     path: self.path.clone(),
-                    at_t: point.t,
+                    at_t,
                     source,
                 };
                 let message = error.to_string();
                 (self.warn)(&message);
-                self.failure = Some(TimelineFailure {
-                    at_t: point.t,
-                    message,
-                });
+                self.failure = Some(TimelineFailure { at_t, message });
                 Err(error)
             }
         }

@@ -46,6 +46,8 @@ impl OutputDir {
     pub const REPORT_JSON: &'static str = "report.json";
     pub const SUMMARY_MD: &'static str = "summary.md";
     pub const TIMELINE: &'static str = "timeline.jsonl";
+    /// Every per-second window with its raw histograms: what `xiuload merge` joins.
+    pub const WINDOWS: &'static str = "windows.jsonl";
     pub const REPORT_HTML: &'static str = "report.html";
     /// Written by the cluster watcher during cluster runs; drawn in `report.html` when present.
     pub const CLUSTER_JSON: &'static str = "cluster.json";

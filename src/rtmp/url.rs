@@ -1,6 +1,6 @@
 //! `rtmp://host[:port]` base URLs from scenarios.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RtmpBase {
     pub host: String,
     pub port: u16,

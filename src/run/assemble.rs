@@ -1,7 +1,7 @@
 //! Assembling the report from the run's totals.
 
 use super::collector::Collector;
-use super::{PlayerGroupRun, PublisherGroupRun, RunOptions, knee};
+use super::{RunOptions, knee};
 use crate::clock::{RunClock, rfc3339_from_unix_micros};
 use crate::metrics::{PlayerStats, PublisherStats};
 use crate::report::model::*;
@@ -21,14 +21,18 @@ pub(super) struct Inputs<'a> {
     /// When the load ended, on the run clock.
     pub(super) ended: Duration,
     pub(super) stopped_by: StopReason,
-    pub(super) publishers: &'a [PublisherGroupRun],
-    pub(super) players: &'a [PlayerGroupRun],
     pub(super) collector: &'a Collector,
     pub(super) knee: Option<knee::KneeReport>,
     pub(super) cluster: Option<(
         crate::kube::ClusterReport,
         Vec<crate::kube::ExpectationResult>,
     )>,
+}
+
+/// A group's configuration, with its streams.
+struct Group<'a, C> {
+    config: &'a C,
+    streams: Vec<String>,
 }
 
 pub(super) fn build_report(i: Inputs<'_>) -> Report {
@@ -41,26 +45,41 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         clock,
         ended,
         stopped_by,
-        publishers,
-        players,
         collector,
         knee,
         cluster,
     } = i;
     let planned = super::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
-    let loader = collector.loader.clone();
     let (cluster, expectations) = match cluster {
         Some((c, e)) => (Some(c), e),
         None => (None, Vec::new()),
     };
     // Each group's configuration beside its totals from the collector.
     let publishers: Vec<(
-        &PublisherGroupRun,
+        Group<'_, crate::scenario::PublisherGroup>,
         &super::collector::Totals<PublisherStats>,
-    )> = publishers.iter().zip(&collector.publishers).collect();
-    let players: Vec<(&PlayerGroupRun, &super::collector::Totals<PlayerStats>)> =
-        players.iter().zip(&collector.players).collect();
+    )> = scenario
+        .publishers
+        .iter()
+        .map(|config| Group {
+            streams: super::setup::publisher_streams(config),
+            config,
+        })
+        .zip(&collector.publishers)
+        .collect();
+    let players: Vec<(
+        Group<'_, crate::scenario::PlayerGroup>,
+        &super::collector::Totals<PlayerStats>,
+    )> = scenario
+        .players
+        .iter()
+        .map(|config| Group {
+            config,
+            streams: Vec::new(),
+        })
+        .zip(&collector.players)
+        .collect();
     let steady_s = ended.saturating_sub(warmup).as_secs_f64();
     let mut by_protocol: BTreeMap<String, (PlayerStats, PlayerStats)> = BTreeMap::new();
     let mut all = PlayerStats::default();
@@ -139,7 +158,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
             .map(|(k, (s, w))| (k.clone(), PlayerSummary::from_stats(s, w, steady_s)))
             .collect(),
         all_players: PlayerSummary::from_stats(&all, &all_warmup, steady_s),
-        loader,
+        loader: collector.loader_health(),
         // Decided below, from the finished report.
         verdict: Verdict::Pass,
         verdict_reasons: Vec::new(),

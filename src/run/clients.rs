@@ -10,11 +10,11 @@ use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats, PublisherStats};
 use crate::player::{PlayerLimits, PlayerTiming};
 use crate::rtmp::publisher::{PublisherSpec, publish_session};
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::select::Selector;
+use crate::scenario::select::{Selector, viewer_number, viewer_rng};
 use crate::scenario::{PlayerGroup, Protocol, PublisherGroup};
 use crate::session::{SessionEnd, catch_panic};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +78,11 @@ pub(super) struct PlayerSlotContext {
     pub(super) endpoints: Arc<Endpoints>,
     pub(super) http: reqwest::Client,
     pub(super) streams: Arc<Vec<String>>,
-    pub(super) selector: Mutex<(Selector, StdRng)>,
+    pub(super) selector: Selector,
+    /// The group's seed: each viewer's draws derive from it and the viewer's number.
+    pub(super) seed: u64,
+    /// The group's slot count at its peak: numbers the audience (see `viewer_number`).
+    pub(super) slots: u32,
     pub(super) timing_base: PlayerTiming,
     pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
     pub(super) clock: RunClock,
@@ -86,11 +90,12 @@ pub(super) struct PlayerSlotContext {
 }
 
 impl PlayerSlotContext {
-    /// A new viewer: which stream, how long they stay, how long they wait before joining.
-    fn new_viewer(&self) -> (String, Option<Duration>, Duration) {
-        let mut guard = self.selector.lock().unwrap_or_else(|e| e.into_inner());
-        let (selector, rng) = &mut *guard;
-        let index = selector.pick(rng);
+    /// The `session`-th viewer of slot `slot`: which stream, how long they stay, how long they
+    /// wait before joining. The same on whichever worker the slot runs.
+    fn new_viewer(&self, slot: u32, session: u64) -> (String, Option<Duration>, Duration) {
+        let viewer = viewer_number(slot, session, self.slots);
+        let rng = &mut viewer_rng(self.seed, viewer);
+        let index = self.selector.pick(viewer, rng);
         let stream = self.streams.get(index).cloned().unwrap_or_default();
         let length = self.config.session.as_ref().map(|s| {
             let span = s.max.0.saturating_sub(s.min.0);
@@ -108,7 +113,8 @@ pub(super) async fn player_slot(
     cancel: CancellationToken,
 ) {
     let viewer = index as usize;
-    let (mut stream, mut length, jitter) = ctx.new_viewer();
+    let mut viewers_so_far = 0;
+    let (mut stream, mut length, jitter) = ctx.new_viewer(index, viewers_so_far);
     if !pause(jitter, &cancel).await {
         return;
     }
@@ -145,7 +151,8 @@ pub(super) async fn player_slot(
                 if matches!(end, SessionEnd::Failed(_)) {
                     ctx.metrics.record(|s| s.abandoned += 1);
                 }
-                let (s, l, _) = ctx.new_viewer();
+                viewers_so_far += 1;
+                let (s, l, _) = ctx.new_viewer(index, viewers_so_far);
                 stream = s;
                 length = l;
                 if !pause(d, &cancel).await {

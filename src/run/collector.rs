@@ -9,21 +9,23 @@
 
 use super::knee_tracker::KneeTracker;
 use crate::clock::RunClock;
-use crate::metrics::loader::LoaderHealth;
+use crate::metrics::loader::{LoaderHealth, WorkerHealth};
 use crate::metrics::timeline::{PlayerSecond, TimelinePoint, build_point};
 use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
 use crate::scenario::{KneeSection, Threshold};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What one group measured over a window, and how many of its clients were active at its end.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct GroupWindow<S> {
     pub active: u64,
     pub stats: S,
 }
 
 /// The load generator's own health over a window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoaderSample {
     /// CPU of the load generator, % of one core; `None` when the window was too short to say.
     pub cpu_percent: Option<f64>,
@@ -35,7 +37,7 @@ pub struct LoaderSample {
 }
 
 /// Everything measured over one interval, groups in the plan's order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Window {
     /// End of the window, on the run clock.
     pub at: Duration,
@@ -43,6 +45,22 @@ pub struct Window {
     pub length: Duration,
     pub publishers: Vec<GroupWindow<PublisherStats>>,
     pub players: Vec<GroupWindow<PlayerStats>>,
+    /// The load generator's health: of this process, or, merged from workers, the hottest
+    /// worker's CPU and RSS and every worker's lag.
+    pub loader: LoaderSample,
+    /// A merged window: each worker's own health over it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerSample>,
+    /// A merged window: the workers whose measurements for it never arrived (lost, or cut off
+    /// for longer than the coordinator waits). The window's figures lack their share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_workers: Vec<u32>,
+}
+
+/// One worker's health over a merged window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerSample {
+    pub worker: u32,
     pub loader: LoaderSample,
 }
 
@@ -71,8 +89,21 @@ pub struct Collector {
     pub publishers_active: Vec<u64>,
     pub players_active: Vec<u64>,
     pub loader: LoaderHealth,
+    /// Distributed runs: each worker's health, by worker index.
+    workers: BTreeMap<u32, WorkerTrack>,
     points: Vec<TimelinePoint>,
     knee: Option<Knee>,
+}
+
+/// What the collector keeps of one worker.
+#[derive(Debug, Clone)]
+struct WorkerTrack {
+    health: LoaderHealth,
+    rss_mib_max: Option<f64>,
+    missing_windows: u64,
+    first_missing_s: Option<f64>,
+    /// Missing from this window on, to the end (so far).
+    missing_since_s: Option<f64>,
 }
 
 /// What the run loop learns from one window.
@@ -120,6 +151,7 @@ impl Collector {
             publishers_active: vec![0; publisher_groups],
             players_active: vec![0; player_groups.len()],
             loader: LoaderHealth::new(cores),
+            workers: BTreeMap::new(),
             points: Vec::new(),
             knee,
         }
@@ -152,7 +184,9 @@ impl Collector {
         point.loader_rss_mib = w.loader.rss_mib.map(|m| (m * 10.0).round() / 10.0);
         point.server_cpu_percent = w.loader.server_cpu_percent;
         point.server_rss_mib = w.loader.server_rss_mib;
+        point.workers_missing = w.missing_workers.clone();
         self.loader.add_second(w.loader.cpu_percent, &w.loader.lag);
+        self.track_workers(&w, t);
 
         let knee_broke = match &mut self.knee {
             Some(k) => {
@@ -207,6 +241,70 @@ impl Collector {
         self.clock
     }
 
+    fn track_workers(&mut self, w: &Window, t: f64) {
+        let cores = self.cores;
+        fn track(
+            workers: &mut BTreeMap<u32, WorkerTrack>,
+            worker: u32,
+            cores: usize,
+        ) -> &mut WorkerTrack {
+            workers.entry(worker).or_insert_with(|| WorkerTrack {
+                health: LoaderHealth::new(cores),
+                rss_mib_max: None,
+                missing_windows: 0,
+                first_missing_s: None,
+                missing_since_s: None,
+            })
+        }
+        for sample in &w.workers {
+            let tr = track(&mut self.workers, sample.worker, cores);
+            tr.health
+                .add_second(sample.loader.cpu_percent, &sample.loader.lag);
+            tr.rss_mib_max = max_opt(tr.rss_mib_max, sample.loader.rss_mib);
+            tr.missing_since_s = None;
+        }
+        for worker in &w.missing_workers {
+            let tr = track(&mut self.workers, *worker, cores);
+            tr.missing_windows += 1;
+            tr.first_missing_s.get_or_insert(t);
+            tr.missing_since_s.get_or_insert(t);
+        }
+    }
+
+    /// The load generator's health for the report: this process's, or, for a distributed run,
+    /// every worker's with the run saturated when any worker was (named in the reasons).
+    pub fn loader_health(&self) -> LoaderHealth {
+        if self.workers.is_empty() {
+            return self.loader.clone();
+        }
+        let mut merged = self.loader.clone();
+        merged.reasons.clear();
+        merged.workers = self
+            .workers
+            .iter()
+            .map(|(index, tr)| {
+                let mut health = tr.health.clone();
+                health.workers.clear();
+                merged.reasons.extend(
+                    health
+                        .reasons
+                        .iter()
+                        .map(|r| format!("worker {index}: {r}")),
+                );
+                WorkerHealth {
+                    index: *index,
+                    health,
+                    rss_mib_max: tr.rss_mib_max,
+                    missing_windows: tr.missing_windows,
+                    first_missing_s: tr.first_missing_s,
+                    lost_at_s: tr.missing_since_s,
+                }
+            })
+            .collect();
+        merged.saturated = !merged.reasons.is_empty();
+        merged
+    }
+
     /// The timeline so far: one point per window.
     pub fn points(&self) -> &[TimelinePoint] {
         &self.points
@@ -228,6 +326,13 @@ impl Collector {
             tracker.finish_step(&self.thresholds);
         }
         Some((tracker.section, tracker.results))
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -287,7 +392,42 @@ mod tests {
                 cpu_percent: Some(12.34),
                 ..Default::default()
             },
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_distributed_run_names_the_saturated_and_the_lost_worker() {
+        let mut c = Collector::new(clock(), Duration::ZERO, 2, 1, &groups(), vec![], None);
+        for s in 1..=10 {
+            let mut w = window(s, 1000, 0);
+            let sample = |worker, cpu| WorkerSample {
+                worker,
+                loader: LoaderSample {
+                    cpu_percent: Some(cpu),
+                    rss_mib: Some(40.0 + f64::from(worker)),
+                    ..Default::default()
+                },
+            };
+            w.workers = vec![sample(0, 20.0), sample(1, 195.0)];
+            if s >= 6 {
+                w.missing_workers = vec![2];
+            } else {
+                w.workers.push(sample(2, 10.0));
+            }
+            c.add(w);
+        }
+        assert_eq!(c.points()[6].workers_missing, [2]);
+        let h = c.loader_health();
+        assert!(h.saturated);
+        assert_eq!(h.reasons.len(), 1, "{:?}", h.reasons);
+        assert!(h.reasons[0].starts_with("worker 1: CPU"), "{:?}", h.reasons);
+        assert_eq!(h.workers.len(), 3);
+        assert!(h.workers[1].health.saturated && !h.workers[0].health.saturated);
+        assert_eq!(h.workers[1].rss_mib_max, Some(41.0));
+        assert_eq!(h.workers[2].missing_windows, 5);
+        assert_eq!(h.workers[2].lost_at_s, Some(6.0));
+        assert_eq!(h.workers[0].lost_at_s, None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::scenario::{PathTemplate, Target};
 
 /// Play addresses are lists: a local topology spreads viewers over its edges (a cluster target
 /// has one address per protocol, its load balancer).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Endpoints {
     pub app: String,
     pub rtmp_publish: Option<RtmpBase>,
@@ -17,7 +17,7 @@ pub struct Endpoints {
 }
 
 /// Where a server serves a stream's HTTP outputs, below the base URL.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UrlPaths {
     pub flv: PathTemplate,
     pub hls: PathTemplate,

@@ -7,17 +7,21 @@
 //! report ([`assemble`]).
 
 mod assemble;
+pub mod assembler;
 mod clients;
 pub mod collector;
+mod coordinator;
 pub mod endpoints;
 pub mod knee;
 mod knee_tracker;
 pub mod loops;
+pub mod merge;
 pub mod prometheus;
 mod setup;
 pub mod slots;
 mod sources;
 pub mod status;
+pub mod worker;
 
 use crate::clock::RunClock;
 use crate::kube::KubeSession;
@@ -29,18 +33,18 @@ use crate::report::{OutputDir, OutputError};
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::plan::Shape;
 use crate::scenario::select::Selector;
+use crate::scenario::shard::Shard;
 use crate::scenario::{Protocol, Scenario, Selection};
 use clients::{PlayerSlotContext, PublisherSlotContext, player_slot, publisher_slot};
 use collector::{Collector, PlayerGroupInfo};
 use endpoints::Endpoints;
-use rand::{SeedableRng, rngs::StdRng};
 use setup::{PlayerGroupRun, Prepared, PublisherGroupRun};
 use slots::{Placement, control};
 use sources::LocalSource;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +60,11 @@ pub struct RunOptions {
     pub status_line: bool,
     /// Serve live metrics in the Prometheus text format on this address.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The run's time zero as a wall-clock instant (µs since the Unix epoch), shared by
+    /// load generators run by hand on several machines so `xiuload merge` can join them.
+    pub start_at_unix_micros: Option<u64>,
+    /// Split the run over this many `xiuload worker` processes on this machine.
+    pub local_workers: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +114,28 @@ pub async fn run(
             return Err(e);
         }
     };
+    let fleet = match options.local_workers {
+        Some(n) => {
+            match coordinator::Fleet::spawn_local(&options.scenario_file, n, &prepared, &out).await
+            {
+                Ok(fleet) => Some(fleet),
+                Err(e) => {
+                    out.write_error(&format!("the run stopped before any load: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     // One clock for the whole run: its zero is the instant the load starts, and the cluster
     // watcher stamps on it too, so a cluster change and a load change at the same wall instant
-    // land at the same `t`, however long setup took.
-    let clock = RunClock::start_now();
+    // land at the same `t`, however long setup took. Workers are given the same instant.
+    let clock = match (&fleet, options.start_at_unix_micros) {
+        (Some(fleet), _) => fleet.start().await?,
+        (None, Some(at)) => RunClock::at_unix_micros(at),
+        (None, None) => RunClock::start_now(),
+    };
+    tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())).await;
     let kube = match prepared.kube.take().map(|c| c.start(clock, &out.dir)) {
         Some(Ok(session)) => Some(session),
         Some(Err(e)) => {
@@ -117,16 +144,37 @@ pub async fn run(
         }
         None => None,
     };
-    let load = Load::start(&scenario, &prepared, clock)?;
+    let stop_metrics = CancellationToken::new();
     let exposition = prometheus::Exposition::default();
-    let metrics_server = metrics_listener.map(|l| exposition.serve(l, load.stop.clone()));
-    let mut collecting = Collecting::new(&scenario, &options, &mut prepared, &load, clock);
-    if metrics_server.is_some() {
-        collecting.exposition = Some(exposition);
-    }
-    let stopped_by = collecting.until_done(&prepared, shutdown).await;
-    let ended = load.stop(&mut prepared).await;
-    collecting.tick(ended, &prepared);
+    let metrics_server = metrics_listener.map(|l| exposition.serve(l, stop_metrics.clone()));
+    let (collecting, stopped_by, ended) = match fleet {
+        None => {
+            let load = Load::start(&scenario, &prepared, clock, Shard::WHOLE)?;
+            let mut collecting = Collecting::new(
+                &scenario,
+                &options,
+                &mut prepared,
+                Some(load.lag.clone()),
+                clock,
+            );
+            if metrics_server.is_some() {
+                collecting.exposition = Some(exposition);
+            }
+            let stopped_by = collecting.until_done(&prepared, shutdown).await;
+            let ended = load.stop(&mut prepared).await;
+            collecting.tick(ended, true, &prepared);
+            (collecting, stopped_by, ended)
+        }
+        Some(fleet) => {
+            let mut collecting = Collecting::new(&scenario, &options, &mut prepared, None, clock);
+            if metrics_server.is_some() {
+                collecting.exposition = Some(exposition);
+            }
+            let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, shutdown).await;
+            (collecting, stopped_by, ended)
+        }
+    };
+    stop_metrics.cancel();
     let run = Finished {
         who,
         out,
@@ -137,12 +185,15 @@ pub async fn run(
     finish(scenario, options, run, prepared, collecting, kube).await
 }
 
-/// The collecting side of a run: the collector, this process's window source, the timeline
-/// file, and the live views (status line, Prometheus).
+/// The collecting side of a run: the collector, this process's window source (none when
+/// workers make the load), the timeline file, and the live views (status line, Prometheus).
 struct Collecting {
     collector: Collector,
     source: LocalSource,
     timeline: Option<crate::metrics::timeline::TimelineWriter>,
+    /// `windows.jsonl`: every window as it was collected, what `xiuload merge` joins.
+    windows: Option<crate::metrics::timeline::TimelineWriter>,
+    last_seq: u64,
     exposition: Option<prometheus::Exposition>,
     status_line: bool,
     tty: bool,
@@ -156,7 +207,7 @@ impl Collecting {
         scenario: &Scenario,
         options: &RunOptions,
         p: &mut Prepared,
-        load: &Load,
+        lag: Option<LagProbe>,
         clock: RunClock,
     ) -> Collecting {
         let cores = std::thread::available_parallelism()
@@ -184,12 +235,14 @@ impl Collecting {
                 publishers: p.publishers.iter().map(|g| g.metrics.clone()).collect(),
                 players: p.players.iter().map(|g| g.metrics.clone()).collect(),
                 cpu: CpuSampler::new(),
-                lag: load.lag.clone(),
+                lag: lag.unwrap_or_default(),
                 servers: ProcessSampler::new(
                     p.local.as_ref().map(|t| t.pids()).unwrap_or_default(),
                 ),
             },
             timeline: p.timeline.take(),
+            windows: p.windows.take(),
+            last_seq: 0,
             exposition: None,
             status_line: options.status_line,
             tty: options.status_line && std::io::stderr().is_terminal(),
@@ -206,36 +259,55 @@ impl Collecting {
 
     /// Collects a window every second until the plan ends, the knee is found or `shutdown`.
     async fn until_done(&mut self, p: &Prepared, shutdown: impl Future<Output = ()>) -> StopReason {
-        let clock = self.collector.clock();
-        let zero = tokio::time::Instant::from_std(clock.start_instant());
-        let mut ticker =
-            tokio::time::interval_at(zero + Duration::from_secs(1), Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = SecondTicks::new(self.collector.clock(), self.planned);
         tokio::pin!(shutdown);
         let stopped_by = loop {
-            if clock.elapsed() >= self.planned {
-                break StopReason::Completed;
-            }
-            tokio::select! {
+            let at = tokio::select! {
                 _ = &mut shutdown => break StopReason::Interrupted,
-                _ = ticker.tick() => {},
-                _ = tokio::time::sleep_until(zero + self.planned) => {},
-            }
-            if self.tick(clock.elapsed(), p).knee_broke {
+                at = ticks.next() => at,
+            };
+            let Some(at) = at else {
+                break StopReason::Completed;
+            };
+            if self.tick(at, false, p).knee_broke {
                 // The knee is found: more load would only measure a broken server.
                 break StopReason::Completed;
             }
         };
-        if self.tty {
-            eprintln!();
-        }
+        self.end_status_line();
         stopped_by
     }
 
-    /// Takes the window ending `at` and shows it.
-    fn tick(&mut self, at: Duration, p: &Prepared) -> collector::Tick {
+    fn end_status_line(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+
+    /// Takes this process's window ending `at` and adds it; `last` after the load stopped.
+    fn tick(&mut self, at: Duration, last: bool, p: &Prepared) -> collector::Tick {
         let window = self.source.take(at, at.saturating_sub(self.last_tick));
         self.last_tick = at;
+        self.add(window, last, p)
+    }
+
+    /// Adds a window (this process's, or the workers' merged) and shows it.
+    fn add(&mut self, window: collector::Window, last: bool, p: &Prepared) -> collector::Tick {
+        if let Some(log) = &mut self.windows {
+            let at = window.at.as_secs_f64();
+            self.last_seq = assembler::window_seq(at, self.last_seq, last);
+            let record = assembler::WindowRecord {
+                seq: self.last_seq,
+                last,
+                window,
+            };
+            let _ = log.append_line(&record, at);
+            return self.show(record.window, p);
+        }
+        self.show(window, p)
+    }
+
+    fn show(&mut self, window: collector::Window, p: &Prepared) -> collector::Tick {
         let tick = self.collector.add(window);
         let Some(point) = self.collector.last_point() else {
             return tick;
@@ -268,6 +340,40 @@ impl Collecting {
             }
         }
         tick
+    }
+}
+
+/// A tick at every whole second of the run clock until the plan's end.
+struct SecondTicks {
+    clock: RunClock,
+    planned: Duration,
+    ticker: tokio::time::Interval,
+}
+
+impl SecondTicks {
+    fn new(clock: RunClock, planned: Duration) -> SecondTicks {
+        let zero = tokio::time::Instant::from_std(clock.start_instant());
+        let mut ticker =
+            tokio::time::interval_at(zero + Duration::from_secs(1), Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        SecondTicks {
+            clock,
+            planned,
+            ticker,
+        }
+    }
+
+    /// The run time of the next tick (the plan's end is one too); `None` once the plan is over.
+    async fn next(&mut self) -> Option<Duration> {
+        if self.clock.elapsed() >= self.planned {
+            return None;
+        }
+        let end = tokio::time::Instant::from_std(self.clock.start_instant()) + self.planned;
+        tokio::select! {
+            _ = self.ticker.tick() => {},
+            _ = tokio::time::sleep_until(end) => {},
+        }
+        Some(self.clock.elapsed())
     }
 }
 
@@ -313,8 +419,6 @@ async fn finish(
         clock: &run.clock,
         ended: run.ended,
         stopped_by: run.stopped_by,
-        publishers: &prepared.publishers,
-        players: &prepared.players,
         collector: &collecting.collector,
         knee: knee_report,
         cluster,
@@ -382,7 +486,12 @@ struct Load {
 }
 
 impl Load {
-    fn start(scenario: &Scenario, p: &Prepared, clock: RunClock) -> Result<Load, RunError> {
+    fn start(
+        scenario: &Scenario,
+        p: &Prepared,
+        clock: RunClock,
+        shard: Shard,
+    ) -> Result<Load, RunError> {
         let stop = CancellationToken::new();
         let run_start = tokio::time::Instant::from_std(clock.start_instant());
         let mut controllers = JoinSet::new();
@@ -410,6 +519,7 @@ impl Load {
                 run_start,
                 stop.clone(),
                 Placement::Here,
+                shard,
                 move |i, token| publisher_slot(ctx.clone(), i, token),
             ));
         }
@@ -420,6 +530,7 @@ impl Load {
                 run_start,
                 stop.clone(),
                 Placement::Loops(loops.clone()),
+                shard,
                 move |i, token| player_slot(ctx.clone(), i, token),
             ));
         }
@@ -473,10 +584,9 @@ fn player_context(
         endpoints: p.endpoints.clone(),
         http: p.http.clone(),
         streams: g.streams.clone(),
-        selector: Mutex::new((
-            selector,
-            StdRng::seed_from_u64(scenario.run.seed ^ ((gi as u64 + 101) * 0x9E37_79B9)),
-        )),
+        selector,
+        seed: scenario.run.seed ^ ((gi as u64 + 101) * 0x9E37_79B9),
+        slots: g.shape.peak(),
         timing_base: PlayerTiming {
             first_frame_timeout: g.config.first_frame_timeout.0,
             read_timeout: g.config.read_timeout.0,

@@ -75,6 +75,8 @@ pub(super) struct Prepared {
     pub(super) client_loops: Option<Arc<ClientLoops>>,
     /// Taken by the collector.
     pub(super) timeline: Option<TimelineWriter>,
+    /// `windows.jsonl`, taken by the collector.
+    pub(super) windows: Option<TimelineWriter>,
     /// From `target.publish_token_env`.
     pub(super) publish_token: Option<String>,
 }
@@ -95,6 +97,11 @@ pub(super) async fn prepare(
     let timeline_path = out.path(OutputDir::TIMELINE);
     let timeline = TimelineWriter::create(&timeline_path).map_err(|source| OutputError::Write {
         path: timeline_path.clone(),
+        source,
+    })?;
+    let windows_path = out.path(OutputDir::WINDOWS);
+    let windows = TimelineWriter::create(&windows_path).map_err(|source| OutputError::Write {
+        path: windows_path.clone(),
         source,
     })?;
     let kube = match &scenario.kube {
@@ -126,6 +133,21 @@ pub(super) async fn prepare(
             (None, e, label)
         }
     };
+    let mut prepared = prepare_load(scenario, endpoints, target_label)?;
+    prepared.local = local;
+    prepared.kube = kube;
+    prepared.timeline = Some(timeline);
+    prepared.windows = Some(windows);
+    Ok(prepared)
+}
+
+/// What the load needs, against `endpoints`: the groups with their synthetic media, the HTTP
+/// client and the client event loops. A worker of a distributed run prepares only this.
+pub(super) fn prepare_load(
+    scenario: &Scenario,
+    endpoints: Endpoints,
+    target_label: String,
+) -> Result<Prepared, RunError> {
     let publishers = scenario
         .publishers
         .iter()
@@ -158,13 +180,14 @@ pub(super) async fn prepare(
         target_label,
         endpoints: Arc::new(endpoints),
         http: build_http_client(scenario)?,
-        local,
-        kube,
+        local: None,
+        kube: None,
         publishers,
         players,
         publish_token: publish_token(scenario)?,
         client_loops: Some(client_loops),
-        timeline: Some(timeline),
+        timeline: None,
+        windows: None,
     })
 }
 
@@ -205,15 +228,20 @@ fn publisher_group(g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
     } else {
         None
     };
-    let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
     Ok(PublisherGroupRun {
-        streams: (0..slots).map(|i| stream_name(&g.stream, i)).collect(),
+        streams: publisher_streams(g),
         config: g.clone(),
         shape: Shape::from_group(g.count, g.ramp.as_deref()),
         video,
         audio,
         metrics: GroupMetrics::new(),
     })
+}
+
+/// The streams a publisher group publishes: one per slot of its plan.
+pub(super) fn publisher_streams(g: &PublisherGroup) -> Vec<String> {
+    let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
+    (0..slots).map(|i| stream_name(&g.stream, i)).collect()
 }
 
 /// The publish address, checked before any load starts.

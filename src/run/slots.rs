@@ -4,6 +4,7 @@
 use super::loops::ClientLoops;
 use crate::scenario::ReconnectPolicy;
 use crate::scenario::plan::Shape;
+use crate::scenario::shard::Shard;
 use crate::session::SessionEnd;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,19 +26,23 @@ pub enum Placement {
 }
 
 /// Runs slots following `shape` until `cancel`. `spawn_slot(index, token)` returns the slot's
-/// future; a ramp-down cancels the newest slots first.
+/// future; a ramp-down cancels the newest slots first. Only the slots `shard` owns run here: the
+/// plan's other slots are counted (so slot numbers and ramp-downs agree with every other worker)
+/// but left to their workers.
 pub async fn control<F, Fut>(
     shape: Shape,
     run_start: tokio::time::Instant,
     cancel: CancellationToken,
     placement: Placement,
+    shard: Shard,
     mut spawn_slot: F,
 ) where
     F: FnMut(u32, CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut tasks = JoinSet::new();
-    let mut slots: Vec<CancellationToken> = Vec::new();
+    // One entry per slot of the plan; `None` for the slots other workers run.
+    let mut slots: Vec<Option<CancellationToken>> = Vec::new();
     let mut ticker = tokio::time::interval(CONTROL_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -47,23 +52,28 @@ pub async fn control<F, Fut>(
         }
         let want = shape.target_at(run_start.elapsed()) as usize;
         while slots.len() < want {
+            let index = slots.len() as u32;
+            if !shard.owns(index) {
+                slots.push(None);
+                continue;
+            }
             let token = cancel.child_token();
-            let slot = spawn_slot(slots.len() as u32, token.clone());
+            let slot = spawn_slot(index, token.clone());
             match &placement {
                 Placement::Here => tasks.spawn(slot),
                 Placement::Loops(loops) => tasks.spawn_on(slot, loops.next_handle()),
             };
-            slots.push(token);
+            slots.push(Some(token));
         }
         while slots.len() > want {
-            if let Some(t) = slots.pop() {
+            if let Some(Some(t)) = slots.pop() {
                 t.cancel();
             }
         }
         // Reap finished tasks so the set does not grow over a long run.
         while tasks.try_join_next().is_some() {}
     }
-    for t in &slots {
+    for t in slots.iter().flatten() {
         t.cancel();
     }
     while tasks.join_next().await.is_some() {}
@@ -188,6 +198,7 @@ mod tests {
             start,
             cancel.clone(),
             placement,
+            Shard::WHOLE,
             move |_, token| {
                 let (r, p) = (r.clone(), p.clone());
                 async move {
@@ -206,5 +217,53 @@ mod tests {
         controller.await.unwrap();
         assert_eq!(running.load(Ordering::SeqCst), 0);
         assert_eq!(peak.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sharded_controllers_together_run_what_one_would() {
+        use crate::scenario::Stage;
+        use std::collections::BTreeSet;
+        use std::sync::{Arc, Mutex};
+        let stage = |secs, target| Stage {
+            duration: HumanDuration::secs(secs),
+            target,
+        };
+        let shape = Shape::Ramp(vec![stage(1, 7), stage(1, 7), stage(1, 2), stage(1, 2)]);
+        let cancel = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        // Which slots are open right now, on any worker.
+        let open: Arc<Mutex<BTreeSet<u32>>> = Arc::default();
+        let mut controllers = Vec::new();
+        for index in 0..3 {
+            let open = open.clone();
+            controllers.push(tokio::spawn(control(
+                shape.clone(),
+                start,
+                cancel.clone(),
+                Placement::default(),
+                Shard::new(index, 3).unwrap(),
+                move |slot, token| {
+                    let open = open.clone();
+                    async move {
+                        assert!(
+                            open.lock().unwrap().insert(slot),
+                            "slot {slot} opened twice"
+                        );
+                        token.cancelled().await;
+                        open.lock().unwrap().remove(&slot);
+                    }
+                },
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(*open.lock().unwrap(), (0..7).collect());
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        // The ramp-down closed the newest slots, whichever worker held them.
+        assert_eq!(*open.lock().unwrap(), (0..2).collect());
+        cancel.cancel();
+        for c in controllers {
+            c.await.unwrap();
+        }
+        assert!(open.lock().unwrap().is_empty());
     }
 }

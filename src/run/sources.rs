@@ -45,6 +45,7 @@ impl LocalSource {
                 server_cpu_percent,
                 server_rss_mib,
             },
+            ..Window::default()
         }
     }
 }

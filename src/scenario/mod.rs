@@ -6,6 +6,7 @@ mod load;
 mod model;
 pub mod plan;
 pub mod select;
+pub mod shard;
 pub mod template;
 pub mod threshold;
 mod validate;

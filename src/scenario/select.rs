@@ -1,12 +1,15 @@
 //! Which stream a new viewer watches: round-robin, or Zipf popularity so that a few streams are
 //! hot (as real audiences are). Pure and seeded, so two runs offer the same load.
+//!
+//! A pick depends only on the viewer's number in the group's whole audience and a random draw
+//! seeded from it, never on what was picked before: a run split over several workers (see
+//! [`super::shard`]) offers the same audience, stream for stream, as one process.
 
 use rand::Rng;
 
 #[derive(Debug, Clone)]
 pub enum Selector {
     RoundRobin {
-        next: usize,
         streams: usize,
     },
     /// Cumulative probabilities of ranks 1..=n.
@@ -27,7 +30,7 @@ pub fn zipf_shares(streams: usize, exponent: f64) -> Vec<f64> {
 
 impl Selector {
     pub fn round_robin(streams: usize) -> Self {
-        Selector::RoundRobin { next: 0, streams }
+        Selector::RoundRobin { streams }
     }
 
     pub fn zipf(streams: usize, exponent: f64) -> Self {
@@ -42,14 +45,11 @@ impl Selector {
         Selector::Zipf { cumulative }
     }
 
-    /// The index of the stream for the next viewer.
-    pub fn pick(&mut self, rng: &mut impl Rng) -> usize {
+    /// The index of the stream for viewer number `viewer` of the audience; `rng` is that
+    /// viewer's own draw.
+    pub fn pick(&self, viewer: u64, rng: &mut impl Rng) -> usize {
         match self {
-            Selector::RoundRobin { next, streams } => {
-                let i = *next % (*streams).max(1);
-                *next += 1;
-                i
-            }
+            Selector::RoundRobin { streams } => (viewer % (*streams).max(1) as u64) as usize,
             Selector::Zipf { cumulative } => {
                 let u: f64 = rng.random();
                 cumulative
@@ -61,6 +61,23 @@ impl Selector {
     }
 }
 
+/// Viewer number `viewer`'s own random source, from the group's seed: the same viewer draws the
+/// same numbers on whichever worker it runs.
+pub fn viewer_rng(group_seed: u64, viewer: u64) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    // SplitMix64's finaliser spreads neighbouring viewer numbers over the whole seed space.
+    let mut z = group_seed ^ viewer.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    rand::rngs::StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// The audience number of the `session`-th viewer (0 = the first) that slot `slot` of a group of
+/// `slots` slots holds: slots' first viewers are 0..slots, their second ones slots..2*slots, ...
+pub fn viewer_number(slot: u32, session: u64, slots: u32) -> u64 {
+    session * u64::from(slots.max(1)) + u64::from(slot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,22 +85,36 @@ mod tests {
 
     #[test]
     fn round_robin_cycles() {
-        let mut s = Selector::round_robin(3);
+        let s = Selector::round_robin(3);
         let mut rng = StdRng::seed_from_u64(1);
-        let picks: Vec<usize> = (0..7).map(|_| s.pick(&mut rng)).collect();
+        let picks: Vec<usize> = (0..7).map(|v| s.pick(v, &mut rng)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2, 0]);
     }
 
     #[test]
     fn zipf_makes_the_first_stream_hot() {
-        let mut s = Selector::zipf(10, 1.0);
-        let mut rng = StdRng::seed_from_u64(7);
+        let s = Selector::zipf(10, 1.0);
         let mut counts = [0u32; 10];
-        for _ in 0..10_000 {
-            counts[s.pick(&mut rng)] += 1;
+        for v in 0..10_000 {
+            counts[s.pick(v, &mut viewer_rng(7, v))] += 1;
         }
         // Rank 1 of 10 under Zipf(1) has p = 1/H(10) ≈ 0.34; rank 10 ≈ 0.034.
         assert!((3000..3800).contains(&counts[0]), "{counts:?}");
         assert!(counts[0] > counts[1] && counts[1] > counts[9], "{counts:?}");
+    }
+
+    #[test]
+    fn a_viewers_stream_does_not_depend_on_who_picked_before() {
+        let s = Selector::zipf(10, 1.0);
+        let alone = s.pick(4321, &mut viewer_rng(9, 4321));
+        for v in 0..100 {
+            s.pick(v, &mut viewer_rng(9, v));
+        }
+        assert_eq!(s.pick(4321, &mut viewer_rng(9, 4321)), alone);
+        // Slots' sessions number the audience without gaps or repeats.
+        let numbers: std::collections::BTreeSet<u64> = (0..3)
+            .flat_map(|session| (0..4).map(move |slot| viewer_number(slot, session, 4)))
+            .collect();
+        assert_eq!(numbers, (0..12).collect());
     }
 }

@@ -47,6 +47,7 @@ pub async fn run_until(
         out_dir: Some(out.to_path_buf()),
         status_line: false,
         metrics_addr: None,
+        ..Default::default()
     };
     xiuload::run::run(parse(text), options, stop)
         .await
