@@ -40,6 +40,10 @@ pub enum Command {
         /// `xiuload merge`.
         #[arg(long, value_name = "TIME", value_parser = crate::run::merge::parse_start_at)]
         start_at: Option<u64>,
+        /// Run only part I of N of the plan (0-based), for a run split by hand over N machines:
+        /// each machine runs its part with the same --start-at, then `xiuload merge`.
+        #[arg(long, value_name = "I/N", value_parser = crate::scenario::shard::Shard::parse, conflicts_with = "local_workers")]
+        shard: Option<crate::scenario::shard::Shard>,
     },
     /// One shard of a distributed run, driven by a coordinator over HTTP (`xiuload run
     /// --local-workers`, or a Kubernetes Indexed Job's pod).
@@ -61,6 +65,9 @@ pub enum Command {
         /// Exit when no start comes within this long.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         start_timeout: std::time::Duration,
+        /// Also write every window to this file (JSON lines, as a run's windows.jsonl).
+        #[arg(long, value_name = "FILE")]
+        windows_log: Option<PathBuf>,
     },
     /// Merge runs made by hand on several machines (each `xiuload run --start-at T` of one
     /// scenario) into one report, exactly: counters and histograms add.

@@ -41,6 +41,7 @@ async fn dispatch(cli: Cli) -> i32 {
             metrics_addr,
             local_workers,
             start_at,
+            shard,
         } => {
             let options = xiuload::run::RunOptions {
                 scenario_file: scenario,
@@ -49,6 +50,7 @@ async fn dispatch(cli: Cli) -> i32 {
                 metrics_addr,
                 start_at_unix_micros: start_at,
                 local_workers,
+                shard,
             };
             run(options).await
         }
@@ -59,7 +61,23 @@ async fn dispatch(cli: Cli) -> i32 {
             listen,
             endpoints,
             start_timeout,
-        } => worker(scenario, index, workers, listen, endpoints, start_timeout).await,
+            windows_log,
+        } => {
+            let options = xiuload::run::worker::WorkerOptions {
+                shard: match xiuload::scenario::shard::Shard::new(index, workers) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: --index/--workers: {e}");
+                        return exit::BAD_INPUT;
+                    }
+                },
+                listen,
+                endpoints_file: endpoints,
+                start_timeout,
+                windows_log,
+            };
+            worker(scenario, options).await
+        }
         Command::Merge { run_dirs, out } => merge(&run_dirs, &out),
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(*args).await,
@@ -229,33 +247,13 @@ async fn run(options: xiuload::run::RunOptions) -> i32 {
     }
 }
 
-async fn worker(
-    path: std::path::PathBuf,
-    index: u32,
-    workers: u32,
-    listen: std::net::SocketAddr,
-    endpoints_file: Option<std::path::PathBuf>,
-    start_timeout: std::time::Duration,
-) -> i32 {
+async fn worker(path: std::path::PathBuf, options: xiuload::run::worker::WorkerOptions) -> i32 {
     let scenario = match xiuload::scenario::load(&path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return exit::BAD_INPUT;
         }
-    };
-    let shard = match xiuload::scenario::shard::Shard::new(index, workers) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --index/--workers: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let options = xiuload::run::worker::WorkerOptions {
-        shard,
-        listen,
-        endpoints_file,
-        start_timeout,
     };
     match xiuload::run::worker::serve(scenario, options, shutdown_signal()).await {
         Ok(()) => exit::OK,

@@ -185,6 +185,9 @@ pub struct WorkerHealth {
     /// The worker's measurements stopped at this second and never came back: it was lost, and
     /// its share of the load with it.
     pub lost_at_s: Option<f64>,
+    /// The share of the plan's clients (at their peak) this worker ran, 0..=1.
+    #[serde(default)]
+    pub load_share: f64,
 }
 
 /// CPU above this share of all cores in a second counts as a saturated second.

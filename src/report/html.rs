@@ -603,6 +603,17 @@ fn groups_section(h: &mut String, r: &Report) {
         ms(l.lag_ms_max),
         if l.saturated { " — saturated" } else { "" }
     );
+    if !l.workers.is_empty() {
+        h.push_str("<section><h2>Workers</h2><ul data-workers=\"1\">");
+        for w in &l.workers {
+            let _ = write!(
+                h,
+                "<li>{}</li>",
+                escape(&super::markdown::worker_line(w).replace("**", ""))
+            );
+        }
+        h.push_str("</ul></section>");
+    }
 }
 
 fn config_section(h: &mut String, r: &Report) {

@@ -74,6 +74,9 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_else(|| "–".into())
         );
     }
+    for w in &r.loader.workers {
+        let _ = writeln!(out, "- {}", worker_line(w));
+    }
 
     for note in &r.notes {
         let _ = writeln!(out, "- note: {note}");
@@ -247,4 +250,30 @@ mod tests {
             .expect("note rendered");
         assert!(note < md.find("## Players").unwrap(), "{md}");
     }
+}
+
+/// One worker of a distributed run: its health, and its loss or gaps.
+pub fn worker_line(w: &crate::metrics::loader::WorkerHealth) -> String {
+    let h = &w.health;
+    let mut line = format!(
+        "worker {} ({:.0}% of the clients): CPU mean {:.0}% / max {:.0}% of one core, lag p99 {} ms, RSS max {} MiB",
+        w.index,
+        w.load_share * 100.0,
+        h.cpu_percent_mean,
+        h.cpu_percent_max,
+        h.lag_ms_p99.map_or("–".into(), |v| format!("{v:.1}")),
+        w.rss_mib_max.map_or("–".into(), |v| format!("{v:.0}")),
+    );
+    if h.saturated {
+        line.push_str(&format!(", **saturated** ({})", h.reasons.join("; ")));
+    }
+    match (w.lost_at_s, w.first_missing_s) {
+        (Some(at), _) => line.push_str(&format!(", **lost at t={at:.0}s**")),
+        (None, Some(at)) => line.push_str(&format!(
+            ", {} second(s) missing from t={at:.0}s (cut off, not lost)",
+            w.missing_windows
+        )),
+        (None, None) => {}
+    }
+    line
 }

@@ -79,6 +79,12 @@ pub struct RunInfo {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub stopped_by: StopReason,
+    /// A run that is one part of a run split by hand (`xiuload run --shard I/N`): which part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::scenario::shard::Shard>,
+    /// A distributed run: how many workers made the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
 }
 
 pub use crate::verdict::Verdict;

@@ -35,6 +35,15 @@ pub fn judge(report: &Report) -> Overall {
         })),
     }
     items.extend(report.expectations.iter().map(|e| e.judged()));
+    items.extend(report.loader.workers.iter().filter_map(|w| {
+        w.lost_at_s.map(|at| {
+            Judged::inconclusive(format!(
+                "the load was short: worker {} was lost at t={at:.0}s with {:.0}% of the planned clients; what it measured before is merged, what it would have measured after is missing",
+                w.index,
+                w.load_share * 100.0
+            ))
+        })
+    }));
     items.extend(report.players.iter().map(player_health));
     items.extend(report.publishers.iter().map(publisher_health));
     let ran = report

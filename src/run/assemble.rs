@@ -127,6 +127,8 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
             duration_s: (ended.as_secs_f64() * 1000.0).round() / 1000.0,
             warmup_s: warmup.as_secs_f64(),
             stopped_by,
+            shard: options.shard.filter(|s| !s.is_whole()),
+            workers: options.local_workers,
         },
         scenario: scenario.clone(),
         notes: crate::scenario::advice::name_collisions(scenario)
@@ -177,8 +179,39 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
                 .collect(),
         },
     };
+    give_workers_their_share(scenario, &mut report.loader.workers);
     let overall = crate::report::verdict::judge(&report);
     report.verdict = overall.verdict;
     report.verdict_reasons = overall.reasons;
     report
+}
+
+/// Each worker's share of the plan's clients at their peak (see [`crate::scenario::shard`]).
+fn give_workers_their_share(scenario: &Scenario, workers: &mut [crate::metrics::loader::WorkerHealth]) {
+    let Some(count) = workers.iter().map(|w| w.index + 1).max() else {
+        return;
+    };
+    let peaks: Vec<u32> = scenario
+        .publishers
+        .iter()
+        .map(|g| crate::scenario::max_slots(g.count, g.ramp.as_deref()) as u32)
+        .chain(
+            scenario
+                .players
+                .iter()
+                .map(|g| crate::scenario::plan::player_shape(scenario, g).peak()),
+        )
+        .collect();
+    let total: u32 = peaks.iter().sum();
+    for w in workers {
+        let Ok(shard) = crate::scenario::shard::Shard::new(w.index, count) else {
+            continue;
+        };
+        let mine: u32 = peaks.iter().map(|p| shard.share_of(*p)).sum();
+        w.load_share = if total == 0 {
+            0.0
+        } else {
+            f64::from(mine) / f64::from(total)
+        };
+    }
 }

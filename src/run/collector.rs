@@ -298,6 +298,8 @@ impl Collector {
                     missing_windows: tr.missing_windows,
                     first_missing_s: tr.first_missing_s,
                     lost_at_s: tr.missing_since_s,
+                    // Known from the plan, not the windows: the report fills it in.
+                    load_share: 0.0,
                 }
             })
             .collect();

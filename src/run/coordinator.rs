@@ -87,6 +87,8 @@ impl Fleet {
                 .args(["--index", &index.to_string(), "--workers", &n.to_string()])
                 .args(["--listen", "127.0.0.1:0", "--endpoints"])
                 .arg(&endpoints)
+                .arg("--windows-log")
+                .arg(out.path(&format!("worker-{index}.windows.jsonl")))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(stderr)

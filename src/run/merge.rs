@@ -104,6 +104,12 @@ fn check_compatible(parts: &[Part]) -> Result<(), MergeError> {
         if serde_json::to_value(&p.report.scenario).expect("a scenario serialises") != scenario {
             return Err(mismatch("their scenarios differ".into()));
         }
+        if p.report.run.shard.is_some() && p.report.run.shard == first.report.run.shard {
+            return Err(mismatch(format!(
+                "both ran part {} of the plan",
+                p.report.run.shard.expect("checked")
+            )));
+        }
         if p.report.run.start_unix_ms != first.report.run.start_unix_ms {
             return Err(mismatch(format!(
                 "time zeros {} and {} differ",
@@ -184,6 +190,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         .map(|(section, steps)| super::knee::summarise(&section, steps, 1));
     let options = RunOptions {
         scenario_file: PathBuf::from(&first.run.scenario_file),
+        local_workers: Some(parts.len() as u32),
         ..Default::default()
     };
     let id = format!("{}-merged", first.run.id);

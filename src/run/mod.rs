@@ -65,6 +65,9 @@ pub struct RunOptions {
     pub start_at_unix_micros: Option<u64>,
     /// Split the run over this many `xiuload worker` processes on this machine.
     pub local_workers: Option<u32>,
+    /// Run only this part of the plan (a run split by hand over several machines, joined by
+    /// `xiuload merge`).
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +152,8 @@ pub async fn run(
     let metrics_server = metrics_listener.map(|l| exposition.serve(l, stop_metrics.clone()));
     let (collecting, stopped_by, ended) = match fleet {
         None => {
-            let load = Load::start(&scenario, &prepared, clock, Shard::WHOLE)?;
+            let shard = options.shard.unwrap_or(Shard::WHOLE);
+            let load = Load::start(&scenario, &prepared, clock, shard)?;
             let mut collecting = Collecting::new(
                 &scenario,
                 &options,

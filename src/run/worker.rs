@@ -23,6 +23,7 @@ use super::sources::LocalSource;
 use super::{Load, RunError};
 use crate::clock::RunClock;
 use crate::metrics::loader::{CpuSampler, ProcessSampler};
+use crate::metrics::timeline::TimelineWriter;
 use crate::scenario::Scenario;
 use crate::scenario::shard::Shard;
 use axum::extract::{Query, State};
@@ -51,6 +52,8 @@ pub struct WorkerOptions {
     pub endpoints_file: Option<PathBuf>,
     /// How long to wait for the start before giving up.
     pub start_timeout: Duration,
+    /// Also append every window to this file (JSON lines), as a run's `windows.jsonl`.
+    pub windows_log: Option<PathBuf>,
 }
 
 /// Where a worker is in its life, as `/windows` and `/readyz` report it.
@@ -206,13 +209,24 @@ async fn drive(
     };
     let planned = planned_length(scenario);
     let mut ticks = super::SecondTicks::new(clock, planned);
+    let mut log = match &options.windows_log {
+        Some(path) => Some(
+            TimelineWriter::create(path)
+                .map_err(|e| RunError::Setup(format!("--windows-log {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let mut seq = 0;
     let mut last_at = Duration::ZERO;
     let mut take = |at: Duration, last: bool, source: &mut LocalSource| {
         seq = window_seq(at.as_secs_f64(), seq, last);
         let window = source.take(at, at.saturating_sub(last_at));
         last_at = at;
-        shared.push(WindowRecord { seq, last, window });
+        let record = WindowRecord { seq, last, window };
+        if let Some(log) = &mut log {
+            let _ = log.append_line(&record, at.as_secs_f64());
+        }
+        shared.push(record);
     };
     loop {
         let stop = shared.stop.clone();

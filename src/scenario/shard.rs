@@ -40,6 +40,19 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// `I/N`, as `--shard` takes it.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (index, count) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 0/3 for the first of 3 parts"))?;
+        let number = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("{text:?}: {s:?} is not a number ({e})"))
+        };
+        Shard::new(number(index)?, number(count)?).map_err(|e| format!("{text:?}: {e}"))
+    }
+
     /// Whether slot `slot` of a group runs here.
     pub fn owns(&self, slot: u32) -> bool {
         slot % self.count == self.index
@@ -124,6 +137,9 @@ mod tests {
             Err(ShardError::OutOfRange { index: 3, count: 3 })
         );
         assert!(Shard::new(2, 3).is_ok());
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        assert!(Shard::parse("3/3").unwrap_err().contains("out of range"));
+        assert!(Shard::parse("1-3").unwrap_err().contains("expected I/N"));
         assert!(Shard::WHOLE.owns(17) && Shard::WHOLE.is_whole());
     }
 }
