@@ -231,6 +231,7 @@ async fn run(options: xiuload::run::RunOptions) -> i32 {
             eprintln!("error: {e}");
             return match e {
                 xiuload::run::RunError::Output(_) => exit::BAD_INPUT,
+                xiuload::run::RunError::InterruptedBeforeStart => exit::INTERRUPTED,
                 _ => exit::RUNTIME_FAILURE,
             };
         }

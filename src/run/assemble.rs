@@ -187,7 +187,10 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
 }
 
 /// Each worker's share of the plan's clients at their peak (see [`crate::scenario::shard`]).
-fn give_workers_their_share(scenario: &Scenario, workers: &mut [crate::metrics::loader::WorkerHealth]) {
+fn give_workers_their_share(
+    scenario: &Scenario,
+    workers: &mut [crate::metrics::loader::WorkerHealth],
+) {
     let Some(count) = workers.iter().map(|w| w.index + 1).max() else {
         return;
     };

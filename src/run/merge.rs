@@ -158,12 +158,14 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         }
     }
     let out_dir = OutputDir::prepare(out)?;
-    let mut windows = TimelineWriter::create(&out_dir.path(OutputDir::WINDOWS)).map_err(|e| {
-        crate::report::OutputError::Write {
-            path: out_dir.path(OutputDir::WINDOWS),
+    let create = |name: &str| {
+        TimelineWriter::create(&out_dir.path(name)).map_err(|e| crate::report::OutputError::Write {
+            path: out_dir.path(name),
             source: e,
-        }
-    })?;
+        })
+    };
+    let mut windows = create(OutputDir::WINDOWS)?;
+    let mut timeline = create(OutputDir::TIMELINE)?;
     let mut ended = Duration::ZERO;
     let merged = assembler.ready(u64::MAX);
     let count = merged.len();
@@ -176,6 +178,9 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         };
         let _ = windows.append_line(&record, record.window.at.as_secs_f64());
         collector.add(record.window);
+        if let Some(point) = collector.last_point() {
+            let _ = timeline.append(point);
+        }
     }
     let stopped_by = if parts
         .iter()

@@ -82,6 +82,8 @@ pub enum RunError {
     Setup(String),
     #[error("cluster watch: {0}")]
     Kube(#[from] crate::kube::KubeError),
+    #[error("interrupted before the run's time zero: nothing was measured")]
+    InterruptedBeforeStart,
 }
 
 pub struct Outcome {
@@ -98,6 +100,7 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
+    tokio::pin!(shutdown);
     let who = setup::identity(&scenario, &options);
     // Fail fast on a taken metrics port or a missing xiu, before creating any output.
     let metrics_listener = match options.metrics_addr {
@@ -138,7 +141,13 @@ pub async fn run(
         (None, Some(at)) => RunClock::at_unix_micros(at),
         (None, None) => RunClock::start_now(),
     };
-    tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())).await;
+    tokio::select! {
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())) => {}
+        _ = &mut shutdown => {
+            out.write_error("interrupted before the run's time zero: nothing was measured");
+            return Err(RunError::InterruptedBeforeStart);
+        }
+    }
     let kube = match prepared.kube.take().map(|c| c.start(clock, &out.dir)) {
         Some(Ok(session)) => Some(session),
         Some(Err(e)) => {
@@ -164,7 +173,7 @@ pub async fn run(
             if metrics_server.is_some() {
                 collecting.exposition = Some(exposition);
             }
-            let stopped_by = collecting.until_done(&prepared, shutdown).await;
+            let stopped_by = collecting.until_done(&prepared, &mut shutdown).await;
             let ended = load.stop(&mut prepared).await;
             collecting.tick(ended, true, &prepared);
             (collecting, stopped_by, ended)
@@ -174,7 +183,7 @@ pub async fn run(
             if metrics_server.is_some() {
                 collecting.exposition = Some(exposition);
             }
-            let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, shutdown).await;
+            let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, &mut shutdown).await;
             (collecting, stopped_by, ended)
         }
     };
