@@ -229,29 +229,6 @@ pub fn render(r: &Report) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A real local-smoke report, written before reports had `notes`.
-    fn fixture() -> Report {
-        serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap()
-    }
-
-    #[test]
-    fn notes_are_listed_under_the_run_line_and_older_reports_have_none() {
-        let mut r = fixture();
-        assert!(r.notes.is_empty());
-        assert!(!render(&r).contains("note:"));
-        r.notes = vec!["players group \"fans\": expect about 18 viewers".into()];
-        let md = render(&r);
-        let note = md
-            .find("- note: players group \"fans\": expect about 18 viewers")
-            .expect("note rendered");
-        assert!(note < md.find("## Players").unwrap(), "{md}");
-    }
-}
-
 /// One worker of a distributed run: its health, and its loss or gaps.
 pub fn worker_line(w: &crate::metrics::loader::WorkerHealth) -> String {
     let h = &w.health;
@@ -276,4 +253,27 @@ pub fn worker_line(w: &crate::metrics::loader::WorkerHealth) -> String {
         (None, None) => {}
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real local-smoke report, written before reports had `notes`.
+    fn fixture() -> Report {
+        serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap()
+    }
+
+    #[test]
+    fn notes_are_listed_under_the_run_line_and_older_reports_have_none() {
+        let mut r = fixture();
+        assert!(r.notes.is_empty());
+        assert!(!render(&r).contains("note:"));
+        r.notes = vec!["players group \"fans\": expect about 18 viewers".into()];
+        let md = render(&r);
+        let note = md
+            .find("- note: players group \"fans\": expect about 18 viewers")
+            .expect("note rendered");
+        assert!(note < md.find("## Players").unwrap(), "{md}");
+    }
 }

@@ -197,7 +197,7 @@ fn give_workers_their_share(
     let peaks: Vec<u32> = scenario
         .publishers
         .iter()
-        .map(|g| crate::scenario::max_slots(g.count, g.ramp.as_deref()) as u32)
+        .map(|g| crate::scenario::max_slots(g.count, g.ramp.as_deref()))
         .chain(
             scenario
                 .players

@@ -104,11 +104,10 @@ fn check_compatible(parts: &[Part]) -> Result<(), MergeError> {
         if serde_json::to_value(&p.report.scenario).expect("a scenario serialises") != scenario {
             return Err(mismatch("their scenarios differ".into()));
         }
-        if p.report.run.shard.is_some() && p.report.run.shard == first.report.run.shard {
-            return Err(mismatch(format!(
-                "both ran part {} of the plan",
-                p.report.run.shard.expect("checked")
-            )));
+        if let Some(shard) = p.report.run.shard
+            && p.report.run.shard == first.report.run.shard
+        {
+            return Err(mismatch(format!("both ran part {shard} of the plan")));
         }
         if p.report.run.start_unix_ms != first.report.run.start_unix_ms {
             return Err(mismatch(format!(
