@@ -435,3 +435,78 @@ async fn runs_split_by_hand_merge_into_one_and_strangers_are_refused() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("time zeros"), "{stderr}");
 }
+
+/// Per-second latency p50s of the steady part of a run's timeline.
+fn steady_p50s(out: &Path, from: f64, to: f64) -> Vec<f64> {
+    xiuload::metrics::timeline::read_timeline(&out.join("timeline.jsonl"))
+        .unwrap()
+        .iter()
+        .filter(|p| p.t > from && p.t < to)
+        .filter_map(|p| p.players.get("flv").and_then(|f| f.latency_p50_ms))
+        .collect()
+}
+
+fn spread(xs: &[f64]) -> f64 {
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_workers_measure_what_one_process_measures() {
+    let xiu = common::start_xiu().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), &scenario(&xiu, 10));
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let output = xiuload(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    };
+    let one = run("one", &[]);
+    let three = run("three", &["--local-workers", "3"]);
+    let (a, b) = (
+        common::read_json(&one.join("report.json")),
+        common::read_json(&three.join("report.json")),
+    );
+    // The same plan serves the same sessions, group by group.
+    for g in 0..2 {
+        assert_eq!(
+            a["players"][g]["summary"]["whole_run"]["sessions"],
+            b["players"][g]["summary"]["whole_run"]["sessions"],
+            "group {g}"
+        );
+    }
+    assert_eq!(
+        a["publishers"][0]["whole_run"]["sessions"],
+        b["publishers"][0]["whole_run"]["sessions"]
+    );
+    // Latency p50 agrees within the noise of each run's own per-second p50s (3 σ each).
+    let p50 = |r: &serde_json::Value| {
+        r["protocols"]["flv"]["latency_ms"]["p50_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    let noise =
+        3.0 * (spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5)));
+    let gap = (p50(&a) - p50(&b)).abs();
+    eprintln!("p50 {} vs {} ms, gap {gap:.3}, noise {noise:.3}", p50(&a), p50(&b));
+    assert!(
+        gap <= noise,
+        "p50 one process {} ms vs 3 workers {} ms: {gap:.3} ms apart, noise {noise:.3} ms",
+        p50(&a),
+        p50(&b)
+    );
+}
