@@ -502,7 +502,11 @@ async fn local_workers_measure_what_one_process_measures() {
     let noise =
         3.0 * (spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5)));
     let gap = (p50(&a) - p50(&b)).abs();
-    eprintln!("p50 {} vs {} ms, gap {gap:.3}, noise {noise:.3}", p50(&a), p50(&b));
+    eprintln!(
+        "p50 {} vs {} ms, gap {gap:.3}, noise {noise:.3}",
+        p50(&a),
+        p50(&b)
+    );
     assert!(
         gap <= noise,
         "p50 one process {} ms vs 3 workers {} ms: {gap:.3} ms apart, noise {noise:.3} ms",

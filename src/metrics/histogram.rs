@@ -26,15 +26,22 @@ impl PartialEq for LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// Empty, and small: the counts grow with the largest value recorded (auto-resize), so a
+    /// histogram of millisecond latencies holds a fraction of what one sized for an hour would
+    /// (which a distributed run's coordinator holds per worker and group, and every viewer's
+    /// window too). Values are still clamped to an hour.
     pub fn new() -> Self {
         LatencyHistogram(
-            Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS)
-                .expect("static histogram bounds are valid"),
+            Histogram::new(SIGNIFICANT_DIGITS).expect("static histogram precision is valid"),
         )
     }
 
     pub fn record_micros(&mut self, micros: u64) {
-        self.0.saturating_record(micros.clamp(1, MAX_MICROS));
+        let value = micros.clamp(1, MAX_MICROS);
+        // `record` grows the counts to fit; `saturating_record` would clamp to the current size.
+        if self.0.record(value).is_err() {
+            self.0.saturating_record(value);
+        }
     }
 
     pub fn record(&mut self, d: std::time::Duration) {

@@ -49,7 +49,9 @@ enum WorkerState {
 pub struct Assembler {
     /// The next second to merge.
     next_seq: u64,
-    pending: BTreeMap<u64, BTreeMap<u32, Window>>,
+    /// Seconds not merged yet, each already folded as far as its workers have sent it: memory
+    /// grows with the seconds held back, not with the number of workers.
+    pending: BTreeMap<u64, Partial>,
     /// Highest window number each worker has sent.
     delivered: Vec<u64>,
     state: Vec<WorkerState>,
@@ -84,11 +86,10 @@ impl Assembler {
         } else {
             record.seq
         };
-        let slot = self.pending.entry(seq).or_default();
-        match slot.remove(&worker) {
-            Some(earlier) => slot.insert(worker, fold_same_worker(earlier, record.window)),
-            None => slot.insert(worker, record.window),
-        };
+        self.pending
+            .entry(seq)
+            .or_default()
+            .add(worker, record.window);
     }
 
     /// Nothing more will come from `worker`.
@@ -135,67 +136,92 @@ impl Assembler {
             if !complete && seq > give_up_through {
                 break;
             }
-            let parts = self.pending.remove(&seq).unwrap_or_default();
+            let partial = self.pending.remove(&seq).unwrap_or_default();
             let missing: Vec<u32> = (0..self.state.len() as u32)
                 .filter(|w| {
                     let i = *w as usize;
-                    !parts.contains_key(w)
+                    !partial.active.contains_key(w)
                         && self.delivered[i] <= seq
                         && self.state[i] != WorkerState::Finished
                 })
                 .collect();
             self.next_seq += 1;
-            if parts.is_empty() && missing.is_empty() {
+            if partial.active.is_empty() && missing.is_empty() {
                 // Every worker skipped this second (late ticks everywhere): nothing to show.
                 continue;
             }
-            out.push(merge(&parts, missing));
+            out.push(partial.finish(missing));
         }
         out
     }
 }
 
-/// One worker's two windows as one (a late window folded into a later second).
-fn fold_same_worker(earlier: Window, later: Window) -> Window {
-    let mut w = earlier;
-    w.at = later.at;
-    w.length += later.length;
-    for (into, from) in w.publishers.iter_mut().zip(&later.publishers) {
-        into.active = from.active;
-        into.stats.merge(&from.stats);
+/// One second as far as its workers have sent it.
+#[derive(Debug, Default)]
+struct Partial {
+    merged: Window,
+    /// Each contributing worker's active clients per group (publishers, players) at the end of
+    /// its window: a worker whose late window is folded in counts once, with its latest figures.
+    active: BTreeMap<u32, (Vec<u64>, Vec<u64>)>,
+}
+
+impl Partial {
+    fn add(&mut self, worker: u32, w: Window) {
+        let m = &mut self.merged;
+        m.at = m.at.max(w.at);
+        m.length = m.length.max(w.length);
+        add_groups(&mut m.publishers, &w.publishers, PublisherStats::merge);
+        add_groups(&mut m.players, &w.players, PlayerStats::merge);
+        let l = &mut m.loader;
+        l.cpu_percent = max_opt(l.cpu_percent, w.loader.cpu_percent);
+        l.rss_mib = max_opt(l.rss_mib, w.loader.rss_mib);
+        l.lag.merge(&w.loader.lag);
+        match m.workers.iter_mut().find(|s| s.worker == worker) {
+            Some(sample) => {
+                sample.loader.lag.merge(&w.loader.lag);
+                sample.loader.cpu_percent = w.loader.cpu_percent;
+                sample.loader.rss_mib = w.loader.rss_mib;
+            }
+            None => m.workers.push(WorkerSample {
+                worker,
+                loader: w.loader,
+            }),
+        }
+        self.active.insert(
+            worker,
+            (
+                w.publishers.iter().map(|g| g.active).collect(),
+                w.players.iter().map(|g| g.active).collect(),
+            ),
+        );
     }
-    for (into, from) in w.players.iter_mut().zip(&later.players) {
-        into.active = from.active;
-        into.stats.merge(&from.stats);
+
+    fn finish(mut self, missing_workers: Vec<u32>) -> Window {
+        for (publishers, players) in self.active.values() {
+            for (g, a) in self.merged.publishers.iter_mut().zip(publishers) {
+                g.active += a;
+            }
+            for (g, a) in self.merged.players.iter_mut().zip(players) {
+                g.active += a;
+            }
+        }
+        self.merged.workers.sort_by_key(|s| s.worker);
+        self.merged.missing_workers = missing_workers;
+        self.merged
     }
-    w.loader = later.loader;
-    w
 }
 
 /// The workers' windows of one second as one: counts and histograms add, active clients add,
 /// the loader's health is the hottest worker's (every worker's is kept beside it).
 pub fn merge(parts: &BTreeMap<u32, Window>, missing_workers: Vec<u32>) -> Window {
-    let mut out = Window {
-        missing_workers,
-        ..Window::default()
-    };
+    let mut partial = Partial::default();
     for (worker, w) in parts {
-        out.at = out.at.max(w.at);
-        out.length = out.length.max(w.length);
-        add_groups(&mut out.publishers, &w.publishers, PublisherStats::merge);
-        add_groups(&mut out.players, &w.players, PlayerStats::merge);
-        let l = &mut out.loader;
-        l.cpu_percent = max_opt(l.cpu_percent, w.loader.cpu_percent);
-        l.rss_mib = max_opt(l.rss_mib, w.loader.rss_mib);
-        l.lag.merge(&w.loader.lag);
-        out.workers.push(WorkerSample {
-            worker: *worker,
-            loader: w.loader.clone(),
-        });
+        partial.add(*worker, w.clone());
     }
-    out
+    partial.finish(missing_workers)
 }
 
+/// Adds `from`'s stats into `into`, group by group (active counts are summed at the end).
 fn add_groups<S: Default + Clone>(
     into: &mut Vec<GroupWindow<S>>,
     from: &[GroupWindow<S>],
@@ -205,7 +231,6 @@ fn add_groups<S: Default + Clone>(
         into.resize(from.len(), GroupWindow::default());
     }
     for (a, b) in into.iter_mut().zip(from) {
-        a.active += b.active;
         merge(&mut a.stats, &b.stats);
     }
 }
