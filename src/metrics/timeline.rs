@@ -51,6 +51,9 @@ pub struct TimelinePoint {
     pub server_cpu_percent: Option<f64>,
     #[serde(default)]
     pub server_rss_mib: Option<f64>,
+    /// The `[[fault]]`s that began in this second, e.g. `["kill origin 0"]`; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault: Vec<String>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -118,6 +121,7 @@ pub fn build_point(
         loader_rss_mib: None,
         server_cpu_percent: None,
         server_rss_mib: None,
+        fault: Vec::new(),
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) struct Inputs<'a> {
         crate::kube::ClusterReport,
         Vec<crate::kube::ExpectationResult>,
     )>,
+    pub(super) faults: &'a [crate::scenario::fault::FaultEvent],
 }
 
 pub(super) fn build_report(i: Inputs<'_>) -> Report {
@@ -46,6 +47,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         collector,
         knee,
         cluster,
+        faults,
     } = i;
     let planned = super::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
@@ -145,6 +147,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         verdict_reasons: Vec::new(),
         cluster,
         expectations,
+        faults: faults.to_vec(),
         thresholds,
         knee,
         raw: RawMeasurements {

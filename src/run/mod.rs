@@ -10,6 +10,7 @@ mod assemble;
 mod clients;
 pub mod collector;
 pub mod endpoints;
+pub mod faults;
 pub mod knee;
 mod knee_tracker;
 pub mod loops;
@@ -23,6 +24,7 @@ use crate::clock::RunClock;
 use crate::kube::KubeSession;
 use crate::local::{LocalError, LocalTopology};
 use crate::metrics::loader::{CpuSampler, LagProbe, ProcessSampler};
+use crate::metrics::timeline::TimelinePoint;
 use crate::player::PlayerTiming;
 use crate::report::model::*;
 use crate::report::{OutputDir, OutputError};
@@ -124,8 +126,12 @@ pub async fn run(
     if metrics_server.is_some() {
         collecting.exposition = Some(exposition);
     }
+    // From here until the load stops, the fault driver holds the local topology.
+    let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
+    collecting.faults = faults.log();
     let stopped_by = collecting.until_done(&prepared, shutdown).await;
     let ended = load.stop(&mut prepared).await;
+    let faults = faults.stop(&mut prepared.local).await;
     collecting.tick(ended, &prepared);
     let run = Finished {
         who,
@@ -133,6 +139,7 @@ pub async fn run(
         stopped_by,
         ended,
         clock,
+        faults,
     };
     finish(scenario, options, run, prepared, collecting, kube).await
 }
@@ -149,6 +156,8 @@ struct Collecting {
     planned: Duration,
     shapes: Vec<Shape>,
     last_tick: Duration,
+    /// Marks the timeline's points with the faults begun in their second.
+    faults: faults::Log,
 }
 
 impl Collecting {
@@ -201,6 +210,7 @@ impl Collecting {
                 .chain(p.players.iter().map(|g| g.shape.clone()))
                 .collect(),
             last_tick: Duration::ZERO,
+            faults: faults::Log::default(),
         }
     }
 
@@ -234,7 +244,8 @@ impl Collecting {
 
     /// Takes the window ending `at` and shows it.
     fn tick(&mut self, at: Duration, p: &Prepared) -> collector::Tick {
-        let window = self.source.take(at, at.saturating_sub(self.last_tick));
+        let since = self.last_tick;
+        let window = self.source.take(at, at.saturating_sub(since));
         self.last_tick = at;
         let tick = self.collector.add(window);
         let Some(point) = self.collector.last_point() else {
@@ -243,7 +254,15 @@ impl Collecting {
         if let Some(timeline) = &mut self.timeline {
             // The writer reports its first failure itself and stops; the report still carries
             // every point, from memory.
-            let _ = timeline.append(point);
+            let fault = self.faults.labels(since, at);
+            let _ = if fault.is_empty() {
+                timeline.append(point)
+            } else {
+                timeline.append(&TimelinePoint {
+                    fault,
+                    ..point.clone()
+                })
+            };
         }
         if let Some(exposition) = &self.exposition {
             exposition.set(render_exposition(
@@ -278,6 +297,8 @@ struct Finished {
     stopped_by: StopReason,
     ended: Duration,
     clock: RunClock,
+    /// What the fault driver did.
+    faults: Vec<crate::scenario::fault::FaultEvent>,
 }
 
 /// Joins the cluster's record with the load, judges, and writes the report.
@@ -289,7 +310,8 @@ async fn finish(
     mut collecting: Collecting,
     kube: Option<KubeSession>,
 ) -> Result<Outcome, RunError> {
-    let points = collecting.collector.points().to_vec();
+    let mut points = collecting.collector.points().to_vec();
+    faults::mark(&mut points, &run.faults);
     let cluster = match kube {
         Some(session) => Some(judge_cluster(
             &scenario,
@@ -318,6 +340,7 @@ async fn finish(
         collector: &collecting.collector,
         knee: knee_report,
         cluster,
+        faults: &run.faults,
     });
     let mut report = report;
     if let Some(cut) = collecting.timeline.as_ref().and_then(|t| t.failure()) {
