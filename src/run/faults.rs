@@ -302,16 +302,7 @@ mod tests {
     }
 
     fn event(at_s: f64, action: FaultAction) -> FaultEvent {
-        FaultEvent {
-            fault: 0,
-            at_s,
-            action,
-            target: FaultTarget::Origin,
-            index: 0,
-            done_s: None,
-            outcome: FaultOutcome::Done,
-            error: None,
-        }
+        FaultEvent::done_at(at_s, action, FaultTarget::Origin)
     }
 
     #[test]
@@ -363,6 +354,14 @@ mod tests {
                 vec!["cont origin 0".to_string()],
                 vec![],
             ]
+        );
+        // In timeline.jsonl the field is there only on a marked point.
+        let line = |p: &TimelinePoint| serde_json::to_string(p).unwrap();
+        assert!(!line(&points[0]).contains("fault"));
+        assert!(
+            line(&points[2]).contains(r#""fault":["kill origin 0","stop origin 0"]"#),
+            "{}",
+            line(&points[2])
         );
         // The live file is marked window by window with the same rule.
         let log = Log(Arc::new(Mutex::new(events.to_vec())));

@@ -166,19 +166,51 @@ impl FaultEvent {
     }
 }
 
+impl FaultEvent {
+    /// A fault of `[[fault]]` entry 0 done at once at `at_s`, for tests of what reads events.
+    #[cfg(test)]
+    pub(crate) fn done_at(at_s: f64, action: FaultAction, target: FaultTarget) -> FaultEvent {
+        FaultEvent {
+            fault: 0,
+            at_s,
+            action,
+            target,
+            index: 0,
+            done_s: Some(at_s),
+            outcome: FaultOutcome::Done,
+            error: None,
+        }
+    }
+
+    /// "done at t=15.4s", "FAILED (origin 0 did not come back: ...)": how it went, in words.
+    /// Only an error's first line: a failed start carries the server's log after it.
+    pub fn outcome_text(&self) -> String {
+        match (self.outcome, self.done_s) {
+            (FaultOutcome::Done, Some(done)) if done - self.at_s >= 0.05 => {
+                format!("done at t={done:.1}s")
+            }
+            (FaultOutcome::Done, _) => "done".into(),
+            (FaultOutcome::Failed, _) => format!(
+                "FAILED ({})",
+                self.error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("no reason")
+            ),
+            (FaultOutcome::Unfinished, _) => "unfinished when the run stopped".into(),
+        }
+    }
+}
+
 impl fmt::Display for FaultEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t={:.1}s {}", self.at_s, self.label())?;
-        match (self.outcome, self.done_s, &self.error) {
-            (FaultOutcome::Done, Some(done), _) if done - self.at_s >= 0.05 => {
-                write!(f, ", done at t={done:.1}s")
-            }
-            (FaultOutcome::Done, _, _) => Ok(()),
-            (FaultOutcome::Failed, _, e) => {
-                write!(f, ": FAILED ({})", e.as_deref().unwrap_or("no reason"))
-            }
-            (FaultOutcome::Unfinished, _, _) => write!(f, ": unfinished when the run stopped"),
-        }
+        write!(
+            f,
+            "t={:.1}s {}: {}",
+            self.at_s,
+            self.label(),
+            self.outcome_text()
+        )
     }
 }
 
@@ -524,19 +556,11 @@ mod tests {
 
     #[test]
     fn events_read_as_what_happened() {
-        let mut e = FaultEvent {
-            fault: 0,
-            at_s: 10.02,
-            action: FaultAction::Restart,
-            target: FaultTarget::Origin,
-            index: 0,
-            done_s: Some(15.4),
-            outcome: FaultOutcome::Done,
-            error: None,
-        };
-        assert_eq!(e.to_string(), "t=10.0s restart origin 0, done at t=15.4s");
+        let mut e = FaultEvent::done_at(10.02, FaultAction::Restart, FaultTarget::Origin);
+        e.done_s = Some(15.4);
+        assert_eq!(e.to_string(), "t=10.0s restart origin 0: done at t=15.4s");
         e.outcome = FaultOutcome::Failed;
-        e.error = Some("xiu did not answer".into());
+        e.error = Some("xiu did not answer\nits log:\n...".into());
         assert_eq!(
             e.to_string(),
             "t=10.0s restart origin 0: FAILED (xiu did not answer)"
@@ -544,6 +568,7 @@ mod tests {
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["action"], "restart");
         assert_eq!(json["outcome"], "failed");
+        assert_eq!(json["error"], "xiu did not answer\nits log:\n...");
         let back: FaultEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
     }
