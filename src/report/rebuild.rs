@@ -99,7 +99,7 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
         dir: dir.to_path_buf(),
     };
     let journal = dir.join(crate::kube::journal::FILE_NAME);
-    match crate::kube::standalone::rebuild(dir, &report.scenario) {
+    match crate::kube::standalone::rebuild(dir, &report.scenario, &report.faults) {
         Ok(Some(watched)) => {
             report.cluster = Some(watched.cluster);
             report.expectations = watched.expectations;

@@ -25,10 +25,8 @@ pub(super) struct Inputs<'a> {
     pub(super) players: &'a [PlayerGroupRun],
     pub(super) collector: &'a Collector,
     pub(super) knee: Option<knee::KneeReport>,
-    pub(super) cluster: Option<(
-        crate::kube::ClusterReport,
-        Vec<crate::kube::ExpectationResult>,
-    )>,
+    pub(super) cluster: Option<crate::kube::ClusterReport>,
+    pub(super) expectations: Vec<crate::kube::ExpectationResult>,
     pub(super) faults: &'a [crate::scenario::fault::FaultEvent],
 }
 
@@ -47,15 +45,12 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         collector,
         knee,
         cluster,
+        expectations,
         faults,
     } = i;
     let planned = super::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
     let loader = collector.loader.clone();
-    let (cluster, expectations) = match cluster {
-        Some((c, e)) => (Some(c), e),
-        None => (None, Vec::new()),
-    };
     // Each group's configuration beside its totals from the collector.
     let publishers: Vec<(
         &PublisherGroupRun,

@@ -313,7 +313,7 @@ async fn finish(
     let mut points = collecting.collector.points().to_vec();
     faults::mark(&mut points, &run.faults);
     let cluster = match kube {
-        Some(session) => Some(judge_cluster(
+        Some(session) => Some(analyse_cluster(
             &scenario,
             session.stop().await,
             &points,
@@ -321,6 +321,14 @@ async fn finish(
         )),
         None => None,
     };
+    // Fault expectations are judged on the load alone: with or without a watched cluster.
+    let expectations = crate::kube::judge(
+        &scenario.expect,
+        cluster.as_ref(),
+        &points,
+        &crate::kube::expect::stage_starts(&scenario),
+        &run.faults,
+    );
     let serving = prepared.local.as_ref().map(|t| t.serving()).unwrap_or(1);
     let knee_report = collecting
         .collector
@@ -340,6 +348,7 @@ async fn finish(
         collector: &collecting.collector,
         knee: knee_report,
         cluster,
+        expectations,
         faults: &run.faults,
     });
     let mut report = report;
@@ -361,16 +370,13 @@ async fn finish(
     })
 }
 
-/// The cluster analysis and `[[expect]]` verdicts, and `hpa-input.json` for `xiuload hpa-replay`.
-fn judge_cluster(
+/// The cluster analysis, and `hpa-input.json` for `xiuload hpa-replay`.
+fn analyse_cluster(
     scenario: &Scenario,
     recorded: crate::kube::ClusterTimeline,
     load: &[crate::metrics::timeline::TimelinePoint],
     out: &OutputDir,
-) -> (
-    crate::kube::ClusterReport,
-    Vec<crate::kube::ExpectationResult>,
-) {
+) -> crate::kube::ClusterReport {
     let report = crate::kube::analyse(&recorded, load);
     let replay = crate::hpa::input::build(
         &recorded,
@@ -386,13 +392,7 @@ fn judge_cluster(
     ) {
         eprintln!("warning: {e}");
     }
-    let verdicts = crate::kube::judge(
-        &scenario.expect,
-        &report,
-        load,
-        &crate::kube::expect::stage_starts(scenario),
-    );
-    (report, verdicts)
+    report
 }
 
 /// The running load: group controllers and the lag probes, all stopped by one token.

@@ -251,6 +251,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         s.kube.as_ref(),
         &s.expect,
         super::plan::stage_count(s),
+        s.fault.len(),
     ));
     if !s.fault.is_empty() {
         p.0.extend(super::fault::validate(
