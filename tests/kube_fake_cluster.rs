@@ -578,7 +578,13 @@ async fn scripted_cluster_timeline_is_recorded_correlated_and_judged() {
         ..scale_up.clone()
     };
     let stages = [Duration::ZERO, Duration::from_secs_f64(step)];
-    let verdicts = judge(&[scale_up, no_oom], Some(&report), &load, &stages, &[]);
+    let verdicts = judge(
+        &[scale_up, no_oom],
+        Some(&report),
+        &load,
+        &stages,
+        xiuload::scenario::fault::FaultRecord::NONE,
+    );
     assert!(verdicts[0].pass, "{:?}", verdicts[0]);
     assert!(
         verdicts[0].evidence.contains("3 ready at t="),

@@ -4,7 +4,7 @@
 use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
 use super::correlate::{ClusterReport, flaps};
 use crate::metrics::timeline::TimelinePoint;
-use crate::scenario::fault::FaultEvent;
+use crate::scenario::fault::FaultRecord;
 use crate::verdict::{Judged, Verdict};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -75,7 +75,7 @@ pub fn judge(
     cluster: Option<&ClusterReport>,
     load: &[TimelinePoint],
     stages: &[Duration],
-    faults: &[FaultEvent],
+    faults: FaultRecord<'_>,
 ) -> Vec<ExpectationResult> {
     exps.iter()
         .map(|e| match cluster {
@@ -217,7 +217,7 @@ fn judge_one(
     c: &ClusterReport,
     load: &[TimelinePoint],
     stages: &[Duration],
-    faults: &[FaultEvent],
+    faults: FaultRecord<'_>,
 ) -> ExpectationResult {
     let max = e.max.unwrap_or(0);
     match e.kind {
@@ -506,6 +506,7 @@ mod tests {
     use super::*;
     use crate::kube::correlate::analyse;
     use crate::kube::correlate::tests::{cluster, ev, hpa, load};
+    use crate::scenario::fault::FaultEvent;
     use crate::units::HumanDuration;
 
     fn exp(kind: ExpectKind) -> Expectation {
@@ -532,7 +533,7 @@ mod tests {
             after_stage: Some(1),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[e], Some(&report()), &load(), &STAGES, &[])[0];
+        let r = &judge(&[e], Some(&report()), &load(), &STAGES, FaultRecord::NONE)[0];
         assert!(r.pass, "{r:?}");
         assert!(
             r.evidence
@@ -550,7 +551,7 @@ mod tests {
             after_stage: Some(1),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[e], Some(&report()), &load(), &STAGES, &[])[0];
+        let r = &judge(&[e], Some(&report()), &load(), &STAGES, FaultRecord::NONE)[0];
         assert!(!r.pass);
         assert!(r.evidence.contains("only at t=32.0s"), "{}", r.evidence);
         let never = Expectation {
@@ -559,7 +560,13 @@ mod tests {
             after: Some(HumanDuration::secs(10)),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[never], Some(&report()), &load(), &STAGES, &[])[0];
+        let r = &judge(
+            &[never],
+            Some(&report()),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         assert!(!r.pass);
         assert!(
             r.evidence.contains("never >= 5") && r.evidence.contains("most in the window: 3"),
@@ -580,7 +587,7 @@ mod tests {
             Some(&report()),
             &load(),
             &STAGES,
-            &[],
+            FaultRecord::NONE,
         )[0];
         // Load ends at t=60; one ready replica at t=76.
         assert!(r.pass, "{r:?}");
@@ -589,7 +596,7 @@ mod tests {
             "{}",
             r.evidence
         );
-        let r = &judge(&[e], Some(&report()), &[], &STAGES, &[])[0];
+        let r = &judge(&[e], Some(&report()), &[], &STAGES, FaultRecord::NONE)[0];
         assert!(!r.pass && r.evidence.contains("cannot tell"), "{r:?}");
     }
 
@@ -608,12 +615,18 @@ mod tests {
             max: Some(5),
             ..exp(ExpectKind::MaxRestarts)
         };
-        let r = &judge(std::slice::from_ref(&e), Some(&rep), &load(), &STAGES, &[])[0];
+        let r = &judge(
+            std::slice::from_ref(&e),
+            Some(&rep),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
         assert!(!r.evidence.contains("could not be read"), "{}", r.evidence);
         // A 403 on pods itself leaves nothing to judge.
         rep.permission_denied[0].resource = "pods".into();
-        let r = &judge(&[e], Some(&rep), &load(), &STAGES, &[])[0];
+        let r = &judge(&[e], Some(&rep), &load(), &STAGES, FaultRecord::NONE)[0];
         assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
         assert!(
             r.evidence.contains("pods could not be read"),
@@ -645,7 +658,7 @@ mod tests {
             Some(&rep),
             &load(),
             &STAGES,
-            &[],
+            FaultRecord::NONE,
         );
         assert!(!results[0].pass);
         assert!(
@@ -676,7 +689,10 @@ mod tests {
             None,
             &load(),
             &STAGES,
-            &[kill],
+            FaultRecord {
+                events: &[kill],
+                load_end: None,
+            },
         );
         assert!(
             results[0].evidence.contains("kill origin 0 at t=30.0s"),
@@ -697,7 +713,7 @@ mod tests {
             Some(&rep),
             &load(),
             &STAGES,
-            &[],
+            FaultRecord::NONE,
         )[0];
         assert!(!r.pass);
         assert!(

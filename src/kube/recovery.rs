@@ -7,7 +7,7 @@
 use super::config::{DEFAULT_FAULT_WINDOW, DEFAULT_RECOVERED_PERCENT, ExpectKind, Expectation};
 use super::expect::{ExpectationResult, inconclusive, result};
 use crate::metrics::timeline::TimelinePoint;
-use crate::scenario::fault::{FaultEvent, FaultOutcome};
+use crate::scenario::fault::{FaultEvent, FaultOutcome, FaultRecord};
 use crate::units::HumanDuration;
 use crate::verdict::Verdict;
 use std::time::Duration;
@@ -19,7 +19,14 @@ const BASELINE_S: f64 = 5.0;
 /// bad ones (a burst of buffered media) is not a recovery.
 const HOLD_POINTS: usize = 3;
 
-pub fn judge(e: &Expectation, load: &[TimelinePoint], faults: &[FaultEvent]) -> ExpectationResult {
+pub fn judge(
+    e: &Expectation,
+    load: &[TimelinePoint],
+    faults: FaultRecord<'_>,
+) -> ExpectationResult {
+    // From the end of the load on, viewers leave because the plan ends, not because of a fault.
+    let cut = load.partition_point(|p| faults.load_end.is_none_or(|end| p.t < end));
+    let load = &load[..cut];
     let which = match e.fault {
         Some(i) => format!("fault {i}"),
         None => "each fault".to_string(),
@@ -37,6 +44,7 @@ pub fn judge(e: &Expectation, load: &[TimelinePoint], faults: &[FaultEvent]) -> 
         ),
     };
     let chosen: Vec<&FaultEvent> = faults
+        .events
         .iter()
         .filter(|f| e.fault.is_none_or(|i| f.fault == i))
         .collect();
@@ -167,6 +175,7 @@ fn recovered(e: &Expectation, load: &[TimelinePoint], f: &FaultEvent) -> (Verdic
     let after: Vec<&TimelinePoint> = load.iter().filter(|p| p.t > at).collect();
     let trough = after
         .iter()
+        .filter(|p| p.t <= at + bound + 1.0)
         .map(|p| p.mbps_in)
         .fold(f64::INFINITY, f64::min);
     let before_text = format!(
@@ -241,6 +250,13 @@ mod tests {
             .collect()
     }
 
+    fn record(events: &[FaultEvent]) -> FaultRecord<'_> {
+        FaultRecord {
+            events,
+            load_end: None,
+        }
+    }
+
     fn kill_at(at_s: f64) -> FaultEvent {
         FaultEvent::done_at(at_s, FaultAction::Kill, FaultTarget::Origin)
     }
@@ -261,7 +277,7 @@ mod tests {
 
     #[test]
     fn viewers_dropped_counts_failed_sessions_or_lost_viewers() {
-        let r = judge(&dropped_at_most(12), &outage(), &[kill_at(10.2)]);
+        let r = judge(&dropped_at_most(12), &outage(), record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
         assert!(
             r.evidence.contains(
@@ -270,22 +286,22 @@ mod tests {
             "{}",
             r.evidence
         );
-        let r = judge(&dropped_at_most(11), &outage(), &[kill_at(10.2)]);
+        let r = judge(&dropped_at_most(11), &outage(), record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
         // A window that misses the failures.
         let late = Expectation {
             window: Some(HumanDuration::secs(3)),
             ..dropped_at_most(0)
         };
-        let r = judge(&late, &outage(), &[kill_at(10.5)]);
+        let r = judge(&late, &outage(), record(&[kill_at(10.5)]));
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
-        let r = judge(&late, &outage(), &[kill_at(20.0)]);
+        let r = judge(&late, &outage(), record(&[kill_at(20.0)]));
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
     }
 
     #[test]
     fn recovery_is_the_first_lasting_return_to_the_level_before() {
-        let r = judge(&recovered_within(10), &outage(), &[kill_at(10.2)]);
+        let r = judge(&recovered_within(10), &outage(), record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
         assert!(
             r.evidence
@@ -293,12 +309,12 @@ mod tests {
             "{}",
             r.evidence
         );
-        let r = judge(&recovered_within(5), &outage(), &[kill_at(10.2)]);
+        let r = judge(&recovered_within(5), &outage(), record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
         // One good second between bad ones is not a recovery.
         let mut flicker = outage();
         flicker[13] = second(14, 40, 40.0, 0);
-        let r = judge(&recovered_within(10), &flicker, &[kill_at(10.2)]);
+        let r = judge(&recovered_within(10), &flicker, record(&[kill_at(10.2)]));
         assert!(
             r.evidence.contains("served again at t=17.0s"),
             "{}",
@@ -317,21 +333,21 @@ mod tests {
                 }
             })
             .collect();
-        let r = judge(&recovered_within(15), &dead, &[kill_at(10.2)]);
+        let r = judge(&recovered_within(15), &dead, record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
         assert!(
             r.evidence.contains("not served again by t=30.0s"),
             "{}",
             r.evidence
         );
-        let r = judge(&recovered_within(60), &dead, &[kill_at(10.2)]);
+        let r = judge(&recovered_within(60), &dead, record(&[kill_at(10.2)]));
         assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
     }
 
     #[test]
     fn nothing_to_judge_is_inconclusive_never_a_pass() {
         for e in [dropped_at_most(100), recovered_within(60)] {
-            let r = judge(&e, &outage(), &[]);
+            let r = judge(&e, &outage(), record(&[]));
             assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
             assert_eq!(
                 r.inconclusive.as_deref(),
@@ -340,19 +356,19 @@ mod tests {
             let mut failed = kill_at(10.2);
             failed.outcome = FaultOutcome::Failed;
             failed.error = Some("origin 0 is not running".into());
-            let r = judge(&e, &outage(), &[failed]);
+            let r = judge(&e, &outage(), record(&[failed]));
             assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
             assert!(r.evidence.contains("the fault itself failed"), "{r:?}");
             // Nobody watching before the fault.
             let empty: Vec<TimelinePoint> = (1..=30).map(|t| second(t, 0, 0.0, 0)).collect();
-            let r = judge(&e, &empty, &[kill_at(10.2)]);
+            let r = judge(&e, &empty, record(&[kill_at(10.2)]));
             assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
             // The named fault never happened.
             let named = Expectation {
                 fault: Some(1),
                 ..e.clone()
             };
-            let r = judge(&named, &outage(), &[kill_at(10.2)]);
+            let r = judge(&named, &outage(), record(&[kill_at(10.2)]));
             assert_eq!(
                 r.inconclusive.as_deref(),
                 Some("fault 1 never happened (the run stopped before it)")
@@ -361,9 +377,33 @@ mod tests {
     }
 
     #[test]
+    fn the_load_stopping_is_not_read_as_the_fault() {
+        // The plan ends at t=30: viewers leave, nothing is received.
+        let mut stopping = outage();
+        stopping.extend([second(31, 0, 0.0, 0), second(32, 0, 0.0, 0)]);
+        let faults = [kill_at(25.0)];
+        let ended = FaultRecord {
+            events: &faults,
+            load_end: Some(31.0),
+        };
+        let r = judge(&dropped_at_most(0), &stopping, ended);
+        assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
+        assert!(r.evidence.contains("0 dropped"), "{}", r.evidence);
+        // Unbounded, the leaving viewers would count.
+        let r = judge(&dropped_at_most(0), &stopping, record(&faults));
+        assert_eq!(r.status, Verdict::Fail, "{r:?}");
+        let r = judge(&recovered_within(3), &stopping, ended);
+        assert!(
+            r.evidence.contains("lowest after: 40.0 Mbit/s"),
+            "{}",
+            r.evidence
+        );
+    }
+
+    #[test]
     fn the_worst_fault_decides() {
         let faults = [kill_at(10.2), kill_at(18.5)];
-        let r = judge(&dropped_at_most(5), &outage(), &faults);
+        let r = judge(&dropped_at_most(5), &outage(), record(&faults));
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
         assert!(
             r.evidence.contains("at t=10.2s: 12 dropped")
@@ -378,13 +418,17 @@ mod tests {
         };
         let mut later = kill_at(18.5);
         later.fault = 1;
-        let r = judge(&second_only, &outage(), &[kill_at(10.2), later.clone()]);
+        let r = judge(
+            &second_only,
+            &outage(),
+            record(&[kill_at(10.2), later.clone()]),
+        );
         assert_eq!(r.status, Verdict::Fail);
         let second_only = Expectation {
             fault: Some(1),
             ..second_only
         };
-        let r = judge(&second_only, &outage(), &[kill_at(10.2), later]);
+        let r = judge(&second_only, &outage(), record(&[kill_at(10.2), later]));
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
     }
 }

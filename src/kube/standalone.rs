@@ -9,7 +9,7 @@ use super::session::KubeSession;
 use crate::clock::RunClock;
 use crate::exit;
 use crate::scenario::Scenario;
-use crate::scenario::fault::FaultEvent;
+use crate::scenario::fault::FaultRecord;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ pub struct WatchReport {
 pub fn rebuild(
     dir: &Path,
     scenario: &Scenario,
-    faults: &[FaultEvent],
+    faults: FaultRecord<'_>,
 ) -> Result<Option<WatchReport>, JournalError> {
     rebuild_with(dir, &scenario.expect, &stage_starts(scenario), faults)
 }
@@ -38,7 +38,7 @@ fn rebuild_with(
     dir: &Path,
     expect: &[Expectation],
     stages: &[Duration],
-    faults: &[FaultEvent],
+    faults: FaultRecord<'_>,
 ) -> Result<Option<WatchReport>, JournalError> {
     let path = dir.join(journal::FILE_NAME);
     if !path.exists() {
@@ -161,7 +161,7 @@ pub async fn watch_command(
         } => false,
     };
     drop(session.stop().await);
-    let report = match rebuild_with(&dir, &plan.expect, &plan.stages, &[]) {
+    let report = match rebuild_with(&dir, &plan.expect, &plan.stages, FaultRecord::NONE) {
         Ok(Some(r)) => r,
         Ok(None) | Err(_) => {
             eprintln!(

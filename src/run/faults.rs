@@ -130,13 +130,38 @@ fn labels_between(events: &[FaultEvent], since: f64, until: f64) -> Vec<String> 
         .collect()
 }
 
-/// Marks each timeline point with the faults that began in its second (the window ending at its
-/// `t`), as the live timeline file has them.
-pub fn mark(points: &mut [TimelinePoint], events: &[FaultEvent]) {
-    let mut since = f64::NEG_INFINITY;
-    for p in points {
-        p.fault = labels_between(events, since, p.t);
-        since = p.t;
+/// Which timeline points carry which faults: the live file's marks, remembered so the points
+/// kept in memory (the report's charts, the expectations) carry exactly the same.
+#[derive(Default)]
+pub struct Marks {
+    log: Log,
+    marked: Vec<(usize, Vec<String>)>,
+}
+
+impl Marks {
+    pub fn new(log: Log) -> Marks {
+        Marks {
+            log,
+            marked: Vec::new(),
+        }
+    }
+
+    /// The faults begun in the window `(since, until]` of timeline point `index`.
+    pub fn take(&mut self, index: usize, since: Duration, until: Duration) -> Vec<String> {
+        let labels = self.log.labels(since, until);
+        if !labels.is_empty() {
+            self.marked.push((index, labels.clone()));
+        }
+        labels
+    }
+
+    /// Marks the kept points as the live file was marked.
+    pub fn apply(&self, points: &mut [TimelinePoint]) {
+        for (index, labels) in &self.marked {
+            if let Some(p) = points.get_mut(*index) {
+                p.fault = labels.clone();
+            }
+        }
     }
 }
 
@@ -337,41 +362,46 @@ mod tests {
             event(10.9, FaultAction::Stop),
             event(12.0, FaultAction::Cont),
         ];
+        let mut marks = Marks::new(Log(Arc::new(Mutex::new(events.to_vec()))));
+        // Ticks a little late, as the collecting loop's are; point i ends at tick i.
+        let ticks: Vec<Duration> = (9..=13)
+            .map(|t| Duration::from_millis(t * 1000 + 3))
+            .collect();
+        let mut since = Duration::ZERO;
+        let mut live = Vec::new();
+        for (i, at) in ticks.iter().enumerate() {
+            live.push(marks.take(i, since, *at));
+            since = *at;
+        }
+        assert_eq!(
+            live,
+            [
+                vec![],
+                vec!["kill origin 0".to_string()],
+                vec!["stop origin 0".to_string()],
+                vec!["cont origin 0".to_string()],
+                vec![],
+            ]
+        );
         let mut points: Vec<TimelinePoint> = (9..=13)
             .map(|t| TimelinePoint {
                 t: t as f64,
                 ..Default::default()
             })
             .collect();
-        mark(&mut points, &events);
-        let marks: Vec<Vec<String>> = points.iter().map(|p| p.fault.clone()).collect();
+        marks.apply(&mut points);
+        let kept: Vec<Vec<String>> = points.iter().map(|p| p.fault.clone()).collect();
         assert_eq!(
-            marks,
-            [
-                vec![],
-                vec![],
-                vec!["kill origin 0".to_string(), "stop origin 0".to_string()],
-                vec!["cont origin 0".to_string()],
-                vec![],
-            ]
+            kept, live,
+            "the report's points carry the live file's marks"
         );
         // In timeline.jsonl the field is there only on a marked point.
         let line = |p: &TimelinePoint| serde_json::to_string(p).unwrap();
         assert!(!line(&points[0]).contains("fault"));
         assert!(
-            line(&points[2]).contains(r#""fault":["kill origin 0","stop origin 0"]"#),
+            line(&points[1]).contains(r#""fault":["kill origin 0"]"#),
             "{}",
-            line(&points[2])
-        );
-        // The live file is marked window by window with the same rule.
-        let log = Log(Arc::new(Mutex::new(events.to_vec())));
-        assert_eq!(
-            log.labels(Duration::from_secs(10), Duration::from_secs(11)),
-            ["kill origin 0", "stop origin 0"]
-        );
-        assert!(
-            log.labels(Duration::from_secs(12), Duration::from_secs(13))
-                .is_empty()
+            line(&points[1])
         );
     }
 

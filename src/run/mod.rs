@@ -128,7 +128,7 @@ pub async fn run(
     }
     // From here until the load stops, the fault driver holds the local topology.
     let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
-    collecting.faults = faults.log();
+    collecting.faults = faults::Marks::new(faults.log());
     let stopped_by = collecting.until_done(&prepared, shutdown).await;
     let ended = load.stop(&mut prepared).await;
     let faults = faults.stop(&mut prepared.local).await;
@@ -157,7 +157,7 @@ struct Collecting {
     shapes: Vec<Shape>,
     last_tick: Duration,
     /// Marks the timeline's points with the faults begun in their second.
-    faults: faults::Log,
+    faults: faults::Marks,
 }
 
 impl Collecting {
@@ -210,7 +210,7 @@ impl Collecting {
                 .chain(p.players.iter().map(|g| g.shape.clone()))
                 .collect(),
             last_tick: Duration::ZERO,
-            faults: faults::Log::default(),
+            faults: faults::Marks::default(),
         }
     }
 
@@ -254,7 +254,8 @@ impl Collecting {
         if let Some(timeline) = &mut self.timeline {
             // The writer reports its first failure itself and stops; the report still carries
             // every point, from memory.
-            let fault = self.faults.labels(since, at);
+            let index = self.collector.points().len() - 1;
+            let fault = self.faults.take(index, since, at);
             let _ = if fault.is_empty() {
                 timeline.append(point)
             } else {
@@ -311,7 +312,7 @@ async fn finish(
     kube: Option<KubeSession>,
 ) -> Result<Outcome, RunError> {
     let mut points = collecting.collector.points().to_vec();
-    faults::mark(&mut points, &run.faults);
+    collecting.faults.apply(&mut points);
     let cluster = match kube {
         Some(session) => Some(analyse_cluster(
             &scenario,
@@ -327,7 +328,10 @@ async fn finish(
         cluster.as_ref(),
         &points,
         &crate::kube::expect::stage_starts(&scenario),
-        &run.faults,
+        crate::scenario::fault::FaultRecord {
+            events: &run.faults,
+            load_end: Some(planned_length(&scenario).min(run.ended).as_secs_f64()),
+        },
     );
     let serving = prepared.local.as_ref().map(|t| t.serving()).unwrap_or(1);
     let knee_report = collecting

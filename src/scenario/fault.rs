@@ -214,6 +214,24 @@ impl fmt::Display for FaultEvent {
     }
 }
 
+/// What the fault expectations are judged on besides the load timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRecord<'a> {
+    /// What the run did for its `[[fault]]`s.
+    pub events: &'a [FaultEvent],
+    /// When the load ended (its plan's end, or an earlier stop), seconds on the run clock: the
+    /// points from there on show the load stopping, not what a fault did.
+    pub load_end: Option<f64>,
+}
+
+impl FaultRecord<'_> {
+    /// No faults (`xiuload watch`, which judges no load of its own).
+    pub const NONE: FaultRecord<'static> = FaultRecord {
+        events: &[],
+        load_end: None,
+    };
+}
+
 fn problem(field: impl Into<String>, message: impl Into<String>, hint: Option<&str>) -> Problem {
     Problem {
         field: field.into(),
