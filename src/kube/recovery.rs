@@ -15,6 +15,10 @@ use std::time::Duration;
 /// The service before a fault is its mean over this long before it.
 const BASELINE_S: f64 = 5.0;
 
+/// A collecting tick reads its time a moment before it takes the clients' counts: what a fault
+/// did within this long after a point's `t` can show in that point.
+const TICK_SLACK_S: f64 = 0.05;
+
 /// Served again means at the level for this many consecutive seconds: one good second between
 /// bad ones (a burst of buffered media) is not a recovery.
 const HOLD_POINTS: usize = 3;
@@ -112,10 +116,14 @@ fn player_errors(p: &TimelinePoint) -> u64 {
 fn dropped(e: &Expectation, load: &[TimelinePoint], f: &FaultEvent) -> (Verdict, String) {
     let max = e.max.unwrap_or(0);
     let (start, end) = (f.at_s, f.at_s + window(e).as_secs_f64());
-    let before = load.iter().rev().find(|p| p.t <= start).map(active);
+    let before = load
+        .iter()
+        .rev()
+        .find(|p| p.t <= start - TICK_SLACK_S)
+        .map(active);
     let inside: Vec<&TimelinePoint> = load
         .iter()
-        .filter(|p| p.t > start && p.t - 1.0 < end)
+        .filter(|p| p.t > start - TICK_SLACK_S && p.t - 1.0 < end)
         .collect();
     let label = format!("{} at t={start:.1}s", f.label());
     let Some(last) = inside.last() else {
@@ -297,6 +305,11 @@ mod tests {
         assert_eq!(r.status, Verdict::Fail, "{r:?}");
         let r = judge(&late, &outage(), record(&[kill_at(20.0)]));
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
+        // A fault a few ms after a tick: what it did shows in that tick's point.
+        let mut early = outage();
+        early[9] = second(10, 40, 40.0, 3);
+        let r = judge(&late, &early, record(&[kill_at(10.004)]));
+        assert!(r.evidence.contains(": 15 dropped"), "{}", r.evidence);
     }
 
     #[test]
