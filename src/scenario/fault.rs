@@ -98,19 +98,6 @@ pub enum PodChoice {
 }
 
 impl Fault {
-    /// "kill origin 0", "restart edge 1 (down 5s)": how summaries and chart markers name it.
-    pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{} {}",
-            self.action.as_str(),
-            what(self.action, self.target, self.index)
-        );
-        if let Some(d) = self.down {
-            s.push_str(&format!(" (down {d})"));
-        }
-        s
-    }
-
     /// How long the process stays down on `restart`.
     pub fn down_time(&self) -> Duration {
         self.down.map_or(Duration::ZERO, |d| d.0)
@@ -441,9 +428,7 @@ mod tests {
             vec![],
             "{faults:?}"
         );
-        assert_eq!(faults[0].describe(), "restart origin 0 (down 5s)");
         assert_eq!(faults[0].down_time(), Duration::from_secs(5));
-        assert_eq!(faults[1].describe(), "stop edge 1");
     }
 
     #[test]
