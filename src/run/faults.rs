@@ -250,7 +250,7 @@ async fn drive(
         }
         let Some(event) = event else { continue };
         // A restart's event stays open (unfinished) until its start.
-        if step.op == Op::Down {
+        if step.op == Op::Down && result.is_ok() {
             open.insert(step.fault, event);
         } else {
             log.end(event, &clock, result);
