@@ -131,6 +131,19 @@ const CASES: &[Case] = &[
         field: "players[0].select",
         says: "expected a table with a `mode` key",
     },
+    // Issue 13: faults the run cannot perform are refused, not skipped.
+    Case {
+        file: "cluster-fault.toml",
+        line_col: "13:10",
+        field: "fault[0].action",
+        says: "cluster faults (scale) are not supported yet",
+    },
+    Case {
+        file: "fault-index.toml",
+        line_col: "15:9",
+        field: "fault[0].index",
+        says: "edge 2 does not exist: the local topology has 2 edge(s)",
+    },
     // "Beyond xiu": path templates are checked.
     Case {
         file: "flv-path-placeholder.toml",

@@ -565,14 +565,10 @@ async fn scripted_cluster_timeline_is_recorded_correlated_and_judged() {
 
     // --- Verdicts: one passing, one failing, with evidence.
     let scale_up = Expectation {
-        kind: ExpectKind::ScaleUp,
-        workload: None,
         replicas: Some(3),
         within: Some(HumanDuration::secs(60)),
         after_stage: Some(1),
-        after: None,
-        max: None,
-        window: None,
+        ..Expectation::new(ExpectKind::ScaleUp)
     };
     let no_oom = Expectation {
         kind: ExpectKind::NoOomKilled,
@@ -582,7 +578,13 @@ async fn scripted_cluster_timeline_is_recorded_correlated_and_judged() {
         ..scale_up.clone()
     };
     let stages = [Duration::ZERO, Duration::from_secs_f64(step)];
-    let verdicts = judge(&[scale_up, no_oom], &report, &load, &stages);
+    let verdicts = judge(
+        &[scale_up, no_oom],
+        Some(&report),
+        &load,
+        &stages,
+        xiuload::scenario::fault::FaultRecord::NONE,
+    );
     assert!(verdicts[0].pass, "{:?}", verdicts[0]);
     assert!(
         verdicts[0].evidence.contains("3 ready at t="),

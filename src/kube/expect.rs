@@ -4,6 +4,7 @@
 use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
 use super::correlate::{ClusterReport, flaps};
 use crate::metrics::timeline::TimelinePoint;
+use crate::scenario::fault::FaultRecord;
 use crate::verdict::{Judged, Verdict};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -67,19 +68,34 @@ impl From<ExpectationRecord> for ExpectationResult {
 
 pub use crate::scenario::plan::{stage_count, stage_starts};
 
-/// `stages`: start offsets of the load stages (see [`stage_starts`]).
+/// `cluster`: what the watched cluster did, when `[kube]` watched one; `stages`: start offsets of
+/// the load stages (see [`stage_starts`]); `faults`: what the run did for its `[[fault]]`s.
 pub fn judge(
     exps: &[Expectation],
-    cluster: &ClusterReport,
+    cluster: Option<&ClusterReport>,
     load: &[TimelinePoint],
     stages: &[Duration],
+    faults: FaultRecord<'_>,
 ) -> Vec<ExpectationResult> {
     exps.iter()
-        .map(|e| judge_one(e, cluster, load, stages))
+        .map(|e| match cluster {
+            Some(c) => judge_one(e, c, load, stages, faults),
+            None if e.kind.follows_a_fault() => super::recovery::judge(e, load, faults),
+            // Validation asks for [kube] first; said rather than passed if it gets here anyway.
+            None => {
+                let why = "no cluster was watched (the scenario has no [kube])".to_string();
+                inconclusive(e, e.kind.as_str().to_string(), why.clone(), why)
+            }
+        })
         .collect()
 }
 
-fn result(e: &Expectation, description: String, pass: bool, evidence: String) -> ExpectationResult {
+pub(super) fn result(
+    e: &Expectation,
+    description: String,
+    pass: bool,
+    evidence: String,
+) -> ExpectationResult {
     ExpectationResult {
         kind: e.kind.as_str().to_string(),
         description,
@@ -104,7 +120,7 @@ fn bounded(
     }
 }
 
-fn inconclusive(
+pub(super) fn inconclusive(
     e: &Expectation,
     description: String,
     evidence: String,
@@ -201,9 +217,13 @@ fn judge_one(
     c: &ClusterReport,
     load: &[TimelinePoint],
     stages: &[Duration],
+    faults: FaultRecord<'_>,
 ) -> ExpectationResult {
     let max = e.max.unwrap_or(0);
     match e.kind {
+        ExpectKind::MaxViewersDropped | ExpectKind::RecoveredWithin => {
+            super::recovery::judge(e, load, faults)
+        }
         ExpectKind::ScaleUp | ExpectKind::ScaleDown => judge_scaling(e, c, load, stages),
         ExpectKind::MaxProbeFailures => {
             let first: Vec<String> = c
@@ -486,6 +506,7 @@ mod tests {
     use super::*;
     use crate::kube::correlate::analyse;
     use crate::kube::correlate::tests::{cluster, ev, hpa, load};
+    use crate::scenario::fault::FaultEvent;
     use crate::units::HumanDuration;
 
     fn exp(kind: ExpectKind) -> Expectation {
@@ -512,7 +533,7 @@ mod tests {
             after_stage: Some(1),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[e], &report(), &load(), &STAGES)[0];
+        let r = &judge(&[e], Some(&report()), &load(), &STAGES, FaultRecord::NONE)[0];
         assert!(r.pass, "{r:?}");
         assert!(
             r.evidence
@@ -530,7 +551,7 @@ mod tests {
             after_stage: Some(1),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[e], &report(), &load(), &STAGES)[0];
+        let r = &judge(&[e], Some(&report()), &load(), &STAGES, FaultRecord::NONE)[0];
         assert!(!r.pass);
         assert!(r.evidence.contains("only at t=32.0s"), "{}", r.evidence);
         let never = Expectation {
@@ -539,7 +560,13 @@ mod tests {
             after: Some(HumanDuration::secs(10)),
             ..exp(ExpectKind::ScaleUp)
         };
-        let r = &judge(&[never], &report(), &load(), &STAGES)[0];
+        let r = &judge(
+            &[never],
+            Some(&report()),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         assert!(!r.pass);
         assert!(
             r.evidence.contains("never >= 5") && r.evidence.contains("most in the window: 3"),
@@ -555,7 +582,13 @@ mod tests {
             within: Some(HumanDuration::secs(20)),
             ..exp(ExpectKind::ScaleDown)
         };
-        let r = &judge(std::slice::from_ref(&e), &report(), &load(), &STAGES)[0];
+        let r = &judge(
+            std::slice::from_ref(&e),
+            Some(&report()),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         // Load ends at t=60; one ready replica at t=76.
         assert!(r.pass, "{r:?}");
         assert!(
@@ -563,7 +596,7 @@ mod tests {
             "{}",
             r.evidence
         );
-        let r = &judge(&[e], &report(), &[], &STAGES)[0];
+        let r = &judge(&[e], Some(&report()), &[], &STAGES, FaultRecord::NONE)[0];
         assert!(!r.pass && r.evidence.contains("cannot tell"), "{r:?}");
     }
 
@@ -582,12 +615,18 @@ mod tests {
             max: Some(5),
             ..exp(ExpectKind::MaxRestarts)
         };
-        let r = &judge(std::slice::from_ref(&e), &rep, &load(), &STAGES)[0];
+        let r = &judge(
+            std::slice::from_ref(&e),
+            Some(&rep),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         assert_eq!(r.status, Verdict::Pass, "{r:?}");
         assert!(!r.evidence.contains("could not be read"), "{}", r.evidence);
         // A 403 on pods itself leaves nothing to judge.
         rep.permission_denied[0].resource = "pods".into();
-        let r = &judge(&[e], &rep, &load(), &STAGES)[0];
+        let r = &judge(&[e], Some(&rep), &load(), &STAGES, FaultRecord::NONE)[0];
         assert_eq!(r.status, Verdict::Inconclusive, "{r:?}");
         assert!(
             r.evidence.contains("pods could not be read"),
@@ -616,9 +655,10 @@ mod tests {
                 },
                 exp(ExpectKind::NoFlapping),
             ],
-            &rep,
+            Some(&rep),
             &load(),
             &STAGES,
+            FaultRecord::NONE,
         );
         assert!(!results[0].pass);
         assert!(
@@ -635,11 +675,46 @@ mod tests {
     }
 
     #[test]
+    fn without_a_cluster_fault_kinds_are_judged_and_cluster_kinds_are_not_passed() {
+        use crate::scenario::fault::{FaultAction, FaultTarget};
+        let kill = FaultEvent::done_at(30.0, FaultAction::Kill, FaultTarget::Origin);
+        let results = judge(
+            &[
+                Expectation {
+                    max: Some(1000),
+                    ..exp(ExpectKind::MaxViewersDropped)
+                },
+                exp(ExpectKind::NoOomKilled),
+            ],
+            None,
+            &load(),
+            &STAGES,
+            FaultRecord {
+                events: &[kill],
+                load_end: None,
+            },
+        );
+        assert!(
+            results[0].evidence.contains("kill origin 0 at t=30.0s"),
+            "{:?}",
+            results[0]
+        );
+        assert_ne!(results[0].status, Verdict::Inconclusive, "{:?}", results[0]);
+        assert_eq!(results[1].status, Verdict::Inconclusive);
+    }
+
+    #[test]
     fn flapping_fails_with_times() {
         let mut c = cluster();
         c.push(ev(100.0, hpa(2, 1)));
         let rep = analyse(&c, &load());
-        let r = &judge(&[exp(ExpectKind::NoFlapping)], &rep, &load(), &STAGES)[0];
+        let r = &judge(
+            &[exp(ExpectKind::NoFlapping)],
+            Some(&rep),
+            &load(),
+            &STAGES,
+            FaultRecord::NONE,
+        )[0];
         assert!(!r.pass);
         assert!(
             r.evidence.contains("1→3→1→2 at t=20.0s, 75.0s, 100.0s"),

@@ -36,6 +36,7 @@ pub mod journal;
 pub mod metrics;
 pub mod quantity;
 pub mod record;
+pub mod recovery;
 pub mod session;
 pub mod standalone;
 pub mod summary;

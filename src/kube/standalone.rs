@@ -9,6 +9,7 @@ use super::session::KubeSession;
 use crate::clock::RunClock;
 use crate::exit;
 use crate::scenario::Scenario;
+use crate::scenario::fault::FaultRecord;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -23,14 +24,21 @@ pub struct WatchReport {
 
 /// Analyses a run directory: `cluster.jsonl` plus `timeline.jsonl` when there is one.
 /// `Ok(None)` when the run did not watch a cluster.
-pub fn rebuild(dir: &Path, scenario: &Scenario) -> Result<Option<WatchReport>, JournalError> {
-    rebuild_with(dir, &scenario.expect, &stage_starts(scenario))
+/// `faults`: what the run did for its `[[fault]]`s (from its report), which the fault
+/// expectations are judged on again.
+pub fn rebuild(
+    dir: &Path,
+    scenario: &Scenario,
+    faults: FaultRecord<'_>,
+) -> Result<Option<WatchReport>, JournalError> {
+    rebuild_with(dir, &scenario.expect, &stage_starts(scenario), faults)
 }
 
 fn rebuild_with(
     dir: &Path,
     expect: &[Expectation],
     stages: &[Duration],
+    faults: FaultRecord<'_>,
 ) -> Result<Option<WatchReport>, JournalError> {
     let path = dir.join(journal::FILE_NAME);
     if !path.exists() {
@@ -40,7 +48,7 @@ fn rebuild_with(
     let load =
         crate::metrics::timeline::read_timeline(&dir.join("timeline.jsonl")).unwrap_or_default();
     let report = analyse(&cluster, &load);
-    let expectations = judge(expect, &report, &load, stages);
+    let expectations = judge(expect, Some(&report), &load, stages, faults);
     Ok(Some(WatchReport {
         cluster: report,
         expectations,
@@ -73,7 +81,7 @@ pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if table.keys().all(|k| k == "kube" || k == "expect") {
         let w: WatchOnly = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let problems = super::config::validate(Some(&w.kube), &w.expect, 0);
+        let problems = super::config::validate(Some(&w.kube), &w.expect, 0, 0);
         if !problems.is_empty() {
             return Err(problems
                 .iter()
@@ -153,7 +161,7 @@ pub async fn watch_command(
         } => false,
     };
     drop(session.stop().await);
-    let report = match rebuild_with(&dir, &plan.expect, &plan.stages) {
+    let report = match rebuild_with(&dir, &plan.expect, &plan.stages, FaultRecord::NONE) {
         Ok(Some(r)) => r,
         Ok(None) | Err(_) => {
             eprintln!(

@@ -4,6 +4,31 @@ use super::correlate::ClusterReport;
 use super::expect::ExpectationResult;
 use std::fmt::Write;
 
+/// The `[[expect]]` verdicts as a Markdown table under `### Expectations`; empty when none.
+pub fn expectations_markdown(expectations: &[ExpectationResult]) -> String {
+    let mut s = String::new();
+    if expectations.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "### Expectations\n\n| | expectation | evidence |\n|---|---|---|"
+    );
+    for e in expectations {
+        let mark = match e.status {
+            crate::verdict::Verdict::Pass => "pass".to_string(),
+            crate::verdict::Verdict::Fail => "**FAIL**".to_string(),
+            crate::verdict::Verdict::Inconclusive => format!(
+                "**INCONCLUSIVE**: {}",
+                e.inconclusive.as_deref().unwrap_or("no data")
+            ),
+        };
+        let _ = writeln!(s, "| {mark} | {} | {} |", e.description, e.evidence);
+    }
+    s.push('\n');
+    s
+}
+
 fn opt(v: Option<f64>) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.1}s"))
 }
@@ -11,24 +36,7 @@ fn opt(v: Option<f64>) -> String {
 pub fn render_markdown(c: &ClusterReport, expectations: &[ExpectationResult]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## Cluster (namespace `{}`)\n", c.namespace);
-    if !expectations.is_empty() {
-        let _ = writeln!(
-            s,
-            "### Expectations\n\n| | expectation | evidence |\n|---|---|---|"
-        );
-        for e in expectations {
-            let mark = match e.status {
-                crate::verdict::Verdict::Pass => "pass".to_string(),
-                crate::verdict::Verdict::Fail => "**FAIL**".to_string(),
-                crate::verdict::Verdict::Inconclusive => format!(
-                    "**INCONCLUSIVE**: {}",
-                    e.inconclusive.as_deref().unwrap_or("no data")
-                ),
-            };
-            let _ = writeln!(s, "| {mark} | {} | {} |", e.description, e.evidence);
-        }
-        s.push('\n');
-    }
+    s.push_str(&expectations_markdown(expectations));
     for n in &c.notes {
         let _ = writeln!(s, "> note: {n}\n");
     }

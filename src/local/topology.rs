@@ -177,6 +177,21 @@ impl LocalTopology {
         }
     }
 
+    pub fn edge_mut(&mut self, i: usize) -> Option<&mut LocalXiu> {
+        self.edges.get_mut(i).map(|e| &mut e.xiu)
+    }
+
+    /// Kills edge `i`'s xiu and starts it again on the same ports with the same relay token (an
+    /// edge container restarting); its sidecar keeps running and relays into it again.
+    pub async fn restart_edge(&mut self, i: usize) -> Result<(), LocalError> {
+        let (bin, frag) = (self.bin.clone(), self.options.hls_fragment_secs);
+        let token = self.relay_token.clone();
+        match self.edge_mut(i) {
+            Some(e) => e.restart(&bin, frag, Some(&token)).await,
+            None => Ok(()),
+        }
+    }
+
     /// Process ids of every xiu in the topology.
     pub fn pids(&self) -> Vec<u32> {
         self.origins()

@@ -55,6 +55,9 @@ pub struct TimelinePoint {
     /// cut off); the point's figures lack their share.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers_missing: Vec<u32>,
+    /// The `[[fault]]`s that began in this second, e.g. `["kill origin 0"]`; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault: Vec<String>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -123,6 +126,7 @@ pub fn build_point(
         server_cpu_percent: None,
         server_rss_mib: None,
         workers_missing: Vec::new(),
+        fault: Vec::new(),
     }
 }
 

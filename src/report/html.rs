@@ -4,7 +4,7 @@
 //! headless-browser test, and nothing depends on it.
 
 use super::model::{PlayerSummary, Report, StopReason, Verdict};
-use super::svg::{self, LineChart, Marker, Series, escape};
+use super::svg::{self, LineChart, Marker, MarkerKind, Series, escape};
 use super::text::{errors, ms, pcts};
 use crate::metrics::LatencyHistogram;
 use crate::metrics::timeline::TimelinePoint;
@@ -140,6 +140,7 @@ pub fn render(
         t: report.run.warmup_s,
         label: "end of warm-up".into(),
         color: "#888".into(),
+        kind: MarkerKind::Note,
     };
     let mut markers: Vec<Marker> = if report.run.warmup_s > 0.0 {
         vec![warmup]
@@ -153,10 +154,18 @@ pub fn render(
             t: report.run.planned_duration_s.min(report.run.duration_s),
             label: "load stops".into(),
             color: "#888".into(),
+            kind: MarkerKind::Note,
         });
     }
+    markers.extend(report.faults.iter().map(|f| Marker {
+        t: f.at_s,
+        label: format!("fault: {}", f.label()),
+        color: "#b71c1c".into(),
+        kind: MarkerKind::Fault,
+    }));
     load_section(&mut h, timeline, x_range, &markers);
     experience_section(&mut h, timeline, x_range, &markers);
+    faults_section(&mut h, report);
     if let Some(c) = cluster {
         cluster_section(&mut h, &parse_cluster(c), x_range, &markers);
     }
@@ -388,6 +397,7 @@ fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[M
             format!("{}: {}", e.kind, truncate(&e.message, 40))
         },
         color: event_color(&e.kind).into(),
+        kind: MarkerKind::Note,
     }));
     let r = &c.replicas;
     let replicas = vec![
@@ -424,26 +434,21 @@ fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[M
         })
         .collect();
     chart(h, "Memory per pod", "MiB", mem, x, base);
-    if !c.expectations.is_empty() {
-        h.push_str(
-            "<h3>Expectations</h3><table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
-        );
-        for e in &c.expectations {
+    expectations_table(
+        h,
+        c.expectations.iter().map(|e| {
             let evidence = match &e.evidence {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Null => String::new(),
                 v => v.to_string(),
             };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                verdict_cell(e.status.unwrap_or(Verdict::from_pass(e.pass))),
-                escape(&e.name),
-                escape(&evidence)
-            );
-        }
-        h.push_str("</table>");
-    }
+            (
+                e.status.unwrap_or(Verdict::from_pass(e.pass)),
+                e.name.as_str(),
+                evidence,
+            )
+        }),
+    );
     if !c.events.is_empty() {
         h.push_str("<details><summary>Cluster events</summary><table><tr><th>t (s)</th><th>kind</th><th>message</th></tr>");
         for e in &c.events {
@@ -456,6 +461,60 @@ fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[M
             );
         }
         h.push_str("</table></details>");
+    }
+    h.push_str("</section>");
+}
+
+/// The `[[expect]]` verdicts: (verdict, expectation, evidence) rows; nothing when there are none.
+fn expectations_table<'a>(h: &mut String, rows: impl Iterator<Item = (Verdict, &'a str, String)>) {
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        return;
+    }
+    h.push_str(
+        "<h3>Expectations</h3><table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
+    );
+    for (verdict, name, evidence) in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            verdict_cell(verdict),
+            escape(name),
+            escape(&evidence)
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// What the run did to the servers, and (without a cluster section to hold them) the
+/// expectations judged on it.
+fn faults_section(h: &mut String, r: &Report) {
+    let show_expectations = r.cluster.is_none() && !r.expectations.is_empty();
+    if r.faults.is_empty() && !show_expectations {
+        return;
+    }
+    h.push_str("<section data-faults=\"1\"><h2>Faults</h2><p class=\"hint\">What the run did to the servers under load (solid red lines on the charts above), and what the viewers went through.</p>");
+    if !r.faults.is_empty() {
+        h.push_str("<table><tr><th>t (s)</th><th>fault</th><th>outcome</th></tr>");
+        for f in &r.faults {
+            let _ = write!(
+                h,
+                "<tr data-fault=\"{}\"><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+                escape(&f.label()),
+                f.at_s,
+                escape(&f.label()),
+                escape(&f.outcome_text())
+            );
+        }
+        h.push_str("</table>");
+    }
+    if show_expectations {
+        expectations_table(
+            h,
+            r.expectations
+                .iter()
+                .map(|e| (e.status, e.description.as_str(), e.evidence.clone())),
+        );
     }
     h.push_str("</section>");
 }
@@ -644,6 +703,51 @@ mod tests {
         assert!(c.events.is_empty());
         assert_eq!(c.pods[0].memory_bytes, None);
         assert!(c.expectations.is_empty());
+    }
+
+    #[test]
+    fn faults_are_marked_on_every_chart_and_listed_with_their_expectations() {
+        use crate::scenario::fault::{FaultAction, FaultEvent, FaultTarget};
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap();
+        r.faults.push(FaultEvent::done_at(
+            5.0,
+            FaultAction::Kill,
+            FaultTarget::Edge,
+        ));
+        r.expectations.push(crate::kube::ExpectationResult {
+            kind: "recovered_within".into(),
+            description: "viewers served again within 10s".into(),
+            status: Verdict::Pass,
+            pass: true,
+            evidence: "back at t=9.0s".into(),
+            inconclusive: None,
+        });
+        let timeline: Vec<TimelinePoint> = (1..=10)
+            .map(|t| TimelinePoint {
+                t: t as f64,
+                mbps_in: 1.0,
+                latency_p50_ms: Some(20.0),
+                startup_p99_ms: Some(300.0),
+                loader_cpu_percent: Some(5.0),
+                ..Default::default()
+            })
+            .collect();
+        let html = render(&r, &timeline, None);
+        let charts = html.matches(r#"data-chart="line""#).count();
+        let empty = html.matches(">no data</text>").count();
+        assert!(charts - empty >= 5, "{charts} charts, {empty} empty");
+        assert_eq!(
+            html.matches(r#"<g class="marker fault">"#).count(),
+            charts - empty,
+            "one fault line on every chart that has data"
+        );
+        let section = &html[html.find("data-faults=\"1\"").expect("a faults section")..];
+        assert!(
+            section.contains(r#"<tr data-fault="kill edge 0">"#),
+            "{section}"
+        );
+        assert!(section.contains("viewers served again within 10s"));
     }
 
     #[test]

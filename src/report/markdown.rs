@@ -22,6 +22,24 @@ fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
     );
 }
 
+/// What the run did to the servers; without a cluster section, the expectations judged on it.
+fn faults(out: &mut String, r: &Report) {
+    let show_expectations = r.cluster.is_none() && !r.expectations.is_empty();
+    if r.faults.is_empty() && !show_expectations {
+        return;
+    }
+    let _ = writeln!(out, "\n## Faults\n");
+    for f in &r.faults {
+        let _ = writeln!(out, "- **fault** {f}");
+    }
+    if show_expectations {
+        out.push('\n');
+        out.push_str(&crate::kube::summary::expectations_markdown(
+            &r.expectations,
+        ));
+    }
+}
+
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -82,6 +100,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "- note: {note}");
     }
 
+    faults(&mut out, r);
     if !r.players.is_empty() {
         let _ = writeln!(out, "\n## Players\n");
         let _ = writeln!(
@@ -262,6 +281,36 @@ mod tests {
     /// A real local-smoke report, written before reports had `notes`.
     fn fixture() -> Report {
         serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap()
+    }
+
+    #[test]
+    fn faults_are_listed_with_their_expectations_before_the_players() {
+        use crate::scenario::fault::{FaultAction, FaultEvent, FaultTarget};
+        let mut r = fixture();
+        assert!(r.faults.is_empty(), "reports before faults read as none");
+        assert!(!render(&r).contains("## Faults"));
+        let mut restart = FaultEvent::done_at(10.0, FaultAction::Restart, FaultTarget::Origin);
+        restart.done_s = Some(15.5);
+        r.faults.push(restart);
+        r.expectations.push(crate::kube::ExpectationResult {
+            kind: "max_viewers_dropped".into(),
+            description: "at most 5 viewers dropped".into(),
+            status: crate::verdict::Verdict::Fail,
+            pass: false,
+            evidence: "12 dropped".into(),
+            inconclusive: None,
+        });
+        let md = render(&r);
+        let faults = md.find("## Faults").expect("a faults section");
+        assert!(faults < md.find("## Players").unwrap(), "{md}");
+        assert!(
+            md.contains("- **fault** t=10.0s restart origin 0: done at t=15.5s"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **FAIL** | at most 5 viewers dropped | 12 dropped |"),
+            "{md}"
+        );
     }
 
     #[test]

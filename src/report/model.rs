@@ -37,6 +37,9 @@ pub struct Report {
     /// `[[expect]]` verdicts with their evidence; any failure makes the verdict `fail`.
     #[serde(default)]
     pub expectations: Vec<crate::kube::ExpectationResult>,
+    /// What the run did for each `[[fault]]`, in the order the actions began.
+    #[serde(default)]
+    pub faults: Vec<crate::scenario::fault::FaultEvent>,
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
     pub knee: Option<super::knee::KneeReport>,

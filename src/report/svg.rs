@@ -57,6 +57,16 @@ pub struct Marker {
     pub t: f64,
     pub label: String,
     pub color: String,
+    pub kind: MarkerKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerKind {
+    /// Something that happened or was noted (dashed).
+    Note,
+    /// Something the run did to the servers (a `[[fault]]`): solid and heavier, so the eye finds
+    /// the cause before the effects around it.
+    Fault,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -389,9 +399,13 @@ pub fn line_chart(c: &LineChart) -> String {
         } else {
             (px + 3.0, "start")
         };
+        let (class, stroke) = match m.kind {
+            MarkerKind::Note => ("marker", r#"stroke-width="1.5" stroke-dasharray="3 3""#),
+            MarkerKind::Fault => ("marker fault", r#"stroke-width="2.5""#),
+        };
         let _ = write!(
             out,
-            r#"<g class="marker"><line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="{}" stroke-width="1.5" stroke-dasharray="3 3"/><text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" fill="{}" font-size="11">{}</text><title>{} at {}</title></g>"#,
+            r#"<g class="{class}"><line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="{}" {stroke}/><text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" fill="{}" font-size="11">{}</text><title>{} at {}</title></g>"#,
             HEIGHT - BOTTOM,
             m.color,
             m.color,
@@ -515,11 +529,20 @@ mod tests {
                 "s<1>",
                 vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0), (3.0, 4.0)],
             )],
-            markers: vec![Marker {
-                t: 1.0,
-                label: "scale".into(),
-                color: "red".into(),
-            }],
+            markers: vec![
+                Marker {
+                    t: 1.0,
+                    label: "scale".into(),
+                    color: "red".into(),
+                    kind: MarkerKind::Note,
+                },
+                Marker {
+                    t: 2.0,
+                    label: "fault: kill origin 0".into(),
+                    color: "red".into(),
+                    kind: MarkerKind::Fault,
+                },
+            ],
             ..Default::default()
         });
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
@@ -530,6 +553,15 @@ mod tests {
         let d = &path[..path.find('"').unwrap()];
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert!(svg.contains(r#"class="marker""#));
+        let fault = svg
+            .split(r#"<g class="marker fault">"#)
+            .nth(1)
+            .expect("a fault marker");
+        assert!(
+            fault.contains(r#"stroke-width="2.5"/>"#)
+                && fault.contains("fault: kill origin 0 at 2s"),
+            "{fault}"
+        );
     }
 
     #[test]

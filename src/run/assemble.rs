@@ -23,10 +23,9 @@ pub(super) struct Inputs<'a> {
     pub(super) stopped_by: StopReason,
     pub(super) collector: &'a Collector,
     pub(super) knee: Option<knee::KneeReport>,
-    pub(super) cluster: Option<(
-        crate::kube::ClusterReport,
-        Vec<crate::kube::ExpectationResult>,
-    )>,
+    pub(super) cluster: Option<crate::kube::ClusterReport>,
+    pub(super) expectations: Vec<crate::kube::ExpectationResult>,
+    pub(super) faults: &'a [crate::scenario::fault::FaultEvent],
 }
 
 /// A group's configuration, with its streams.
@@ -48,13 +47,11 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         collector,
         knee,
         cluster,
+        expectations,
+        faults,
     } = i;
     let planned = super::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
-    let (cluster, expectations) = match cluster {
-        Some((c, e)) => (Some(c), e),
-        None => (None, Vec::new()),
-    };
     // Each group's configuration beside its totals from the collector.
     let publishers: Vec<(
         Group<'_, crate::scenario::PublisherGroup>,
@@ -166,6 +163,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         verdict_reasons: Vec::new(),
         cluster,
         expectations,
+        faults: faults.to_vec(),
         thresholds,
         knee,
         raw: RawMeasurements {

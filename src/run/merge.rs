@@ -198,6 +198,24 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         ..Default::default()
     };
     let id = format!("{}-merged", first.run.id);
+    // Faults act on a local topology, which only one of the parts can have run: its record
+    // stands for the merged run, and fault expectations are judged on the merged load.
+    let faults = parts
+        .iter()
+        .map(|p| &p.report.faults)
+        .find(|f| !f.is_empty())
+        .cloned()
+        .unwrap_or_default();
+    let expectations = crate::kube::judge(
+        &scenario.expect,
+        None,
+        collector.points(),
+        &crate::kube::expect::stage_starts(&scenario),
+        crate::scenario::fault::FaultRecord {
+            events: &faults,
+            load_end: Some(super::planned_length(&scenario).min(ended).as_secs_f64()),
+        },
+    );
     let mut report = assemble::build_report(assemble::Inputs {
         scenario: &scenario,
         options: &options,
@@ -210,6 +228,8 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         collector: &collector,
         knee,
         cluster: None,
+        expectations,
+        faults: &faults,
     });
     report.notes.push(format!(
         "merged from {} runs: {}",

@@ -12,6 +12,7 @@ mod clients;
 pub mod collector;
 mod coordinator;
 pub mod endpoints;
+pub mod faults;
 pub mod knee;
 mod knee_tracker;
 pub mod loops;
@@ -27,6 +28,7 @@ use crate::clock::RunClock;
 use crate::kube::KubeSession;
 use crate::local::{LocalError, LocalTopology};
 use crate::metrics::loader::{CpuSampler, LagProbe, ProcessSampler};
+use crate::metrics::timeline::TimelinePoint;
 use crate::player::PlayerTiming;
 use crate::report::model::*;
 use crate::report::{OutputDir, OutputError};
@@ -159,7 +161,7 @@ pub async fn run(
     let stop_metrics = CancellationToken::new();
     let exposition = prometheus::Exposition::default();
     let metrics_server = metrics_listener.map(|l| exposition.serve(l, stop_metrics.clone()));
-    let (collecting, stopped_by, ended) = match fleet {
+    let (collecting, stopped_by, ended, faults) = match fleet {
         None => {
             let shard = options.shard.unwrap_or(Shard::WHOLE);
             let load = Load::start(&scenario, &prepared, clock, shard)?;
@@ -173,18 +175,25 @@ pub async fn run(
             if metrics_server.is_some() {
                 collecting.exposition = Some(exposition);
             }
+            // From here until the load stops, the fault driver holds the local topology.
+            let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
+            collecting.faults = faults::Marks::new(faults.log());
             let stopped_by = collecting.until_done(&prepared, &mut shutdown).await;
             let ended = load.stop(&mut prepared).await;
+            let faults = faults.stop(&mut prepared.local).await;
             collecting.tick(ended, true, &prepared);
-            (collecting, stopped_by, ended)
+            (collecting, stopped_by, ended, faults)
         }
         Some(fleet) => {
             let mut collecting = Collecting::new(&scenario, &options, &mut prepared, None, clock);
             if metrics_server.is_some() {
                 collecting.exposition = Some(exposition);
             }
+            let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
+            collecting.faults = faults::Marks::new(faults.log());
             let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, &mut shutdown).await;
-            (collecting, stopped_by, ended)
+            let faults = faults.stop(&mut prepared.local).await;
+            (collecting, stopped_by, ended, faults)
         }
     };
     stop_metrics.cancel();
@@ -194,6 +203,7 @@ pub async fn run(
         stopped_by,
         ended,
         clock,
+        faults,
     };
     finish(scenario, options, run, prepared, collecting, kube).await
 }
@@ -213,6 +223,8 @@ struct Collecting {
     planned: Duration,
     shapes: Vec<Shape>,
     last_tick: Duration,
+    /// Marks the timeline's points with the faults begun in their second.
+    faults: faults::Marks,
 }
 
 impl Collecting {
@@ -267,6 +279,7 @@ impl Collecting {
                 .chain(p.players.iter().map(|g| g.shape.clone()))
                 .collect(),
             last_tick: Duration::ZERO,
+            faults: faults::Marks::default(),
         }
     }
 
@@ -321,6 +334,7 @@ impl Collecting {
     }
 
     fn show(&mut self, window: collector::Window, p: &Prepared) -> collector::Tick {
+        let (since, at) = (window.at.saturating_sub(window.length), window.at);
         let tick = self.collector.add(window);
         let Some(point) = self.collector.last_point() else {
             return tick;
@@ -328,7 +342,16 @@ impl Collecting {
         if let Some(timeline) = &mut self.timeline {
             // The writer reports its first failure itself and stops; the report still carries
             // every point, from memory.
-            let _ = timeline.append(point);
+            let index = self.collector.points().len() - 1;
+            let fault = self.faults.take(index, since, at);
+            let _ = if fault.is_empty() {
+                timeline.append(point)
+            } else {
+                timeline.append(&TimelinePoint {
+                    fault,
+                    ..point.clone()
+                })
+            };
         }
         if let Some(exposition) = &self.exposition {
             exposition.set(render_exposition(
@@ -397,6 +420,8 @@ struct Finished {
     stopped_by: StopReason,
     ended: Duration,
     clock: RunClock,
+    /// What the fault driver did.
+    faults: Vec<crate::scenario::fault::FaultEvent>,
 }
 
 /// Joins the cluster's record with the load, judges, and writes the report.
@@ -408,9 +433,10 @@ async fn finish(
     mut collecting: Collecting,
     kube: Option<KubeSession>,
 ) -> Result<Outcome, RunError> {
-    let points = collecting.collector.points().to_vec();
+    let mut points = collecting.collector.points().to_vec();
+    collecting.faults.apply(&mut points);
     let cluster = match kube {
-        Some(session) => Some(judge_cluster(
+        Some(session) => Some(analyse_cluster(
             &scenario,
             session.stop().await,
             &points,
@@ -418,6 +444,17 @@ async fn finish(
         )),
         None => None,
     };
+    // Fault expectations are judged on the load alone: with or without a watched cluster.
+    let expectations = crate::kube::judge(
+        &scenario.expect,
+        cluster.as_ref(),
+        &points,
+        &crate::kube::expect::stage_starts(&scenario),
+        crate::scenario::fault::FaultRecord {
+            events: &run.faults,
+            load_end: Some(planned_length(&scenario).min(run.ended).as_secs_f64()),
+        },
+    );
     let serving = prepared.local.as_ref().map(|t| t.serving()).unwrap_or(1);
     let knee_report = collecting
         .collector
@@ -435,6 +472,8 @@ async fn finish(
         collector: &collecting.collector,
         knee: knee_report,
         cluster,
+        expectations,
+        faults: &run.faults,
     });
     let mut report = report;
     if let Some(cut) = collecting.timeline.as_ref().and_then(|t| t.failure()) {
@@ -455,16 +494,13 @@ async fn finish(
     })
 }
 
-/// The cluster analysis and `[[expect]]` verdicts, and `hpa-input.json` for `xiuload hpa-replay`.
-fn judge_cluster(
+/// The cluster analysis, and `hpa-input.json` for `xiuload hpa-replay`.
+fn analyse_cluster(
     scenario: &Scenario,
     recorded: crate::kube::ClusterTimeline,
     load: &[crate::metrics::timeline::TimelinePoint],
     out: &OutputDir,
-) -> (
-    crate::kube::ClusterReport,
-    Vec<crate::kube::ExpectationResult>,
-) {
+) -> crate::kube::ClusterReport {
     let report = crate::kube::analyse(&recorded, load);
     let replay = crate::hpa::input::build(
         &recorded,
@@ -480,13 +516,7 @@ fn judge_cluster(
     ) {
         eprintln!("warning: {e}");
     }
-    let verdicts = crate::kube::judge(
-        &scenario.expect,
-        &report,
-        load,
-        &crate::kube::expect::stage_starts(scenario),
-    );
-    (report, verdicts)
+    report
 }
 
 /// The running load: group controllers and the lag probes, all stopped by one token.

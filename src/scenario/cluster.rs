@@ -130,10 +130,17 @@ pub struct Expectation {
     pub after_stage: Option<usize>,
     /// ...or this long after the run started. `scale_down` defaults to the end of the load.
     pub after: Option<HumanDuration>,
-    /// `max_probe_failures`, `max_restarts`, `max_viewers_dropped_per_scale_down`: the limit.
+    /// `max_probe_failures`, `max_restarts`, `max_viewers_dropped_per_scale_down`,
+    /// `max_viewers_dropped`: the limit.
     pub max: Option<u64>,
     /// `no_flapping`: direction changes closer than this count as flapping (default 5m).
+    /// `max_viewers_dropped`: how long after the fault viewers count as dropped by it (default 10s).
     pub window: Option<HumanDuration>,
+    /// `max_viewers_dropped`, `recovered_within`: the `[[fault]]` (0-based) judged; default: each.
+    pub fault: Option<usize>,
+    /// `recovered_within`: the share of the pre-fault service that counts as served again
+    /// (default 90).
+    pub percent: Option<f64>,
 }
 
 impl Expectation {
@@ -148,6 +155,8 @@ impl Expectation {
             after: None,
             max: None,
             window: None,
+            fault: None,
+            percent: None,
         }
     }
 }
@@ -162,6 +171,10 @@ pub enum ExpectKind {
     NoOomKilled,
     NoFlapping,
     MaxViewersDroppedPerScaleDown,
+    /// Viewers dropped around a `[[fault]]`: judged on the load alone, no cluster needed.
+    MaxViewersDropped,
+    /// Viewers served again within a bound after a `[[fault]]`: judged on the load alone.
+    RecoveredWithin,
 }
 
 impl ExpectKind {
@@ -174,9 +187,30 @@ impl ExpectKind {
             ExpectKind::NoOomKilled => "no_oom_killed",
             ExpectKind::NoFlapping => "no_flapping",
             ExpectKind::MaxViewersDroppedPerScaleDown => "max_viewers_dropped_per_scale_down",
+            ExpectKind::MaxViewersDropped => "max_viewers_dropped",
+            ExpectKind::RecoveredWithin => "recovered_within",
         }
     }
+
+    /// Judged on what a watched cluster did (needs `[kube]`); the others only on the load.
+    pub fn needs_cluster(self) -> bool {
+        !matches!(
+            self,
+            ExpectKind::MaxViewersDropped | ExpectKind::RecoveredWithin
+        )
+    }
+
+    /// Judged around a `[[fault]]`.
+    pub fn follows_a_fault(self) -> bool {
+        !self.needs_cluster()
+    }
 }
+
+/// How long after a fault `max_viewers_dropped` counts viewers as dropped by it, by default.
+pub const DEFAULT_FAULT_WINDOW: Duration = Duration::from_secs(10);
+
+/// `recovered_within`: the share of the service before a fault that counts as served again.
+pub const DEFAULT_RECOVERED_PERCENT: f64 = 90.0;
 
 /// Default flapping window: the HPA's default scale-down stabilisation is 5 minutes, so two
 /// direction changes inside it mean the behaviour settings are not doing their job.
@@ -191,11 +225,13 @@ fn problem(field: impl Into<String>, message: impl Into<String>, hint: Option<&s
 }
 
 /// Checks `[kube]` and `[[expect]]`; `stage_count` is the number of load stages `after_stage`
-/// may refer to (the longest `ramp` in the scenario).
+/// may refer to (the longest `ramp` in the scenario), `faults` the number of `[[fault]]` entries
+/// the fault expectations may follow.
 pub fn validate(
     kube: Option<&KubeSection>,
     expect: &[Expectation],
     stage_count: usize,
+    faults: usize,
 ) -> Vec<Problem> {
     let mut p = Vec::new();
     if let Some(k) = kube {
@@ -260,18 +296,84 @@ pub fn validate(
             ));
         }
     }
-    if kube.is_none() && !expect.is_empty() {
+    if kube.is_none()
+        && let Some(i) = expect.iter().position(|e| e.kind.needs_cluster())
+    {
         p.push(problem(
-            "expect[0]",
-            "[[expect]] judges what the cluster did, but the scenario has no [kube] section",
-            Some("add [kube] with the namespace and workloads to watch, or remove the [[expect]] entries"),
+            format!("expect[{i}]"),
+            format!(
+                "{} judges what the cluster did, but the scenario has no [kube] section",
+                expect[i].kind.as_str()
+            ),
+            Some("add [kube] with the namespace and workloads to watch, or remove the [[expect]] entries (max_viewers_dropped and recovered_within need no cluster)"),
         ));
     }
     let workloads = kube.map(KubeSection::workload_names).unwrap_or_default();
     for (i, e) in expect.iter().enumerate() {
         check_expectation(i, e, kube, &workloads, stage_count, &mut p);
+        check_fault_fields(i, e, faults, &mut p);
     }
     p
+}
+
+/// The fields of the fault expectations, and that there is a fault to follow.
+fn check_fault_fields(i: usize, e: &Expectation, faults: usize, p: &mut Vec<Problem>) {
+    let at = format!("expect[{i}]");
+    let kind = e.kind.as_str();
+    if !e.kind.follows_a_fault() {
+        for (field, set) in [
+            ("fault", e.fault.is_some()),
+            ("percent", e.percent.is_some()),
+        ] {
+            if set {
+                p.push(problem(
+                    format!("{at}.{field}"),
+                    format!("`{field}` has no meaning for kind {kind:?}"),
+                    None,
+                ));
+            }
+        }
+        return;
+    }
+    if faults == 0 {
+        p.push(problem(
+            format!("{at}.kind"),
+            format!("{kind} judges the viewers around a fault, and the scenario has no [[fault]]"),
+            Some("add a [[fault]] (e.g. at = \"10s\", action = \"restart\", target = \"origin\")"),
+        ));
+    } else if let Some(f) = e.fault
+        && f >= faults
+    {
+        p.push(problem(
+            format!("{at}.fault"),
+            format!("fault {f} does not exist (the scenario has {faults} [[fault]] entries, counted from 0)"),
+            None,
+        ));
+    }
+    if e.kind == ExpectKind::RecoveredWithin {
+        if e.within.is_none() {
+            p.push(problem(
+                format!("{at}.within"),
+                "recovered_within needs the bound `within`",
+                Some("within = \"20s\""),
+            ));
+        }
+        if let Some(pc) = e.percent
+            && !(pc > 0.0 && pc <= 100.0)
+        {
+            p.push(problem(
+                format!("{at}.percent"),
+                format!("{pc} must be above 0 and at most 100"),
+                None,
+            ));
+        }
+    } else if e.percent.is_some() {
+        p.push(problem(
+            format!("{at}.percent"),
+            format!("`percent` has no meaning for kind {kind:?}"),
+            None,
+        ));
+    }
 }
 
 fn check_expectation(
@@ -290,6 +392,7 @@ fn check_expectation(
         ExpectKind::MaxProbeFailures
             | ExpectKind::MaxRestarts
             | ExpectKind::MaxViewersDroppedPerScaleDown
+            | ExpectKind::MaxViewersDropped
     );
     let unused = |field: &str, p: &mut Vec<Problem>| {
         p.push(problem(
@@ -360,7 +463,10 @@ fn check_expectation(
     } else {
         for (field, set) in [
             ("replicas", e.replicas.is_some()),
-            ("within", e.within.is_some()),
+            (
+                "within",
+                e.within.is_some() && e.kind != ExpectKind::RecoveredWithin,
+            ),
             ("after_stage", e.after_stage.is_some()),
             ("after", e.after.is_some()),
             ("workload", e.workload.is_some()),
@@ -380,8 +486,22 @@ fn check_expectation(
     if !needs_max && e.max.is_some() {
         unused("max", p);
     }
-    if e.kind != ExpectKind::NoFlapping && e.window.is_some() {
+    let windowed = matches!(
+        e.kind,
+        ExpectKind::NoFlapping | ExpectKind::MaxViewersDropped
+    );
+    if !windowed && e.window.is_some() {
         unused("window", p);
+    }
+    if let Some(w) = e.within
+        && e.kind == ExpectKind::RecoveredWithin
+        && w.0.is_zero()
+    {
+        p.push(problem(
+            format!("{at}.within"),
+            "must be longer than 0s",
+            None,
+        ));
     }
     if let Some(w) = e.window
         && w.0.is_zero()
@@ -437,12 +557,12 @@ mod tests {
             ..exp(ExpectKind::ScaleUp)
         };
         let oom = exp(ExpectKind::NoOomKilled);
-        assert_eq!(validate(Some(&section()), &[up, oom], 3), vec![]);
+        assert_eq!(validate(Some(&section()), &[up, oom], 3, 0), vec![]);
     }
 
     #[test]
     fn expectations_need_a_kube_section() {
-        let p = validate(None, &[exp(ExpectKind::NoOomKilled)], 0);
+        let p = validate(None, &[exp(ExpectKind::NoOomKilled)], 0, 0);
         assert_eq!(fields(&p), ["expect[0]"]);
         assert!(p[0].message.contains("no [kube] section"));
     }
@@ -459,7 +579,7 @@ mod tests {
             within: Some(HumanDuration::secs(1)),
             ..exp(ExpectKind::MaxRestarts)
         };
-        let p = validate(Some(&k), &[up, restarts], 2);
+        let p = validate(Some(&k), &[up, restarts], 2, 0);
         let f = fields(&p);
         for want in [
             "kube.namespace",
@@ -474,6 +594,61 @@ mod tests {
     }
 
     #[test]
+    fn fault_expectations_need_no_cluster_but_a_fault() {
+        let dropped = Expectation {
+            max: Some(10),
+            window: Some(HumanDuration::secs(20)),
+            ..exp(ExpectKind::MaxViewersDropped)
+        };
+        let recovered = Expectation {
+            within: Some(HumanDuration::secs(30)),
+            percent: Some(80.0),
+            fault: Some(1),
+            ..exp(ExpectKind::RecoveredWithin)
+        };
+        assert_eq!(
+            validate(None, &[dropped.clone(), recovered.clone()], 0, 2),
+            vec![]
+        );
+        // No [[fault]] to follow, or not that one.
+        let p = validate(None, &[dropped.clone(), recovered], 0, 1);
+        assert_eq!(fields(&p), ["expect[1].fault"]);
+        let p = validate(None, std::slice::from_ref(&dropped), 0, 0);
+        assert_eq!(fields(&p), ["expect[0].kind"]);
+        assert!(p[0].message.contains("no [[fault]]"), "{}", p[0].message);
+        // Missing and misplaced fields.
+        let bare = exp(ExpectKind::RecoveredWithin);
+        let odd = Expectation {
+            percent: Some(150.0),
+            replicas: Some(2),
+            ..bare.clone()
+        };
+        let p = validate(None, &[bare, odd, exp(ExpectKind::MaxViewersDropped)], 0, 1);
+        let f = fields(&p);
+        for want in [
+            "expect[0].within",
+            "expect[1].percent",
+            "expect[1].replicas",
+            "expect[2].max",
+        ] {
+            assert!(f.contains(&want), "{want} missing from {f:?}");
+        }
+        // A cluster kind among them still needs [kube], and is named.
+        let p = validate(None, &[dropped, exp(ExpectKind::NoOomKilled)], 0, 1);
+        assert_eq!(fields(&p), ["expect[1]"]);
+        assert!(
+            p[0].message
+                .contains("no_oom_killed judges what the cluster did")
+        );
+        let with_percent = Expectation {
+            percent: Some(50.0),
+            ..exp(ExpectKind::NoOomKilled)
+        };
+        let p = validate(Some(&section()), &[with_percent], 0, 1);
+        assert_eq!(fields(&p), ["expect[0].percent"]);
+    }
+
+    #[test]
     fn unknown_workload_is_named() {
         let down = Expectation {
             workload: Some("xiu-edgy".into()),
@@ -481,7 +656,7 @@ mod tests {
             within: Some(HumanDuration::secs(60)),
             ..exp(ExpectKind::ScaleDown)
         };
-        let p = validate(Some(&section()), &[down], 0);
+        let p = validate(Some(&section()), &[down], 0, 0);
         assert_eq!(fields(&p), ["expect[0].workload"]);
     }
 

@@ -189,7 +189,7 @@ fn misplaced_section(
     doc: &DeTable<'_>,
 ) -> Option<(std::ops::Range<usize>, String, String, String)> {
     const TABLES: [&str; 4] = ["run", "target", "knee", "kube"];
-    const ARRAYS: [&str; 4] = ["publishers", "players", "thresholds", "expect"];
+    const ARRAYS: [&str; 5] = ["publishers", "players", "thresholds", "expect", "fault"];
     doc.iter().find_map(|(key, value)| {
         let name: &str = key.get_ref().as_ref();
         let v = value.get_ref();
@@ -422,6 +422,25 @@ count = 2
     }
 
     #[test]
+    fn unknown_fault_key_and_action_are_located() {
+        let text = format!(
+            "{MINIMAL}\n[[fault]]\nat = \"5s\"\naction = \"kill\"\ntarget = \"origin\"\nsignal = 9\n"
+        );
+        let e = one_error(&text);
+        assert_eq!(e.field, "fault[0].signal");
+        assert_eq!(e.line, 21);
+        let text = format!(
+            "{MINIMAL}\n[[fault]]\nat = \"5s\"\naction = \"reboot\"\ntarget = \"origin\"\n"
+        );
+        let e = one_error(&text);
+        assert_eq!(e.field, "fault[0].action");
+        assert!(
+            e.message.contains("unknown variant `reboot`") && e.message.contains("restart"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn wrong_type_is_located() {
         let text = MINIMAL.replace("count = 2", "count = \"two\"");
         let e = one_error(&text);
@@ -464,6 +483,7 @@ count = 2
             ("run = 5\n[target.local]\n", "run", "must be one table"),
             ("[[run]]\n[target.local]\n", "run", "must be one table"),
             ("[players]\n[target.local]\n", "players", "array of tables"),
+            ("[fault]\n[target.local]\n", "fault", "array of tables"),
             (
                 "[target.local]\nhls_fragment_secs = -1\n",
                 "target.local.hls_fragment_secs",

@@ -2,6 +2,7 @@
 
 pub mod advice;
 pub mod cluster;
+pub mod fault;
 mod load;
 mod model;
 pub mod plan;

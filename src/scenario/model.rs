@@ -24,6 +24,9 @@ pub struct Scenario {
     pub expect: Vec<super::cluster::Expectation>,
     /// Capacity planning: step one group's clients up until a threshold breaks.
     pub knee: Option<KneeSection>,
+    /// What the run does to the servers under load, and when.
+    #[serde(default, rename = "fault")]
+    pub fault: Vec<super::fault::Fault>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -251,7 +251,15 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         s.kube.as_ref(),
         &s.expect,
         super::plan::stage_count(s),
+        s.fault.len(),
     ));
+    if !s.fault.is_empty() {
+        p.0.extend(super::fault::validate(
+            &s.fault,
+            s.target.local.as_ref(),
+            super::plan::planned_length(s),
+        ));
+    }
     p.0
 }
 
@@ -1002,6 +1010,36 @@ max = 0.1
             "[target]\nhls_path = \"/hls/{stream}.m3u8\"\n[target.local]",
         );
         assert_problem(&text, "target.hls_path", "a local target is xiu", 5);
+    }
+
+    #[test]
+    fn faults_are_located_by_file_line_and_field() {
+        let text = format!(
+            "{BASE}\n[[fault]]\nat = \"5s\"\naction = \"kill\"\ntarget = \"origin\"\nindex = 1\n\n[[fault]]\nat = \"12s\"\naction = \"rollout_restart\"\ntarget = \"edge\"\n"
+        );
+        assert_problem(&text, "fault[0].index", "origin 1 does not exist", 21);
+        assert_problem(
+            &text,
+            "fault[1].at",
+            "not before the end of the run (10s)",
+            24,
+        );
+        assert_problem(
+            &text,
+            "fault[1].action",
+            "cluster faults (rollout_restart) are not supported yet",
+            25,
+        );
+        let located = problems(&text)
+            .into_iter()
+            .find(|p| p.field == "fault[0].index")
+            .unwrap();
+        assert!(
+            located
+                .to_string()
+                .starts_with("s.toml:21:9: field `fault[0].index`"),
+            "{located}"
+        );
     }
 
     #[test]

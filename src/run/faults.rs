@@ -1,0 +1,445 @@
+//! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology at their
+//! moments on the run clock, and keeps the record of what it did ([`FaultEvent`]s) for the
+//! report, the timeline and the fault expectations.
+//!
+//! The driver owns the topology while the load runs (nothing else acts on it then) and hands it
+//! back when the run stops, so the run's clean-up stops every process, restarted ones included.
+
+use crate::clock::RunClock;
+use crate::local::{LocalTopology, LocalXiu};
+use crate::metrics::timeline::TimelinePoint;
+use crate::scenario::fault::{Fault, FaultAction, FaultEvent, FaultOutcome, FaultTarget};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// One thing the driver does at one moment. A `restart` is two: [`Op::Down`], then the start
+/// `down` later, so a fault due while a server is down is not held up by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    at: Duration,
+    /// The `[[fault]]` entry (0-based).
+    fault: usize,
+    op: Op,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Kill,
+    /// The first half of a `restart`: kills the process if it runs (a restart of a dead server
+    /// just starts it).
+    Down,
+    /// The second half of a `restart`.
+    Start,
+    Stop,
+    Cont,
+    /// A cluster action: validation refuses them; a scenario built another way gets a failed
+    /// event rather than a fault that silently never happened.
+    Unsupported,
+}
+
+/// The steps of `faults` in the order they are due (file order among equal times).
+fn steps(faults: &[Fault]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (fault, f) in faults.iter().enumerate() {
+        let at = f.at.0;
+        let mut push = |at, op| out.push(Step { at, fault, op });
+        match f.action {
+            FaultAction::Kill => push(at, Op::Kill),
+            FaultAction::Restart => {
+                push(at, Op::Down);
+                push(at.saturating_add(f.down_time()), Op::Start);
+            }
+            FaultAction::Stop => push(at, Op::Stop),
+            FaultAction::Cont => push(at, Op::Cont),
+            FaultAction::DeletePod | FaultAction::RolloutRestart | FaultAction::Scale => {
+                push(at, Op::Unsupported)
+            }
+        }
+    }
+    out.sort_by_key(|s| (s.at, s.fault));
+    out
+}
+
+/// The record of what the driver did, shared with the collecting loop (timeline marks).
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<FaultEvent>>>);
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FaultEvent>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that fault `index` begins now; returns its place in the log.
+    ///
+    /// The time is read while the log is locked: a collecting tick that has already read its own
+    /// time either sees this event at a time within its window or finds it in the next one, so no
+    /// mark falls between two points.
+    fn begin(&self, clock: &RunClock, index: usize, f: &Fault) -> usize {
+        let mut log = self.lock();
+        log.push(FaultEvent {
+            fault: index,
+            at_s: secs(clock.elapsed()),
+            action: f.action,
+            target: f.target,
+            index: f.index,
+            done_s: None,
+            outcome: FaultOutcome::Unfinished,
+            error: None,
+        });
+        log.len() - 1
+    }
+
+    fn end(&self, event: usize, clock: &RunClock, result: Result<(), String>) {
+        let done = secs(clock.elapsed());
+        if let Some(e) = self.lock().get_mut(event) {
+            match result {
+                Ok(()) => {
+                    e.outcome = FaultOutcome::Done;
+                    e.done_s = Some(done);
+                }
+                Err(why) => {
+                    e.outcome = FaultOutcome::Failed;
+                    e.error = Some(why);
+                }
+            }
+        }
+    }
+
+    pub fn events(&self) -> Vec<FaultEvent> {
+        self.lock().clone()
+    }
+
+    /// Labels of the faults that began in the window `(since, until]` (seconds on the run clock).
+    pub fn labels(&self, since: Duration, until: Duration) -> Vec<String> {
+        labels_between(&self.lock(), secs(since), secs(until))
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn labels_between(events: &[FaultEvent], since: f64, until: f64) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.at_s > since && e.at_s <= until)
+        .map(FaultEvent::label)
+        .collect()
+}
+
+/// Which timeline points carry which faults: the live file's marks, remembered so the points
+/// kept in memory (the report's charts, the expectations) carry exactly the same.
+#[derive(Default)]
+pub struct Marks {
+    log: Log,
+    marked: Vec<(usize, Vec<String>)>,
+}
+
+impl Marks {
+    pub fn new(log: Log) -> Marks {
+        Marks {
+            log,
+            marked: Vec::new(),
+        }
+    }
+
+    /// The faults begun in the window `(since, until]` of timeline point `index`.
+    pub fn take(&mut self, index: usize, since: Duration, until: Duration) -> Vec<String> {
+        let labels = self.log.labels(since, until);
+        if !labels.is_empty() {
+            self.marked.push((index, labels.clone()));
+        }
+        labels
+    }
+
+    /// Marks the kept points as the live file was marked.
+    pub fn apply(&self, points: &mut [TimelinePoint]) {
+        for (index, labels) in &self.marked {
+            if let Some(p) = points.get_mut(*index) {
+                p.fault = labels.clone();
+            }
+        }
+    }
+}
+
+/// The running driver.
+pub struct Driver {
+    stop: CancellationToken,
+    task: Option<JoinHandle<Option<LocalTopology>>>,
+    log: Log,
+}
+
+impl Driver {
+    /// Starts carrying out `faults` on the run clock. When there are any, it takes the local
+    /// topology for the rest of the load; [`Driver::stop`] gives it back.
+    pub fn start(faults: &[Fault], local: &mut Option<LocalTopology>, clock: RunClock) -> Driver {
+        let log = Log::default();
+        let stop = CancellationToken::new();
+        let plan = steps(faults);
+        let task = (!plan.is_empty()).then(|| {
+            tokio::spawn(drive(
+                local.take(),
+                faults.to_vec(),
+                plan,
+                clock,
+                log.clone(),
+                stop.clone(),
+            ))
+        });
+        Driver { stop, task, log }
+    }
+
+    pub fn log(&self) -> Log {
+        self.log.clone()
+    }
+
+    /// Stops acting (a restart still under way stays unfinished), continues any process left
+    /// stopped, puts the topology back and returns what was done.
+    pub async fn stop(self, local: &mut Option<LocalTopology>) -> Vec<FaultEvent> {
+        self.stop.cancel();
+        if let Some(task) = self.task {
+            match task.await {
+                Ok(topology) => *local = topology.or(local.take()),
+                // Its processes were killed when the task's topology was dropped.
+                Err(e) => eprintln!("warning: the fault driver failed: {e}"),
+            }
+        }
+        self.log.events()
+    }
+}
+
+async fn drive(
+    mut topology: Option<LocalTopology>,
+    faults: Vec<Fault>,
+    plan: Vec<Step>,
+    clock: RunClock,
+    log: Log,
+    stop: CancellationToken,
+) -> Option<LocalTopology> {
+    let zero = tokio::time::Instant::from_std(clock.start_instant());
+    // A restart's event, open between its kill and its start.
+    let mut open: BTreeMap<usize, usize> = BTreeMap::new();
+    // Processes left hung by `stop`, continued at the end so the topology can stop them.
+    let mut hung: BTreeSet<(FaultTarget, u32)> = BTreeSet::new();
+    for step in plan {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep_until(zero + step.at) => {}
+        }
+        let f = &faults[step.fault];
+        let event = match step.op {
+            Op::Start => open.remove(&step.fault),
+            _ => Some(log.begin(&clock, step.fault, f)),
+        };
+        let acting = act(topology.as_mut(), step.op, f.target, f.index as usize);
+        let result = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = acting => r,
+        };
+        match step.op {
+            Op::Stop if result.is_ok() => {
+                hung.insert((f.target, f.index));
+            }
+            Op::Cont | Op::Kill | Op::Down => {
+                hung.remove(&(f.target, f.index));
+            }
+            _ => {}
+        }
+        let Some(event) = event else { continue };
+        // A restart's event stays open (unfinished) until its start.
+        if step.op == Op::Down && result.is_ok() {
+            open.insert(step.fault, event);
+        } else {
+            log.end(event, &clock, result);
+        }
+    }
+    if let Some(t) = topology.as_mut() {
+        for (target, index) in hung {
+            if let Some(xiu) = process(t, target, index as usize) {
+                xiu.signal(libc::SIGCONT);
+            }
+        }
+    }
+    topology
+}
+
+fn process(t: &mut LocalTopology, target: FaultTarget, index: usize) -> Option<&mut LocalXiu> {
+    match target {
+        FaultTarget::Origin => t.origin_mut(index),
+        FaultTarget::Edge => t.edge_mut(index),
+    }
+}
+
+async fn act(
+    topology: Option<&mut LocalTopology>,
+    op: Op,
+    target: FaultTarget,
+    index: usize,
+) -> Result<(), String> {
+    let name = format!("{} {index}", target.as_str());
+    if op == Op::Unsupported {
+        return Err("cluster faults are not supported yet".into());
+    }
+    let t = topology.ok_or("the run has no local topology to act on")?;
+    let xiu = process(t, target, index).ok_or_else(|| format!("{name} does not exist"))?;
+    match op {
+        Op::Start => {
+            let restarted = match target {
+                FaultTarget::Origin => t.restart_origin(index).await,
+                FaultTarget::Edge => t.restart_edge(index).await,
+            };
+            restarted.map_err(|e| format!("{name} did not come back: {e}"))
+        }
+        Op::Down => {
+            if xiu.pid().is_some() {
+                xiu.kill().await;
+            }
+            Ok(())
+        }
+        // A kill reaps the process, after which it has no pid: acting on it again is an error
+        // of the scenario's, said rather than ignored.
+        _ if xiu.pid().is_none() => Err(format!("{name} is not running (killed earlier)")),
+        Op::Kill => {
+            xiu.kill().await;
+            Ok(())
+        }
+        Op::Stop => {
+            xiu.signal(libc::SIGSTOP);
+            Ok(())
+        }
+        Op::Cont => {
+            xiu.signal(libc::SIGCONT);
+            Ok(())
+        }
+        Op::Unsupported => unreachable!("returned above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(text: &str) -> Fault {
+        toml::from_str(text).unwrap()
+    }
+
+    fn event(at_s: f64, action: FaultAction) -> FaultEvent {
+        FaultEvent::done_at(at_s, action, FaultTarget::Origin)
+    }
+
+    #[test]
+    fn a_restart_is_a_kill_then_a_start_after_its_down_time() {
+        let faults = [
+            fault("at = \"10s\"\naction = \"restart\"\ntarget = \"origin\"\ndown = \"5s\""),
+            fault("at = \"12s\"\naction = \"stop\"\ntarget = \"edge\""),
+            fault("at = \"10s\"\naction = \"kill\"\ntarget = \"edge\"\nindex = 1"),
+            fault("at = \"1s\"\naction = \"scale\"\ntarget = \"edge\"\nreplicas = 3"),
+        ];
+        let s = |at, fault, op| Step {
+            at: Duration::from_secs(at),
+            fault,
+            op,
+        };
+        assert_eq!(
+            steps(&faults),
+            [
+                s(1, 3, Op::Unsupported),
+                s(10, 0, Op::Down),
+                s(10, 2, Op::Kill),
+                s(12, 1, Op::Stop),
+                s(15, 0, Op::Start),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_fault_marks_the_second_it_began_in_once() {
+        let events = [
+            event(10.0004, FaultAction::Kill),
+            event(10.9, FaultAction::Stop),
+            event(12.0, FaultAction::Cont),
+        ];
+        let mut marks = Marks::new(Log(Arc::new(Mutex::new(events.to_vec()))));
+        // Ticks a little late, as the collecting loop's are; point i ends at tick i.
+        let ticks: Vec<Duration> = (9..=13)
+            .map(|t| Duration::from_millis(t * 1000 + 3))
+            .collect();
+        let mut since = Duration::ZERO;
+        let mut live = Vec::new();
+        for (i, at) in ticks.iter().enumerate() {
+            live.push(marks.take(i, since, *at));
+            since = *at;
+        }
+        assert_eq!(
+            live,
+            [
+                vec![],
+                vec!["kill origin 0".to_string()],
+                vec!["stop origin 0".to_string()],
+                vec!["cont origin 0".to_string()],
+                vec![],
+            ]
+        );
+        let mut points: Vec<TimelinePoint> = (9..=13)
+            .map(|t| TimelinePoint {
+                t: t as f64,
+                ..Default::default()
+            })
+            .collect();
+        marks.apply(&mut points);
+        let kept: Vec<Vec<String>> = points.iter().map(|p| p.fault.clone()).collect();
+        assert_eq!(
+            kept, live,
+            "the report's points carry the live file's marks"
+        );
+        // In timeline.jsonl the field is there only on a marked point.
+        let line = |p: &TimelinePoint| serde_json::to_string(p).unwrap();
+        assert!(!line(&points[0]).contains("fault"));
+        assert!(
+            line(&points[1]).contains(r#""fault":["kill origin 0"]"#),
+            "{}",
+            line(&points[1])
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_topology_every_fault_is_recorded_as_failed() {
+        let faults = [
+            fault("at = \"0s\"\naction = \"kill\"\ntarget = \"origin\""),
+            fault("at = \"0s\"\naction = \"rollout_restart\"\ntarget = \"edge\""),
+        ];
+        let log = Log::default();
+        // Both are due at once: the driver returns when its plan is done.
+        let left = tokio::time::timeout(
+            Duration::from_secs(5),
+            drive(
+                None,
+                faults.to_vec(),
+                steps(&faults),
+                RunClock::start_now(),
+                log.clone(),
+                CancellationToken::new(),
+            ),
+        )
+        .await
+        .expect("the driver acted on both faults");
+        assert!(left.is_none());
+        let events = log.events();
+        assert_eq!(events.len(), 2);
+        assert!(
+            events.iter().all(|e| e.outcome == FaultOutcome::Failed),
+            "{events:?}"
+        );
+        assert_eq!(
+            events[0].error.as_deref(),
+            Some("the run has no local topology to act on")
+        );
+        assert_eq!(
+            events[1].error.as_deref(),
+            Some("cluster faults are not supported yet")
+        );
+    }
+}
