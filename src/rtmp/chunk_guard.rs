@@ -302,8 +302,10 @@ impl ChunkGuard {
         }
         self.open = None;
         if header.type_id == AMF0_COMMAND || header.type_id == AMF3_COMMAND {
-            let body = match header.type_id {
-                AMF3_COMMAND => self.command.get(1..).unwrap_or_default(),
+            // As rml_rtmp reads it: an AMF3 command loses its first byte only when that byte is
+            // 0 (the format byte Flash clients send); otherwise the whole body is read as AMF0.
+            let body = match (header.type_id, self.command.first()) {
+                (AMF3_COMMAND, Some(0)) => &self.command[1..],
                 _ => &self.command[..],
             };
             // What does not decode is rml_rtmp's own (non-panicking) error to report.
@@ -500,6 +502,13 @@ mod tests {
         let amf3 = [0x03, 0, 0, 0, 0, 0, 4, 17, 0, 0, 0, 0, 0, 2, 0, 1, b'x'];
         assert_eq!(
             ChunkGuard::new(1 << 20).check(&amf3),
+            Err(ChunkError::ShortCommand { csid: 3, values: 1 })
+        );
+        // An AMF3 command without the format byte: rml_rtmp reads all of it as AMF0 (found by
+        // the rtmp target once the guard skipped a first byte that was not 0).
+        let bare = [0x03, 0, 0, 0, 0, 0, 4, 17, 0, 0, 0, 0, 2, 0, 1, b'x'];
+        assert_eq!(
+            ChunkGuard::new(1 << 20).check(&bare),
             Err(ChunkError::ShortCommand { csid: 3, values: 1 })
         );
         assert_eq!(
