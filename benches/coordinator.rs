@@ -135,7 +135,7 @@ fn main() {
             RunClock::start_now(),
             Duration::ZERO,
             2,
-            1,
+            &["cams".to_string()],
             &groups,
             vec![],
             None,

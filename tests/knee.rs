@@ -92,3 +92,60 @@ async fn a_step_that_breaks_a_threshold_stops_the_run() {
     // Stopped after the first step, not after all three (15 s).
     assert!(started.elapsed().as_secs() < 11, "{:?}", started.elapsed());
 }
+
+/// Ingest capacity: the knee steps a publisher group, and sizes the origins for a number of
+/// streams; a threshold on the publishers judges each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_knee_of_publishers_gives_publishers_per_origin_and_origins_needed() {
+    let _ = common::xiu_bin();
+    let out = tempfile::tempdir().unwrap();
+    let text = r#"
+[run]
+name = "ingest-knee-test"
+[target.local]
+[[publishers]]
+name = "cams"
+stream = "cam-{i}"
+video = { width = 320, height = 180, fps = 25, bitrate = "400kbps", gop = "1s" }
+[knee]
+group = "cams"
+start = 1
+step = 2
+max = 5
+step_duration = "4s"
+settle = "2s"
+ramp = "1s"
+target_streams = 200
+headroom = 0.3
+[[thresholds]]
+metric = "lateness_ms.p99"
+scope = "publishers"
+max = 1000
+"#;
+    let outcome = common::run(text, out.path()).await;
+    let k = outcome.report.knee.expect("knee report");
+    assert_eq!(k.clients, xiuload::report::knee::KneeClients::Publishers);
+    assert_eq!(
+        k.steps.iter().map(|s| s.target).collect::<Vec<_>>(),
+        [1, 3, 5],
+        "{k:#?}"
+    );
+    let knee = k.knee.as_ref().expect("every step held");
+    assert_eq!(knee.target, 5);
+    assert!(
+        (4.0..=5.0).contains(&knee.active_mean),
+        "{}",
+        knee.active_mean
+    );
+    // One origin took the publishers: origins for 200 streams at 30 % headroom.
+    assert_eq!(k.servers, 1);
+    let per_origin = knee.active_mean * 0.7;
+    assert_eq!(k.origins_needed, Some((200.0 / per_origin).ceil() as u64));
+    assert_eq!(k.pods_needed, None);
+    // Every stream of the last step published once.
+    let p = &outcome.report.publishers[0];
+    assert_eq!(p.streams.len(), 5);
+    assert_eq!(p.whole_run.sessions, 5, "{:?}", p.whole_run);
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(summary.contains("origins**"), "{summary}");
+}

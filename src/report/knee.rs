@@ -27,6 +27,9 @@ pub struct StepResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KneeReport {
     pub group: String,
+    /// What was stepped: `viewers` (a player group) or `publishers` (ingest capacity).
+    #[serde(default)]
+    pub clients: KneeClients,
     pub steps: Vec<StepResult>,
     /// The last step that passed every threshold.
     pub knee: Option<StepResult>,
@@ -42,22 +45,48 @@ pub struct KneeReport {
     pub headroom: f64,
     /// Pods needed for `target_audience` at `headroom`: ceil(audience / (knee per pod × (1 − headroom))).
     pub pods_needed: Option<u64>,
+    /// A knee of publishers: the streams to plan for, and the origins they need at `headroom`:
+    /// ceil(streams / (knee publishers per origin × (1 − headroom))).
+    #[serde(default)]
+    pub target_streams: Option<u64>,
+    #[serde(default)]
+    pub origins_needed: Option<u64>,
     pub note: String,
 }
 
-pub fn summarise(k: &KneeSection, steps: Vec<StepResult>, servers: u32) -> KneeReport {
+/// What a knee steps up.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KneeClients {
+    #[default]
+    Viewers,
+    Publishers,
+}
+
+/// `servers`: the pods behind the measured capacity (edges serving viewers, or origins taking
+/// publishers).
+pub fn summarise(
+    k: &KneeSection,
+    clients: KneeClients,
+    steps: Vec<StepResult>,
+    servers: u32,
+) -> KneeReport {
     let broke_at = steps.iter().find(|s| !s.pass).map(|s| s.step);
     let knee = steps.iter().take_while(|s| s.pass).last().cloned();
     let per_viewer = |v: Option<f64>, k: &StepResult| {
         v.filter(|_| k.active_mean > 0.0).map(|v| v / k.active_mean)
     };
     let servers = servers.max(1);
-    let pods_needed = match (&knee, k.target_audience) {
-        (Some(knee), Some(audience)) if knee.active_mean > 0.0 => {
+    let needed = |target: Option<u64>| match (&knee, target) {
+        (Some(knee), Some(target)) if knee.active_mean > 0.0 => {
             let per_pod = knee.active_mean / servers as f64 * (1.0 - k.headroom);
-            (per_pod > 0.0).then(|| (audience as f64 / per_pod).ceil() as u64)
+            (per_pod > 0.0).then(|| (target as f64 / per_pod).ceil() as u64)
         }
         _ => None,
+    };
+    let (pods_needed, origins_needed) = match clients {
+        KneeClients::Viewers => (needed(k.target_audience), None),
+        KneeClients::Publishers => (None, needed(k.target_streams)),
     };
     let note = match (&knee, broke_at) {
         (None, Some(_)) => "the first step already failed: start lower".to_string(),
@@ -75,6 +104,9 @@ pub fn summarise(k: &KneeSection, steps: Vec<StepResult>, servers: u32) -> KneeR
     };
     KneeReport {
         group: k.group.clone(),
+        clients,
+        target_streams: k.target_streams,
+        origins_needed,
         cpu_percent_per_viewer: knee
             .as_ref()
             .and_then(|s| per_viewer(s.server_cpu_percent, s)),
@@ -116,6 +148,7 @@ mod tests {
     fn knee_is_the_last_passing_step_and_sizes_the_fleet() {
         let r = summarise(
             &knee_section(),
+            KneeClients::Viewers,
             vec![step(0, 10, true), step(1, 20, true), step(2, 30, false)],
             2,
         );
@@ -130,9 +163,38 @@ mod tests {
 
     #[test]
     fn no_break_and_immediate_break_are_explained() {
-        let r = summarise(&knee_section(), vec![step(0, 10, true)], 1);
+        let r = summarise(
+            &knee_section(),
+            KneeClients::Viewers,
+            vec![step(0, 10, true)],
+            1,
+        );
         assert!(r.broke_at.is_none() && r.note.contains("raise `max`"));
-        let r = summarise(&knee_section(), vec![step(0, 10, false)], 1);
+        let r = summarise(
+            &knee_section(),
+            KneeClients::Viewers,
+            vec![step(0, 10, false)],
+            1,
+        );
         assert!(r.knee.is_none() && r.pods_needed.is_none() && r.note.contains("start lower"));
+    }
+
+    #[test]
+    fn a_knee_of_publishers_sizes_the_origins() {
+        let k = KneeSection {
+            target_audience: None,
+            target_streams: Some(500),
+            ..knee_section()
+        };
+        let r = summarise(
+            &k,
+            KneeClients::Publishers,
+            vec![step(0, 10, true), step(1, 20, true), step(2, 30, false)],
+            1,
+        );
+        // 20 publishers on 1 origin, 25 % headroom: 15 per origin; 500 / 15.
+        assert_eq!(r.origins_needed, Some(34));
+        assert_eq!(r.pods_needed, None);
+        assert_eq!(r.clients, KneeClients::Publishers);
     }
 }

@@ -202,14 +202,25 @@ pub fn render(r: &Report) -> String {
                 v.map(|v| format!("{v:.3} {unit}"))
                     .unwrap_or_else(|| "–".into())
             };
+            let (who, one) = match k.clients {
+                crate::report::knee::KneeClients::Viewers => ("viewers", "viewer"),
+                crate::report::knee::KneeClients::Publishers => ("publishers", "publisher"),
+            };
             let _ = writeln!(
                 out,
-                "\nAt the knee ({:.0} viewers on {} server(s)): per viewer {} server CPU, {} server memory, {} delivered.",
+                "\nAt the knee ({:.0} {who} on {} server(s)): per {one} {} server CPU, {} server memory, {} delivered to viewers.",
                 knee.active_mean,
                 k.servers,
                 per(k.cpu_percent_per_viewer, "% of a core"),
                 per(k.rss_kib_per_viewer, "KiB"),
                 per(k.mbps_per_viewer, "Mbit/s"),
+            );
+        }
+        if let (Some(streams), Some(origins)) = (k.target_streams, k.origins_needed) {
+            let _ = writeln!(
+                out,
+                "For {streams} concurrent streams with {:.0} % headroom: **{origins} origins**.",
+                k.headroom * 100.0
             );
         }
         if let (Some(audience), Some(pods)) = (k.target_audience, k.pods_needed) {

@@ -60,7 +60,10 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         .publishers
         .iter()
         .map(|config| Group {
-            streams: super::setup::publisher_streams(config),
+            streams: super::setup::publisher_streams(
+                config,
+                &crate::scenario::plan::publisher_shape(scenario, config),
+            ),
             config,
         })
         .zip(&collector.publishers)
@@ -195,7 +198,7 @@ fn give_workers_their_share(
     let peaks: Vec<u32> = scenario
         .publishers
         .iter()
-        .map(|g| crate::scenario::max_slots(g.count, g.ramp.as_deref()))
+        .map(|g| crate::scenario::plan::publisher_shape(scenario, g).peak())
         .chain(
             scenario
                 .players

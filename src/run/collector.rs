@@ -71,10 +71,17 @@ pub struct Totals<S> {
     pub steady: S,
 }
 
-/// The knee's group, by index into the player groups, with its tracker.
+/// The knee's group, with its tracker.
 struct Knee {
-    group: usize,
+    group: KneeGroup,
     tracker: KneeTracker,
+}
+
+/// Which group the knee steps: by index into the player or the publisher groups.
+#[derive(Debug, Clone, Copy)]
+enum KneeGroup {
+    Players(usize),
+    Publishers(usize),
 }
 
 pub struct Collector {
@@ -124,13 +131,18 @@ impl Collector {
         clock: RunClock,
         warmup: Duration,
         cores: usize,
-        publisher_groups: usize,
+        publisher_groups: &[String],
         player_groups: &[PlayerGroupInfo],
         thresholds: Vec<Threshold>,
         knee: Option<KneeSection>,
     ) -> Collector {
         let knee = knee.and_then(|section| {
-            let group = player_groups.iter().position(|g| g.name == section.group)?;
+            let group = match player_groups.iter().position(|g| g.name == section.group) {
+                Some(i) => KneeGroup::Players(i),
+                None => KneeGroup::Publishers(
+                    publisher_groups.iter().position(|g| *g == section.group)?,
+                ),
+            };
             let groups: Vec<(String, String)> = player_groups
                 .iter()
                 .map(|g| (g.name.clone(), g.protocol.clone()))
@@ -146,9 +158,9 @@ impl Collector {
             cores: cores.max(1),
             player_protocols: player_groups.iter().map(|g| g.protocol.clone()).collect(),
             thresholds,
-            publishers: vec![Totals::default(); publisher_groups],
+            publishers: vec![Totals::default(); publisher_groups.len()],
             players: vec![Totals::default(); player_groups.len()],
-            publishers_active: vec![0; publisher_groups],
+            publishers_active: vec![0; publisher_groups.len()],
             players_active: vec![0; player_groups.len()],
             loader: LoaderHealth::new(cores),
             workers: BTreeMap::new(),
@@ -200,7 +212,10 @@ impl Collector {
                     &point,
                     &windows,
                     &pubs,
-                    w.players.get(k.group).map_or(0, |g| g.active),
+                    match k.group {
+                        KneeGroup::Players(i) => w.players.get(i).map_or(0, |g| g.active),
+                        KneeGroup::Publishers(i) => w.publishers.get(i).map_or(0, |g| g.active),
+                    },
                     &self.thresholds,
                     saturated_now,
                 )
@@ -347,6 +362,10 @@ mod tests {
         RunClock::start_now()
     }
 
+    fn cams() -> Vec<String> {
+        vec!["cams".into()]
+    }
+
     fn groups() -> Vec<PlayerGroupInfo> {
         vec![
             PlayerGroupInfo {
@@ -400,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_distributed_run_names_the_saturated_and_the_lost_worker() {
-        let mut c = Collector::new(clock(), Duration::ZERO, 2, 1, &groups(), vec![], None);
+        let mut c = Collector::new(clock(), Duration::ZERO, 2, &cams(), &groups(), vec![], None);
         for s in 1..=10 {
             let mut w = window(s, 1000, 0);
             let sample = |worker, cpu| WorkerSample {
@@ -435,7 +454,15 @@ mod tests {
     #[test]
     fn windows_split_at_the_warmup_and_become_timeline_points() {
         let clock = clock();
-        let mut c = Collector::new(clock, Duration::from_secs(2), 2, 1, &groups(), vec![], None);
+        let mut c = Collector::new(
+            clock,
+            Duration::from_secs(2),
+            2,
+            &cams(),
+            &groups(),
+            vec![],
+            None,
+        );
         for s in 1..=5 {
             assert!(!c.add(window(s, 125_000, u64::from(s == 1))).knee_broke);
         }
@@ -461,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_short_last_window_reports_rates_over_its_true_length() {
-        let mut c = Collector::new(clock(), Duration::ZERO, 2, 1, &groups(), vec![], None);
+        let mut c = Collector::new(clock(), Duration::ZERO, 2, &cams(), &groups(), vec![], None);
         let mut w = window(1, 12_500, 0);
         w.length = Duration::from_millis(100);
         c.add(w);
@@ -491,7 +518,7 @@ max = 0.5
             clock(),
             Duration::ZERO,
             2,
-            1,
+            &cams(),
             &groups(),
             vec![limit],
             Some(section),

@@ -141,7 +141,11 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         clock,
         scenario.run.warmup.0,
         first.loader.cores,
-        scenario.publishers.len(),
+        &scenario
+            .publishers
+            .iter()
+            .map(|g| g.name.clone())
+            .collect::<Vec<_>>(),
         &groups,
         scenario.thresholds.clone(),
         scenario.knee.clone(),
@@ -191,7 +195,15 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
     };
     let knee = collector
         .finish_knee(stopped_by == StopReason::Completed)
-        .map(|(section, steps)| super::knee::summarise(&section, steps, 1));
+        .map(|(section, steps)| {
+            let knee = first.knee.as_ref();
+            super::knee::summarise(
+                &section,
+                knee.map(|k| k.clients).unwrap_or_default(),
+                steps,
+                knee.map_or(1, |k| k.servers),
+            )
+        });
     let options = RunOptions {
         scenario_file: PathBuf::from(&first.run.scenario_file),
         local_workers: Some(parts.len() as u32),

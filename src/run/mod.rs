@@ -251,7 +251,10 @@ impl Collecting {
                 clock,
                 scenario.run.warmup.0,
                 cores,
-                p.publishers.len(),
+                &p.publishers
+                    .iter()
+                    .map(|g| g.config.name.clone())
+                    .collect::<Vec<_>>(),
                 &groups,
                 scenario.thresholds.clone(),
                 scenario.knee.clone(),
@@ -455,11 +458,19 @@ async fn finish(
             load_end: Some(planned_length(&scenario).min(run.ended).as_secs_f64()),
         },
     );
-    let serving = prepared.local.as_ref().map(|t| t.serving()).unwrap_or(1);
+    // The pods behind the measured capacity: the edges (or the one xiu) for viewers, the
+    // origins for publishers.
+    let (clients, servers) = if crate::scenario::plan::knee_steps_publishers(&scenario) {
+        let origins = prepared.local.as_ref().map(|t| t.origins().count() as u32);
+        (knee::KneeClients::Publishers, origins.unwrap_or(1))
+    } else {
+        let serving = prepared.local.as_ref().map(|t| t.serving());
+        (knee::KneeClients::Viewers, serving.unwrap_or(1))
+    };
     let knee_report = collecting
         .collector
         .finish_knee(run.stopped_by == StopReason::Completed)
-        .map(|(section, steps)| knee::summarise(&section, steps, serving));
+        .map(|(section, steps)| knee::summarise(&section, clients, steps, servers));
     let report = assemble::build_report(assemble::Inputs {
         scenario: &scenario,
         options: &options,

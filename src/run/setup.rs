@@ -151,7 +151,7 @@ pub(super) fn prepare_load(
     let publishers = scenario
         .publishers
         .iter()
-        .map(publisher_group)
+        .map(|g| publisher_group(scenario, g))
         .collect::<Result<Vec<_>, _>>()?;
     let players: Vec<PlayerGroupRun> = scenario
         .players
@@ -205,7 +205,7 @@ fn publish_token(scenario: &Scenario) -> Result<Option<String>, RunError> {
     }
 }
 
-fn publisher_group(g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
+fn publisher_group(scenario: &Scenario, g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
     let media_error = |e: &dyn std::fmt::Display| RunError::Media {
         group: g.name.clone(),
         message: e.to_string(),
@@ -228,20 +228,22 @@ fn publisher_group(g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
     } else {
         None
     };
+    let shape = crate::scenario::plan::publisher_shape(scenario, g);
     Ok(PublisherGroupRun {
-        streams: publisher_streams(g),
+        streams: publisher_streams(g, &shape),
         config: g.clone(),
-        shape: Shape::from_group(g.count, g.ramp.as_deref()),
+        shape,
         video,
         audio,
         metrics: GroupMetrics::new(),
     })
 }
 
-/// The streams a publisher group publishes: one per slot of its plan.
-pub(super) fn publisher_streams(g: &PublisherGroup) -> Vec<String> {
-    let slots = crate::scenario::max_slots(g.count, g.ramp.as_deref());
-    (0..slots).map(|i| stream_name(&g.stream, i)).collect()
+/// The streams a publisher group publishes: one per slot of its plan (`shape`).
+pub(super) fn publisher_streams(g: &PublisherGroup, shape: &Shape) -> Vec<String> {
+    (0..shape.peak())
+        .map(|i| stream_name(&g.stream, i))
+        .collect()
 }
 
 /// The publish address, checked before any load starts.

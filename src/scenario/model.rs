@@ -32,7 +32,8 @@ pub struct Scenario {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KneeSection {
-    /// The player group whose viewers are stepped up (it has no `count`/`ramp` of its own).
+    /// The player group whose viewers, or the publisher group whose publishers, are stepped up
+    /// (it has no `count`/`ramp` of its own).
     pub group: String,
     pub start: u32,
     pub step: u32,
@@ -45,8 +46,11 @@ pub struct KneeSection {
     /// How fast each step's new viewers join.
     #[serde(default = "default_knee_ramp")]
     pub ramp: HumanDuration,
-    /// Size the fleet for this many concurrent viewers.
+    /// Size the fleet for this many concurrent viewers (a knee of viewers).
     pub target_audience: Option<u64>,
+    /// Size the origins for this many concurrent streams (a knee of publishers).
+    #[serde(default)]
+    pub target_streams: Option<u64>,
     /// Share of each pod kept free (0.3 = plan pods at 70 % of their measured knee).
     #[serde(default = "default_headroom")]
     pub headroom: f64,

@@ -1,7 +1,7 @@
 //! The load plan: how many clients each group wants at each moment. Pure, so ramps are tested
 //! without clocks.
 
-use super::model::{KneeSection, PlayerGroup, Scenario, Stage};
+use super::model::{KneeSection, PlayerGroup, PublisherGroup, Scenario, Stage};
 use crate::units::HumanDuration;
 use std::time::Duration;
 
@@ -145,12 +145,29 @@ pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
     }
 }
 
+/// The load shape a run drives a publisher group with: the knee's steps for the knee's group,
+/// else the group's own count or ramp.
+pub fn publisher_shape(scenario: &Scenario, g: &PublisherGroup) -> Shape {
+    match &scenario.knee {
+        Some(k) if k.group == g.name => Shape::Ramp(stages(k)),
+        _ => Shape::from_group(g.count, g.ramp.as_deref()),
+    }
+}
+
+/// Whether the knee steps a publisher group (else a player group, or there is no knee).
+pub fn knee_steps_publishers(scenario: &Scenario) -> bool {
+    scenario
+        .knee
+        .as_ref()
+        .is_some_and(|k| scenario.publishers.iter().any(|g| g.name == k.group))
+}
+
 /// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
 pub fn planned_length(scenario: &Scenario) -> Duration {
     let shapes: Vec<Shape> = scenario
         .publishers
         .iter()
-        .map(|p| Shape::from_group(p.count, p.ramp.as_deref()))
+        .map(|p| publisher_shape(scenario, p))
         .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
         .collect();
     run_length(scenario.run.duration.map(|d| d.0), &shapes)
@@ -199,6 +216,7 @@ pub(crate) mod tests {
             settle: HumanDuration::secs(4),
             ramp: HumanDuration::secs(2),
             target_audience: Some(1000),
+            target_streams: None,
             headroom: 0.25,
         }
     }

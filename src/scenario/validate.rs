@@ -48,7 +48,10 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     check_something_runs(s, &mut p);
     // The knee's group gets its shape from [knee], which has a length of its own.
     let knee_group = s.knee.as_ref().map(|k| k.group.as_str());
-    let any_count_only = s.publishers.iter().any(|g| g.ramp.is_none())
+    let any_count_only = s
+        .publishers
+        .iter()
+        .any(|g| g.ramp.is_none() && Some(g.name.as_str()) != knee_group)
         || s.players
             .iter()
             .any(|g| g.ramp.is_none() && Some(g.name.as_str()) != knee_group);
@@ -84,7 +87,17 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
     for (i, g) in s.publishers.iter().enumerate() {
         let at = format!("publishers[{i}]");
-        check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
+        if knee_group == Some(g.name.as_str()) {
+            if g.count.is_some() || g.ramp.is_some() {
+                p.add(
+                    at.clone(),
+                    "this group is stepped by [knee]; remove its `count`/`ramp`",
+                    None,
+                );
+            }
+        } else {
+            check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
+        }
         check_reconnect(&at, &g.reconnect, &mut p);
         check_video(&at, &g.video, &mut p);
         if g.audio.enabled && !(8_000..=512_000).contains(&g.audio.bitrate.bps()) {
@@ -94,7 +107,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 None,
             );
         }
-        let slots = max_slots(g.count, g.ramp.as_deref());
+        let slots = super::plan::publisher_shape(s, g).peak();
         if slots > 1 && !g.stream.contains("{i}") {
             p.add(
                 format!("{at}.stream"),
@@ -168,11 +181,28 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         }
     }
     if let Some(k) = &s.knee {
-        if !s.players.iter().any(|g| g.name == k.group) {
+        let publishers = super::plan::knee_steps_publishers(s);
+        if !publishers && !s.players.iter().any(|g| g.name == k.group) {
             p.add(
                 "knee.group",
-                format!("no player group is named {:?}", k.group),
-                Some("the knee steps up the viewers of one [[players]] group"),
+                format!("no player or publisher group is named {:?}", k.group),
+                Some(
+                    "the knee steps up the viewers of one [[players]] group, or the publishers of one [[publishers]] group",
+                ),
+            );
+        }
+        if publishers && k.target_audience.is_some() {
+            p.add(
+                "knee.target_audience",
+                "the knee steps publishers: size origins with `target_streams`",
+                None,
+            );
+        }
+        if !publishers && k.target_streams.is_some() {
+            p.add(
+                "knee.target_streams",
+                "the knee steps viewers: size the fleet with `target_audience`",
+                None,
             );
         }
         if k.start == 0 || k.step == 0 || k.max < k.start {
