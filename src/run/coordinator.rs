@@ -234,6 +234,8 @@ impl Fleet {
             }
         }
         collecting.end_status_line();
+        // Acknowledge the last windows, so the workers exit now rather than after their linger.
+        self.poll(&mut assembler).await;
         self.reap().await;
         (stopped_by, ended)
     }
