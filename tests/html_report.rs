@@ -152,7 +152,11 @@ fn html_report_renders_in_headless_chromium() {
         return;
     };
     let (report, timeline) = load_fixture();
-    let html = xiuload::report::html::render(&report, &timeline, Some(&cluster()));
+    let html = xiuload::report::html::render(
+        &report,
+        &timeline,
+        Some(&xiuload::report::html::ClusterView::from_json(&cluster())),
+    );
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, &html).unwrap();

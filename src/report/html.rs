@@ -33,10 +33,12 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f7f8fa;padding:10px;overflow:auto;font-size:12px} details summary{cursor:pointer;font-weight:600}
 "#;
 
-/// Cluster data as written by the cluster watcher. Every field is optional: the watcher's format
-/// may grow, and a partial file should still draw what it has.
+/// What the HTML report draws of the cluster: built from the report's typed cluster analysis, or,
+/// for runs whose report has none, read from the watcher's `cluster.json`. Every field is optional
+/// in the file form: the watcher's format may grow, and a partial file should still draw what it
+/// has.
 #[derive(Debug, Default, Deserialize)]
-struct Cluster {
+pub struct ClusterView {
     #[serde(default)]
     replicas: Vec<ReplicaPoint>,
     #[serde(default)]
@@ -86,18 +88,75 @@ pub(crate) struct Expectation {
     pub evidence: serde_json::Value,
 }
 
-/// Reads each known field on its own, so one malformed field does not hide the others.
-fn parse_cluster(v: &serde_json::Value) -> Cluster {
-    fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, name: &str) -> T {
-        v.get(name)
-            .and_then(|x| serde_json::from_value(x.clone()).ok())
-            .unwrap_or_default()
+impl ClusterView {
+    /// From the cluster analysis embedded in the report: scale decisions and incidents as events,
+    /// in time order.
+    pub fn from_report(report: &Report) -> Option<ClusterView> {
+        let c = report.cluster.as_ref()?;
+        let mut events: Vec<ClusterEvent> = c
+            .scale_decisions
+            .iter()
+            .map(|d| ClusterEvent {
+                t: d.t,
+                kind: "scale".into(),
+                message: format!("{} {}→{}", d.workload, d.from, d.to),
+            })
+            .chain(c.incidents.iter().map(|i| ClusterEvent {
+                t: i.t,
+                kind: i.kind.clone(),
+                message: format!("{}: {}", i.object, i.message),
+            }))
+            .collect();
+        events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        Some(ClusterView {
+            replicas: c
+                .replicas
+                .iter()
+                .map(|r| ReplicaPoint {
+                    t: r.t,
+                    desired: r.desired.map(f64::from),
+                    current: r.current.map(f64::from),
+                    ready: r.ready.map(f64::from),
+                })
+                .collect(),
+            events,
+            pods: c
+                .pod_usage
+                .iter()
+                .map(|p| PodPoint {
+                    t: p.t,
+                    pod: p.pod.clone(),
+                    cpu_millicores: Some(p.cpu_millicores),
+                    memory_bytes: Some(p.memory_bytes as f64),
+                })
+                .collect(),
+            expectations: report
+                .expectations
+                .iter()
+                .map(|e| Expectation {
+                    name: e.description.clone(),
+                    pass: e.pass,
+                    status: Some(e.status),
+                    evidence: serde_json::Value::String(e.evidence.clone()),
+                })
+                .collect(),
+        })
     }
-    Cluster {
-        replicas: field(v, "replicas"),
-        events: field(v, "events"),
-        pods: field(v, "pods"),
-        expectations: field(v, "expectations"),
+
+    /// From a watcher's `cluster.json`. Reads each known field on its own, so one malformed field
+    /// does not hide the others.
+    pub fn from_json(v: &serde_json::Value) -> ClusterView {
+        fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, name: &str) -> T {
+            v.get(name)
+                .and_then(|x| serde_json::from_value(x.clone()).ok())
+                .unwrap_or_default()
+        }
+        ClusterView {
+            replicas: field(v, "replicas"),
+            events: field(v, "events"),
+            pods: field(v, "pods"),
+            expectations: field(v, "expectations"),
+        }
     }
 }
 
@@ -123,7 +182,7 @@ fn event_color(kind: &str) -> &'static str {
 pub fn render(
     report: &Report,
     timeline: &[TimelinePoint],
-    cluster: Option<&serde_json::Value>,
+    cluster: Option<&ClusterView>,
 ) -> String {
     let mut h = String::new();
     let title = format!("xiuload · {}", report.run.name);
@@ -167,7 +226,7 @@ pub fn render(
     experience_section(&mut h, timeline, x_range, &markers);
     faults_section(&mut h, report);
     if let Some(c) = cluster {
-        cluster_section(&mut h, &parse_cluster(c), x_range, &markers);
+        cluster_section(&mut h, c, x_range, &markers);
     }
     distributions_section(&mut h, report);
     thresholds_section(&mut h, report);
@@ -386,7 +445,7 @@ fn experience_section(
     h.push_str("</section>");
 }
 
-fn cluster_section(h: &mut String, c: &Cluster, x: Option<(f64, f64)>, base: &[Marker]) {
+fn cluster_section(h: &mut String, c: &ClusterView, x: Option<(f64, f64)>, base: &[Marker]) {
     h.push_str("<section><h2>Cluster</h2><p class=\"hint\">What the cluster did meanwhile: replicas of the edge deployment, with scale events (blue), probe failures (red) and restarts (orange) marked; and each pod's CPU and memory.</p>");
     let mut markers = base.to_vec();
     markers.extend(c.events.iter().map(|e| Marker {
@@ -693,7 +752,7 @@ mod tests {
 
     #[test]
     fn cluster_fields_are_each_optional() {
-        let c = parse_cluster(&serde_json::json!({
+        let c = ClusterView::from_json(&serde_json::json!({
             "replicas": [{"t": 1.0, "desired": 2, "current": 1}],
             "events": "not a list",
             "pods": [{"t": 1.0, "pod": "edge-0", "cpu_millicores": 250}],

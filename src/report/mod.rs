@@ -123,10 +123,11 @@ impl OutputDir {
         timeline: &[TimelinePoint],
     ) -> Result<(), OutputError> {
         let json = serde_json::to_vec_pretty(report).expect("report serialises");
-        let cluster = cluster_view(report).or_else(|| {
+        let cluster = html::ClusterView::from_report(report).or_else(|| {
             std::fs::read_to_string(self.path(Self::CLUSTER_JSON))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .map(|v| html::ClusterView::from_json(&v))
         });
         let files = [
             (Self::REPORT_JSON, json),
@@ -194,42 +195,6 @@ fn padded(content: &[u8]) -> Vec<u8> {
     out.resize(OutputDir::PLACEHOLDER_BYTES.max(content.len()), b' ');
     out.push(b'\n');
     out
-}
-
-/// The HTML report's cluster input (replicas, events, per-pod usage, expectations) from the
-/// cluster analysis embedded in the report.
-pub fn cluster_view(report: &Report) -> Option<serde_json::Value> {
-    let c = report.cluster.as_ref()?;
-    let mut events: Vec<serde_json::Value> = c
-        .scale_decisions
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "t": d.t,
-                "kind": "scale",
-                "message": format!("{} {}→{}", d.workload, d.from, d.to),
-            })
-        })
-        .collect();
-    events.extend(c.incidents.iter().map(|i| {
-        serde_json::json!({"t": i.t, "kind": i.kind, "message": format!("{}: {}", i.object, i.message)})
-    }));
-    events.sort_by(|a, b| {
-        a["t"]
-            .as_f64()
-            .partial_cmp(&b["t"].as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    Some(serde_json::json!({
-        "replicas": c.replicas,
-        "events": events,
-        "pods": c.pod_usage,
-        "expectations": report
-            .expectations
-            .iter()
-            .map(|e| serde_json::json!({"name": e.description, "pass": e.pass, "status": e.status, "evidence": e.evidence}))
-            .collect::<Vec<_>>(),
-    }))
 }
 
 #[cfg(test)]

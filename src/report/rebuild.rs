@@ -121,7 +121,8 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
             });
         }
     }
-    let cluster = super::cluster_view(&report).or(cluster_file);
+    let cluster = html::ClusterView::from_report(&report)
+        .or_else(|| cluster_file.map(|v| html::ClusterView::from_json(&v)));
     out.write(OutputDir::SUMMARY_MD, markdown::render(&report).as_bytes())?;
     out.write(
         OutputDir::REPORT_HTML,
