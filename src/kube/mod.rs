@@ -32,9 +32,13 @@ pub mod config {
 }
 pub mod correlate;
 pub mod expect;
+pub mod job;
 pub mod journal;
 pub mod metrics;
-pub mod quantity;
+/// Resource quantities: pure, used by the scenario's `[distributed]` too, re-exported here.
+pub mod quantity {
+    pub use crate::scenario::quantity::*;
+}
 pub mod record;
 pub mod session;
 pub mod standalone;

@@ -2,9 +2,11 @@
 
 pub mod advice;
 pub mod cluster;
+pub mod distributed;
 mod load;
 mod model;
 pub mod plan;
+pub mod quantity;
 pub mod select;
 pub mod shard;
 pub mod template;

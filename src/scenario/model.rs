@@ -24,6 +24,9 @@ pub struct Scenario {
     pub expect: Vec<super::cluster::Expectation>,
     /// Capacity planning: step one group's clients up until a threshold breaks.
     pub knee: Option<KneeSection>,
+    /// The run split over the pods of a Kubernetes Indexed Job.
+    #[serde(default)]
+    pub distributed: Option<super::distributed::DistributedSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

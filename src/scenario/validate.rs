@@ -252,6 +252,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         &s.expect,
         super::plan::stage_count(s),
     ));
+    p.0.extend(super::distributed::validate(s));
     p.0
 }
 
