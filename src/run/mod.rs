@@ -17,6 +17,7 @@ mod knee_tracker;
 pub mod loops;
 pub mod merge;
 pub mod prometheus;
+pub mod render;
 mod setup;
 pub mod slots;
 mod sources;
@@ -68,6 +69,11 @@ pub struct RunOptions {
     /// Run only this part of the plan (a run split by hand over several machines, joined by
     /// `xiuload merge`).
     pub shard: Option<Shard>,
+    /// Split the run over this many worker pods of a Kubernetes Indexed Job (overrides
+    /// `[distributed].workers`); applied to the scenario before `run` by the caller.
+    pub workers: Option<u32>,
+    /// Leave the worker Job and ConfigMap in the cluster after the run.
+    pub keep: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
