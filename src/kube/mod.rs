@@ -45,6 +45,7 @@ pub mod standalone;
 pub mod summary;
 pub mod timeline;
 pub mod watch;
+pub mod workers;
 
 pub use correlate::{ClusterReport, analyse};
 pub use expect::{ExpectationResult, judge};
