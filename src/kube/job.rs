@@ -346,6 +346,9 @@ fn container(input: &JobInput<'_>) -> Container {
         name: CONTAINER.into(),
         image: Some(d.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
+        // A relative `ca_file` is mounted below `/` (see `ca_mount_path`): resolve it there
+        // whatever the image's WORKDIR.
+        working_dir: Some("/".into()),
         args: Some(vec![
             "worker".into(),
             format!("{SCENARIO_DIR}/{SCENARIO_KEY}"),
