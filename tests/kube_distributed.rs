@@ -504,3 +504,54 @@ fn the_staging_example_splits_8000_viewers_over_8_workers() {
         .share_of(viewers);
     assert_eq!(share, 1000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_pod_deleted_mid_run_is_lost() {
+    let xiu = common::start_xiu().await;
+    let c = cluster().await;
+    let run = c.run(&scenario(&xiu, 10, "60s"), &[]);
+    lines_in(&c.out().join("timeline.jsonl"), 4, Duration::from_secs(90)).await;
+    let victim = c.fake.workers().into_iter().find(|w| w.index == 2).unwrap();
+    // Drained off its node, or deleted by hand: the pod goes, and its process with it.
+    c.fake.delete("pods", &victim.pod);
+    let (status, stderr) = finish(run, Duration::from_secs(90)).await;
+    assert_eq!(status.code(), Some(4), "inconclusive: {stderr}");
+    assert!(
+        stderr.contains(&format!("worker 2 is gone: pod {} was deleted", victim.pod)),
+        "{stderr}"
+    );
+    let report = common::read_json(&c.out().join("report.json"));
+    assert!(
+        report["loader"]["workers"][2]["lost_at_s"]
+            .as_f64()
+            .is_some()
+    );
+    assert!(report["loader"]["workers"][0]["lost_at_s"].is_null());
+    c.assert_cleaned_up();
+    drop(xiu);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_for_workers_deletes_what_was_created() {
+    let xiu = common::start_xiu().await;
+    let c = cluster().await;
+    c.fake.set_unschedulable(true);
+    let run = c.run(&scenario(&xiu, 10, "5m"), &[]);
+    // The coordinator watches the run's pods once it has created the Job: it is waiting.
+    c.fake
+        .wait_for_requests(
+            &["GET", "/pods?", "labelSelector=xiuload.io"],
+            0,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(c.fake.objects("pods").len(), 3);
+    unsafe { libc::kill(run.id().unwrap() as i32, libc::SIGINT) };
+    let (status, stderr) = finish(run, Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before the run's time zero"),
+        "{stderr}"
+    );
+    c.assert_cleaned_up();
+}
