@@ -199,22 +199,27 @@ pub fn job(input: &JobInput<'_>) -> Job {
     }
 }
 
+/// A volume of one key of the run's ConfigMap.
+fn run_config_map_volume(name: &str, run_id: &str, key: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: object_name(run_id),
+            items: Some(vec![KeyToPath {
+                key: key.into(),
+                path: key.into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn pod_spec(input: &JobInput<'_>) -> PodSpec {
     let d = input.section;
     let mut volumes = vec![
-        Volume {
-            name: "scenario".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: object_name(input.run_id),
-                items: Some(vec![KeyToPath {
-                    key: SCENARIO_KEY.into(),
-                    path: SCENARIO_KEY.into(),
-                    mode: None,
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        run_config_map_volume("scenario", input.run_id, SCENARIO_KEY),
         // The root filesystem is read-only; anything that wants a scratch file gets /tmp.
         Volume {
             name: "tmp".into(),
@@ -226,19 +231,7 @@ fn pod_spec(input: &JobInput<'_>) -> PodSpec {
         },
     ];
     if input.ca_file.is_some() {
-        volumes.push(Volume {
-            name: "ca".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: object_name(input.run_id),
-                items: Some(vec![KeyToPath {
-                    key: CA_KEY.into(),
-                    path: CA_KEY.into(),
-                    mode: None,
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        volumes.push(run_config_map_volume("ca", input.run_id, CA_KEY));
     }
     PodSpec {
         restart_policy: Some("Never".into()),
