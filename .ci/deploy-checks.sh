@@ -23,6 +23,9 @@
 #                        relay a stream from each into the edge (HLS + HTTP-FLV served, /readyz 200,
 #                        /drain 200 then /readyz false); a binary without --origin-flv gets ffmpeg
 #                        doing the relay instead; every xiu exits on SIGINT
+#   distributed          `$XIULOAD_BIN render scenarios/staging-distributed.toml` (the ConfigMap and
+#                        Indexed Job of a distributed run) passes kubernetes-validate --strict and
+#                        `xiuload lint` with no finding (only when XIULOAD_BIN is set)
 #   fixtures             the prod and yandex-alb renders (placeholders replaced) equal
 #                        tests/fixtures/clean/*.yaml, the input of the linter's mutation tests
 #                        (DEPLOY_CHECKS_WRITE_FIXTURES=1 rewrites them)
@@ -43,7 +46,7 @@ K8S_VERSION=1.33.0
 KV_PIN="kubernetes-validate==1.37.0"
 CHECKOV_PIN="checkov==3.3.30"
 
-ALL_CHECKS=(render kubernetes-validate checkov lint xiu-config fixtures seed)
+ALL_CHECKS=(render kubernetes-validate checkov lint xiu-config fixtures seed distributed)
 if (($# > 0)); then CHECKS=("$@"); else CHECKS=("${ALL_CHECKS[@]}"); fi
 for c in "${CHECKS[@]}"; do
   case " ${ALL_CHECKS[*]} " in *" $c "*) ;; *) echo "unknown check: $c (known: ${ALL_CHECKS[*]})" >&2; exit 2 ;; esac
@@ -94,7 +97,7 @@ ensure_venv() {
   log "installing $KV_PIN $CHECKOV_PIN into $VENV"
   "$VENV/bin/pip" install -q "$KV_PIN" "$CHECKOV_PIN"
 }
-if want kubernetes-validate || want checkov || want xiu-config || want seed; then ensure_venv; fi
+if want kubernetes-validate || want checkov || want xiu-config || want seed || want distributed; then ensure_venv; fi
 PY=$VENV/bin/python
 
 ensure_xiu() {
@@ -615,6 +618,33 @@ for ov in "${OVERLAYS[@]}"; do
     fi
   fi
 done
+
+# ------------------------------------------------------------------------------------------------
+# the objects of a distributed run (xiuload render): what the coordinator creates in the cluster
+# ------------------------------------------------------------------------------------------------
+if want distributed && [[ -n ${XIULOAD_BIN:-} ]]; then
+  log "distributed run objects (xiuload render scenarios/staging-distributed.toml)"
+  drender=$WORK/distributed.yaml
+  if ! "$XIULOAD_BIN" render "$ROOT/scenarios/staging-distributed.toml" --run-id staging-distributed-check \
+    >"$drender" 2>"$WORK/distributed.err"; then
+    fail "distributed render" "xiuload render failed: $(head -3 "$WORK/distributed.err" | tr '\n' ' ')"
+  else
+    dobj=$(grep -c '^kind:' "$drender" || true)
+    if ! grep -q '^kind: Job' "$drender" || ! grep -q 'completionMode: Indexed' "$drender"; then
+      fail "distributed render" "no Indexed Job in the render"
+    else
+      pass "distributed render" "$dobj objects (ConfigMap + Indexed Job)"
+    fi
+    if "$VENV/bin/kubernetes-validate" --strict --kubernetes-version "$K8S_VERSION" "$drender" >"$WORK/distributed.kv" 2>&1; then
+      pass "distributed kubernetes-validate" "$(grep -c ' passed ' "$WORK/distributed.kv" || true)/$dobj objects valid (strict, $K8S_VERSION)"
+    else
+      fail "distributed kubernetes-validate" "$(grep -vE ' passed ' "$WORK/distributed.kv" | head -5 | tr '\n' ' ')"
+    fi
+    lint_expect "distributed lint" "$drender" ""
+  fi
+elif want distributed; then
+  echo "SKIP distributed: XIULOAD_BIN is not set"
+fi
 
 # ------------------------------------------------------------------------------------------------
 # the seed must be rejected (proves the checks above can fail)

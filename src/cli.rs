@@ -44,6 +44,26 @@ pub enum Command {
         /// each machine runs its part with the same --start-at, then `xiuload merge`.
         #[arg(long, value_name = "I/N", value_parser = crate::scenario::shard::Shard::parse, conflicts_with = "local_workers")]
         shard: Option<crate::scenario::shard::Shard>,
+        /// Split the run over N worker pods of a Kubernetes Indexed Job (overrides
+        /// `[distributed].workers`; a scenario without `[distributed]` gets its defaults).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256), conflicts_with_all = ["local_workers", "shard"])]
+        workers: Option<u32>,
+        /// Leave the worker Job and its ConfigMap in the cluster after the run (to read the
+        /// workers' logs); they are deleted by default. The Job's TTL removes them later.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the Kubernetes objects a distributed run creates (the ConfigMap holding the
+    /// scenario and the Indexed Job of workers) as YAML, for GitOps or review.
+    Render {
+        /// Scenario file (TOML) with a `[distributed]` section (or --workers).
+        scenario: PathBuf,
+        /// How many workers (overrides `[distributed].workers`).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        workers: Option<u32>,
+        /// The run id the objects are labelled with [default: <run name>-<UTC time>].
+        #[arg(long, value_name = "ID")]
+        run_id: Option<String>,
     },
     /// One shard of a distributed run, driven by a coordinator over HTTP (`xiuload run
     /// --local-workers`, or a Kubernetes Indexed Job's pod).

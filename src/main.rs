@@ -42,6 +42,8 @@ async fn dispatch(cli: Cli) -> i32 {
             local_workers,
             start_at,
             shard,
+            workers,
+            keep,
         } => {
             let options = xiuload::run::RunOptions {
                 scenario_file: scenario,
@@ -51,6 +53,8 @@ async fn dispatch(cli: Cli) -> i32 {
                 start_at_unix_micros: start_at,
                 local_workers,
                 shard,
+                workers,
+                keep,
             };
             run(options).await
         }
@@ -79,6 +83,11 @@ async fn dispatch(cli: Cli) -> i32 {
             worker(scenario, options).await
         }
         Command::Merge { run_dirs, out } => merge(&run_dirs, &out),
+        Command::Render {
+            scenario,
+            workers,
+            run_id,
+        } => xiuload::run::render::command(&scenario, workers, run_id),
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(*args).await,
         Command::Watch {
@@ -217,13 +226,19 @@ fn print_notes(
 
 async fn run(options: xiuload::run::RunOptions) -> i32 {
     let path = &options.scenario_file;
-    let scenario = match xiuload::scenario::load(path) {
+    let mut scenario = match xiuload::scenario::load(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return exit::BAD_INPUT;
         }
     };
+    if let Some(n) = options.workers
+        && let Err(e) = xiuload::scenario::distributed::apply_workers_flag(&mut scenario, n)
+    {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
     print_notes(path, &scenario, &mut std::io::stderr());
     let outcome = match xiuload::run::run(scenario, options, shutdown_signal()).await {
         Ok(o) => o,

@@ -32,9 +32,13 @@ pub mod config {
 }
 pub mod correlate;
 pub mod expect;
+pub mod job;
 pub mod journal;
 pub mod metrics;
-pub mod quantity;
+/// Resource quantities: pure, used by the scenario's `[distributed]` too, re-exported here.
+pub mod quantity {
+    pub use crate::scenario::quantity::*;
+}
 pub mod record;
 pub mod recovery;
 pub mod session;
@@ -42,6 +46,7 @@ pub mod standalone;
 pub mod summary;
 pub mod timeline;
 pub mod watch;
+pub mod workers;
 
 pub use correlate::{ClusterReport, analyse};
 pub use expect::{ExpectationResult, judge};

@@ -128,7 +128,10 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
             warmup_s: warmup.as_secs_f64(),
             stopped_by,
             shard: options.shard.filter(|s| !s.is_whole()),
-            workers: options.local_workers,
+            // Local processes, or the pods of `[distributed]` (`--local-workers` wins).
+            workers: options
+                .local_workers
+                .or(scenario.distributed.as_ref().map(|d| d.workers)),
         },
         scenario: scenario.clone(),
         notes: crate::scenario::advice::name_collisions(scenario)

@@ -1,22 +1,32 @@
 //! The coordinator of a distributed run: starts the workers (`--local-workers N`: `xiuload worker`
-//! processes on this machine), waits until every one is ready, gives them one time zero, then
-//! takes their windows once a second, merges them ([`super::assembler`]) and feeds the merged
-//! windows to the run's collector, exactly as a one-process run feeds its own.
+//! processes on this machine; `[distributed]`: the pods of a Kubernetes Indexed Job), waits until
+//! every one is ready, gives them one time zero, then takes their windows once a second, merges
+//! them ([`super::assembler`]) and feeds the merged windows to the run's collector, exactly as a
+//! one-process run feeds its own.
 //!
-//! A worker that dies is marked lost at the second it stopped: the run goes on with the others
-//! and the report says what share of the load went with it. A worker that cannot be reached is
-//! waited for (its windows stay buffered on its side) for [`HOLD_SECONDS`] before its seconds
-//! are merged without it.
+//! Workers are reached over a [`Transport`]: plain HTTP on loopback for local processes, the API
+//! server's pod proxy for pods (no Service, Ingress or port-forward; the same credentials as the
+//! cluster watcher).
+//!
+//! A worker that dies (its process exits; its pod fails or is deleted) is marked lost at the
+//! second it stopped: the run goes on with the others and the report says what share of the load
+//! went with it. A worker that cannot be reached is waited for (its windows stay buffered on its
+//! side) for the fleet's hold ([`HOLD_SECONDS`] locally, [`CLUSTER_HOLD_SECONDS`] in a cluster)
+//! before its seconds are merged without it.
 
 use super::assembler::Assembler;
 use super::setup::Prepared;
 use super::worker::{Phase, WindowsReply};
 use super::{Collecting, RunError, SecondTicks};
 use crate::clock::{RunClock, unix_micros_now};
+use crate::kube::workers::WorkerJob;
 use crate::report::OutputDir;
 use crate::report::model::StopReason;
+use crate::scenario::Scenario;
+use crate::scenario::distributed::DistributedSection;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -25,8 +35,15 @@ use tokio::process::{Child, Command};
 /// Seconds a merged second waits for a worker that has not sent it before it is merged without
 /// that worker (which is then named missing for it).
 pub const HOLD_SECONDS: u64 = 20;
+/// The same in a cluster: every window goes through the API server, which can be away for a
+/// while (a control-plane upgrade, a leader election) while the workers go on; they keep their
+/// windows until taken, so two minutes of seconds are held back for them.
+pub const CLUSTER_HOLD_SECONDS: u64 = 120;
 /// A worker that cannot be reached for this long, while its process is gone or unknown, is lost.
 const UNREACHABLE_LOST_AFTER: Duration = Duration::from_secs(30);
+/// In a cluster: a little longer than the hold, so a worker behind an API server that is away is
+/// not given up on before its seconds are.
+const CLUSTER_UNREACHABLE_LOST_AFTER: Duration = Duration::from_secs(CLUSTER_HOLD_SECONDS + 30);
 /// How long workers get to become ready (synthetic media, event loops).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Between the start order and the time zero: every worker must have it before it passes.
@@ -36,17 +53,39 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Worker {
     index: u32,
-    base: String,
-    child: Child,
-    log: PathBuf,
+    place: Place,
     /// Highest window number taken.
     taken: u64,
     unreachable_since: Option<tokio::time::Instant>,
 }
 
+/// Where a worker runs.
+enum Place {
+    Process {
+        base: String,
+        // Boxed: a process handle is much larger than a pod's name.
+        child: Box<Child>,
+        log: PathBuf,
+    },
+    Pod {
+        name: String,
+    },
+}
+
+/// How the coordinator reaches its workers.
+enum Transport {
+    /// Processes on this machine, over loopback HTTP.
+    Direct(reqwest::Client),
+    /// Pods, through the API server's pod proxy; the Job is deleted at the end unless `keep`.
+    Cluster { job: WorkerJob, keep: bool },
+}
+
 pub(super) struct Fleet {
     workers: Vec<Worker>,
-    http: reqwest::Client,
+    transport: Transport,
+    /// Seconds held back for a worker that has not sent them.
+    hold: u64,
+    lost_after: Duration,
 }
 
 impl Fleet {
@@ -100,23 +139,148 @@ impl Fleet {
             let base = read_address(&mut child, index, &log).await?;
             workers.push(Worker {
                 index,
-                base,
-                child,
-                log,
+                place: Place::Process {
+                    base,
+                    child: Box::new(child),
+                    log,
+                },
                 taken: 0,
                 unreachable_since: None,
             });
         }
-        let fleet = Fleet { workers, http };
-        fleet.wait_ready().await?;
+        let fleet = Fleet {
+            workers,
+            transport: Transport::Direct(http),
+            hold: HOLD_SECONDS,
+            lost_after: UNREACHABLE_LOST_AFTER,
+        };
+        fleet.wait_ready(&fleet.workers).await?;
         Ok(fleet)
     }
 
-    async fn wait_ready(&self) -> Result<(), RunError> {
+    /// Creates the run's ConfigMap and Indexed Job in the cluster and waits (at most
+    /// `schedule_timeout`, or until `shutdown`) until every worker pod is Running and Ready.
+    /// Whatever stops it deletes what it created (unless `keep`).
+    pub(super) async fn spawn_kube<F: Future<Output = ()>>(
+        scenario: &Scenario,
+        section: &DistributedSection,
+        scenario_file: &Path,
+        run_id: &str,
+        keep: bool,
+        shutdown: Pin<&mut F>,
+    ) -> Result<Fleet, RunError> {
+        let setup = |m: String| RunError::Setup(m);
+        let (client, namespace) =
+            crate::kube::workers::connect(scenario.kube.as_ref(), section.namespace.as_deref())
+                .await
+                .map_err(|e| setup(e.to_string()))?;
+        let (config_map, job) =
+            super::render::objects(scenario, section, scenario_file, run_id, Some(&namespace))?;
+        let job = WorkerJob::create(client, &namespace, run_id, config_map, job, section.port)
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        let timeout = section.schedule_timeout.0;
+        eprintln!(
+            "created Job {} in namespace {}: waiting up to {}s for {} workers to be ready",
+            job.name,
+            job.namespace,
+            timeout.as_secs(),
+            section.workers
+        );
+        let waited = tokio::select! {
+            w = job.wait_ready(section.workers, timeout) => w.map_err(|e| setup(e.to_string())),
+            _ = shutdown => Err(RunError::InterruptedBeforeStart),
+        };
+        let fleet = |workers| Fleet {
+            workers,
+            transport: Transport::Cluster { job, keep },
+            hold: CLUSTER_HOLD_SECONDS,
+            lost_after: CLUSTER_UNREACHABLE_LOST_AFTER,
+        };
+        match waited {
+            Ok(names) => Ok(fleet(
+                names
+                    .into_iter()
+                    .zip(0..)
+                    .map(|(name, index)| Worker {
+                        index,
+                        place: Place::Pod { name },
+                        taken: 0,
+                        unreachable_since: None,
+                    })
+                    .collect(),
+            )),
+            Err(e) => {
+                fleet(Vec::new()).reap().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `path` to a worker (`GET`, or `POST` when `post`); the body of a 2xx answer, or
+    /// what went wrong.
+    async fn call(&self, w: &Worker, post: bool, path: &str) -> Result<String, String> {
+        match (&self.transport, &w.place) {
+            (Transport::Direct(http), Place::Process { base, .. }) => {
+                let url = format!("{base}{path}");
+                let request = if post { http.post(url) } else { http.get(url) };
+                let r = request.send().await.map_err(|e| e.to_string())?;
+                let status = r.status();
+                let body = r.text().await.map_err(|e| e.to_string())?;
+                if status.is_success() {
+                    Ok(body)
+                } else {
+                    Err(format!("{status} {body}"))
+                }
+            }
+            (Transport::Cluster { job, .. }, Place::Pod { name }) => {
+                if post {
+                    job.post(name, path).await
+                } else {
+                    job.get(name, path).await
+                }
+            }
+            _ => Err("a worker and a transport that do not go together".into()),
+        }
+    }
+
+    /// Why a worker will not answer any more, if it will not: its process exited, its pod
+    /// failed or is gone.
+    fn gone(&mut self, i: usize) -> Option<String> {
+        let Fleet {
+            workers, transport, ..
+        } = self;
+        match (&mut workers[i].place, transport) {
+            (Place::Process { child, log, .. }, _) => {
+                let status = child.try_wait().ok().flatten()?;
+                Some(format!(
+                    "is gone ({status}); its log ({}) ends: {}",
+                    log.display(),
+                    log_tail(log)
+                ))
+            }
+            (Place::Pod { name }, Transport::Cluster { job, .. }) => {
+                match job.pods().iter().find(|p| &p.name == name) {
+                    Some(pod) => pod.gone(),
+                    None => Some(format!("is gone: pod {name} was deleted")),
+                }
+            }
+            (Place::Pod { .. }, Transport::Direct(_)) => None,
+        }
+    }
+
+    /// Local workers only: a pod's readiness is the kubelet's probe on the same `/readyz`.
+    async fn wait_ready(&self, workers: &[Worker]) -> Result<(), RunError> {
+        let Transport::Direct(http) = &self.transport else {
+            return Ok(());
+        };
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        for w in &self.workers {
+        for w in workers {
+            let Place::Process { base, log, .. } = &w.place else {
+                continue;
+            };
             loop {
-                let answer = self.http.get(format!("{}/readyz", w.base)).send().await;
+                let answer = http.get(format!("{base}/readyz")).send().await;
                 match answer {
                     Ok(r) if r.status().is_success() => break,
                     Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
@@ -135,8 +299,8 @@ impl Fleet {
                         "worker {} was not ready within {}s; its log ({}) ends: {}",
                         w.index,
                         READY_TIMEOUT.as_secs(),
-                        w.log.display(),
-                        log_tail(&w.log)
+                        log.display(),
+                        log_tail(log)
                     )));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -148,27 +312,24 @@ impl Fleet {
     /// Gives every worker the run's time zero, a moment from now, and returns the run clock.
     pub(super) async fn start(&self) -> Result<RunClock, RunError> {
         let at_ms = (unix_micros_now() + START_LEAD.as_micros() as u64) / 1000;
-        for w in &self.workers {
-            let url = format!("{}/start?at_unix_ms={at_ms}", w.base);
-            match self.http.post(&url).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
-                    return Err(RunError::Setup(format!(
-                        "worker {} refused the start: {} {}",
-                        w.index,
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    )));
-                }
-                Err(e) => {
-                    return Err(RunError::Setup(format!(
-                        "worker {} could not be started: {e}",
-                        w.index
-                    )));
-                }
+        let path = format!("/start?at_unix_ms={at_ms}");
+        let answers =
+            futures::future::join_all(self.workers.iter().map(|w| self.call(w, true, &path))).await;
+        for (w, answer) in self.workers.iter().zip(answers) {
+            if let Err(e) = answer {
+                return Err(RunError::Setup(format!(
+                    "worker {} refused or missed the start: {e}",
+                    w.index
+                )));
             }
         }
         Ok(RunClock::at_unix_micros(at_ms * 1000))
+    }
+
+    /// Gives up before the run's time zero: tells the workers to stop, then [`Fleet::reap`]s.
+    pub(super) async fn abandon(self) {
+        self.stop_all().await;
+        self.reap().await;
     }
 
     /// Takes the workers' windows until every worker has sent its last one (or is lost), and
@@ -213,7 +374,7 @@ impl Fleet {
                     assembler.mark_lost(w);
                 }
             }
-            let give_up = assembler.newest().saturating_sub(HOLD_SECONDS);
+            let give_up = assembler.newest().saturating_sub(self.hold);
             let merged = assembler.ready(give_up);
             let done = assembler.is_done();
             let count = merged.len();
@@ -242,57 +403,49 @@ impl Fleet {
 
     /// Takes every running worker's new windows; marks lost the workers that are gone.
     async fn poll(&mut self, assembler: &mut Assembler) {
-        let http = &self.http;
-        let replies = futures::future::join_all(self.workers.iter().map(|w| {
-            let url = format!("{}/windows?after={}", w.base, w.taken);
-            async move {
-                let r = http.get(url).send().await.map_err(|e| e.to_string())?;
-                let body = r
-                    .error_for_status()
-                    .map_err(|e| e.to_string())?
-                    .bytes()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                serde_json::from_slice::<WindowsReply>(&body).map_err(|e| e.to_string())
-            }
+        let this = &*self;
+        let replies = futures::future::join_all(self.workers.iter().map(|w| async move {
+            let path = format!("/windows?after={}", w.taken);
+            let body = this.call(w, false, &path).await?;
+            serde_json::from_str::<WindowsReply>(&body).map_err(|e| e.to_string())
         }))
         .await;
-        for (w, reply) in self.workers.iter_mut().zip(replies) {
-            if assembler.is_lost(w.index) {
+        for (i, reply) in replies.into_iter().enumerate() {
+            let index = self.workers[i].index;
+            if assembler.is_lost(index) {
                 continue;
             }
             match reply {
                 Ok(reply) => {
-                    w.unreachable_since = None;
+                    let w = &mut self.workers[i];
+                    if let Some(since) = w.unreachable_since.take() {
+                        eprintln!(
+                            "\nworker {index} answers again after {}s: catching up from its buffered windows",
+                            since.elapsed().as_secs()
+                        );
+                    }
                     for record in reply.records {
                         w.taken = w.taken.max(record.seq);
-                        assembler.offer(w.index, record);
+                        assembler.offer(index, record);
                     }
                     if let Phase::Failed(reason) = reply.phase {
-                        eprintln!("\nwarning: worker {} failed: {reason}", w.index);
-                        assembler.mark_lost(w.index);
+                        eprintln!("\nwarning: worker {index} failed: {reason}");
+                        assembler.mark_lost(index);
                     }
                 }
                 Err(e) => {
-                    let since = *w
+                    let since = *self.workers[i]
                         .unreachable_since
                         .get_or_insert_with(tokio::time::Instant::now);
-                    let exited = w.child.try_wait().ok().flatten();
-                    if let Some(status) = exited {
+                    if let Some(why) = self.gone(i) {
+                        eprintln!("\nwarning: worker {index} {why}");
+                        assembler.mark_lost(index);
+                    } else if since.elapsed() >= self.lost_after {
                         eprintln!(
-                            "\nwarning: worker {} is gone ({status}); its log ({}) ends: {}",
-                            w.index,
-                            w.log.display(),
-                            log_tail(&w.log)
+                            "\nwarning: worker {index} unreachable for {}s ({e}): counted as lost",
+                            self.lost_after.as_secs()
                         );
-                        assembler.mark_lost(w.index);
-                    } else if since.elapsed() >= UNREACHABLE_LOST_AFTER {
-                        eprintln!(
-                            "\nwarning: worker {} unreachable for {}s ({e}): counted as lost",
-                            w.index,
-                            UNREACHABLE_LOST_AFTER.as_secs()
-                        );
-                        assembler.mark_lost(w.index);
+                        assembler.mark_lost(index);
                     }
                 }
             }
@@ -301,22 +454,28 @@ impl Fleet {
 
     /// Tells every worker to end its load now.
     async fn stop_all(&self) {
-        let http = &self.http;
-        futures::future::join_all(
-            self.workers
-                .iter()
-                .map(|w| http.post(format!("{}/stop", w.base)).send()),
-        )
-        .await;
+        futures::future::join_all(self.workers.iter().map(|w| self.call(w, true, "/stop"))).await;
     }
 
     /// Waits briefly for the worker processes to exit (they do once their last window is
-    /// taken), then kills what is left.
+    /// taken), then kills what is left; deletes the cluster's Job and ConfigMap (unless kept).
     async fn reap(mut self) {
         for w in &mut self.workers {
-            let waited = tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await;
-            if waited.is_err() {
-                let _ = w.child.kill().await;
+            if let Place::Process { child, .. } = &mut w.place {
+                let waited = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                if waited.is_err() {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        if let Transport::Cluster { job, keep } = &self.transport {
+            if *keep {
+                eprintln!(
+                    "kept Job and ConfigMap {} in namespace {} (--keep): `kubectl -n {} logs job/{}`, then `kubectl -n {} delete job,configmap {}`",
+                    job.name, job.namespace, job.namespace, job.name, job.namespace, job.name
+                );
+            } else if let Err(e) = job.delete().await {
+                eprintln!("warning: {e}");
             }
         }
     }

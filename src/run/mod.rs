@@ -18,6 +18,7 @@ mod knee_tracker;
 pub mod loops;
 pub mod merge;
 pub mod prometheus;
+pub mod render;
 mod setup;
 pub mod slots;
 mod sources;
@@ -70,6 +71,11 @@ pub struct RunOptions {
     /// Run only this part of the plan (a run split by hand over several machines, joined by
     /// `xiuload merge`).
     pub shard: Option<Shard>,
+    /// Split the run over this many worker pods of a Kubernetes Indexed Job (overrides
+    /// `[distributed].workers`); applied to the scenario before `run` by the caller.
+    pub workers: Option<u32>,
+    /// Leave the worker Job and ConfigMap in the cluster after the run.
+    pub keep: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,24 +128,48 @@ pub async fn run(
             return Err(e);
         }
     };
-    let fleet = match options.local_workers {
-        Some(n) => {
-            match coordinator::Fleet::spawn_local(&options.scenario_file, n, &prepared, &out).await
-            {
-                Ok(fleet) => Some(fleet),
-                Err(e) => {
-                    out.write_error(&format!("the run stopped before any load: {e}"));
-                    return Err(e);
-                }
-            }
+    // `--local-workers` splits the run on this machine even when the scenario says how to split
+    // it in a cluster.
+    let fleet = match (options.local_workers, &scenario.distributed) {
+        (Some(n), _) => {
+            Some(coordinator::Fleet::spawn_local(&options.scenario_file, n, &prepared, &out).await)
         }
-        None => None,
+        (None, Some(section)) => Some(
+            coordinator::Fleet::spawn_kube(
+                &scenario,
+                section,
+                &options.scenario_file,
+                &who.id,
+                options.keep,
+                shutdown.as_mut(),
+            )
+            .await,
+        ),
+        (None, None) => None,
+    };
+    let fleet = match fleet.transpose() {
+        Ok(fleet) => fleet,
+        Err(e) => {
+            let why = match &e {
+                RunError::InterruptedBeforeStart => e.to_string(),
+                _ => format!("the run stopped before any load: {e}"),
+            };
+            out.write_error(&why);
+            return Err(e);
+        }
     };
     // One clock for the whole run: its zero is the instant the load starts, and the cluster
     // watcher stamps on it too, so a cluster change and a load change at the same wall instant
     // land at the same `t`, however long setup took. Workers are given the same instant.
     let clock = match (&fleet, options.start_at_unix_micros) {
-        (Some(fleet), _) => fleet.start().await?,
+        (Some(f), _) => match f.start().await {
+            Ok(clock) => clock,
+            Err(e) => {
+                out.write_error(&format!("the run stopped before any load: {e}"));
+                abandon(fleet).await;
+                return Err(e);
+            }
+        },
         (None, Some(at)) => RunClock::at_unix_micros(at),
         (None, None) => RunClock::start_now(),
     };
@@ -147,6 +177,7 @@ pub async fn run(
         _ = tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())) => {}
         _ = &mut shutdown => {
             out.write_error("interrupted before the run's time zero: nothing was measured");
+            abandon(fleet).await;
             return Err(RunError::InterruptedBeforeStart);
         }
     }
@@ -154,6 +185,7 @@ pub async fn run(
         Some(Ok(session)) => Some(session),
         Some(Err(e)) => {
             out.write_error(&format!("the run stopped before any load: {e}"));
+            abandon(fleet).await;
             return Err(e.into());
         }
         None => None,
@@ -206,6 +238,13 @@ pub async fn run(
         faults,
     };
     finish(scenario, options, run, prepared, collecting, kube).await
+}
+
+/// Stops the workers of a run that ends before its load (and deletes their Job).
+async fn abandon(fleet: Option<coordinator::Fleet>) {
+    if let Some(fleet) = fleet {
+        fleet.abandon().await;
+    }
 }
 
 /// The collecting side of a run: the collector, this process's window source (none when

@@ -216,7 +216,11 @@ pub const DEFAULT_RECOVERED_PERCENT: f64 = 90.0;
 /// direction changes inside it mean the behaviour settings are not doing their job.
 pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(300);
 
-fn problem(field: impl Into<String>, message: impl Into<String>, hint: Option<&str>) -> Problem {
+pub(super) fn problem(
+    field: impl Into<String>,
+    message: impl Into<String>,
+    hint: Option<&str>,
+) -> Problem {
     Problem {
         field: field.into(),
         message: message.into(),
@@ -514,7 +518,7 @@ fn check_expectation(
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+pub(super) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -523,7 +527,7 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 

@@ -2,10 +2,12 @@
 
 pub mod advice;
 pub mod cluster;
+pub mod distributed;
 pub mod fault;
 mod load;
 mod model;
 pub mod plan;
+pub mod quantity;
 pub mod select;
 pub mod shard;
 pub mod template;

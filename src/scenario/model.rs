@@ -27,6 +27,9 @@ pub struct Scenario {
     /// What the run does to the servers under load, and when.
     #[serde(default, rename = "fault")]
     pub fault: Vec<super::fault::Fault>,
+    /// The run split over the pods of a Kubernetes Indexed Job.
+    #[serde(default)]
+    pub distributed: Option<super::distributed::DistributedSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -290,6 +290,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             super::plan::planned_length(s),
         ));
     }
+    p.0.extend(super::distributed::validate(s));
     p.0
 }
 

@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: a real xiu 0.14.0 per test, on free loopback ports.
 #![allow(dead_code)]
 
+pub mod distributed;
+
 use std::path::{Path, PathBuf};
 use xiuload::local::{LocalXiu, find_xiu_binary};
 

@@ -4,13 +4,18 @@
 //! `timeoutSeconds`), and lets a test script what a real cluster does to watchers: `410 Gone`,
 //! dropped connections, `403 Forbidden`. PodMetrics lists and the pod proxy (forwarded to a real
 //! local xiu) complete it. It is a test double only, never part of the product.
+//!
+//! It also stands in for the Job controller and the kubelet of a distributed run
+//! ([`fake_jobs`]): ConfigMaps and Jobs are created (`POST`) and deleted (`DELETE`), an Indexed
+//! Job starts real `xiuload worker` processes on loopback whose Pods it publishes, and the pod
+//! proxy reaches them. Lists and watches honour equality `labelSelector`s.
 
 #![allow(dead_code)]
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use serde_json::{Value, json};
@@ -19,6 +24,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
+
+#[path = "fake_jobs.rs"]
+mod fake_jobs;
+pub use fake_jobs::WorkerHandle;
 
 /// Collections served, by the key tests use: (URL prefix without namespace part, apiVersion, list kind).
 const COLLECTIONS: &[(&str, &str, &str, &str)] = &[
@@ -38,6 +47,8 @@ const COLLECTIONS: &[(&str, &str, &str, &str)] = &[
         "events.k8s.io/v1",
         "Event",
     ),
+    ("configmaps", "/api/v1", "v1", "ConfigMap"),
+    ("jobs", "/apis/batch/v1", "batch/v1", "Job"),
 ];
 
 #[derive(Clone, Debug)]
@@ -72,6 +83,8 @@ struct Inner {
     requests: Vec<String>,
     request_seen: Arc<tokio::sync::Notify>,
     down: bool,
+    /// The Job controller and kubelet stand-in: worker processes by pod name.
+    jobs: fake_jobs::Jobs,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -123,6 +136,7 @@ impl FakeApiServer {
             requests: Vec::new(),
             request_seen: Arc::new(tokio::sync::Notify::new()),
             down: false,
+            jobs: fake_jobs::Jobs::default(),
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -186,45 +200,47 @@ impl FakeApiServer {
 
     /// Creates or replaces an object (any k8s-openapi type), as ADDED or MODIFIED.
     pub fn apply<T: serde::Serialize>(&self, collection: &'static str, object: &T) {
-        let mut object = serde_json::to_value(object).unwrap();
-        let mut g = self.inner.lock().unwrap();
-        g.rv += 1;
-        let rv = g.rv;
-        let ns = g.namespace.clone();
-        let (_, _, api_version, kind) = COLLECTIONS.iter().find(|c| c.0 == collection).unwrap();
-        object["apiVersion"] = json!(api_version);
-        object["kind"] = json!(kind);
-        object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        object["metadata"]["namespace"] = json!(ns);
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-        if object["metadata"]["uid"].is_null() {
-            object["metadata"]["uid"] = json!(format!("uid-{collection}-{name}"));
-        }
-        let c = g.collections.get_mut(collection).unwrap();
-        let kind = if c.objects.insert(name, object.clone()).is_some() {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
-        c.history.push((rv, kind, object.clone()));
-        let _ = c.tx.send(Ctrl::Event { rv, kind, object });
+        apply_value(
+            &self.inner,
+            collection,
+            serde_json::to_value(object).unwrap(),
+        );
     }
 
+    /// Deletes an object; a Job's or pod's worker processes go with it.
     pub fn delete(&self, collection: &'static str, name: &str) {
-        let mut g = self.inner.lock().unwrap();
-        g.rv += 1;
-        let rv = g.rv;
-        let c = g.collections.get_mut(collection).unwrap();
-        let Some(mut object) = c.objects.remove(name) else {
-            return;
-        };
-        object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        c.history.push((rv, "DELETED", object.clone()));
-        let _ = c.tx.send(Ctrl::Event {
-            rv,
-            kind: "DELETED",
-            object,
-        });
+        delete_object(&self.inner, collection, name);
+        match collection {
+            "jobs" => fake_jobs::delete_job(&self.inner, name),
+            "pods" => self.inner.lock().unwrap().jobs.kill(name),
+            _ => {}
+        }
+    }
+
+    /// New worker pods stay Pending: the scheduler finds no node for them.
+    pub fn set_unschedulable(&self, unschedulable: bool) {
+        self.inner.lock().unwrap().jobs.unschedulable = unschedulable;
+    }
+
+    /// The worker processes of every Job created so far (by Job, then index).
+    pub fn workers(&self) -> Vec<WorkerHandle> {
+        self.inner.lock().unwrap().jobs.workers()
+    }
+
+    /// Where a Job's workers have their scenario, logs (`worker-<i>.log`) and windows
+    /// (`worker-<i>.windows.jsonl`).
+    pub fn job_dir(&self, job: &str) -> std::path::PathBuf {
+        self.inner.lock().unwrap().jobs.scratch().join(job)
+    }
+
+    /// The objects of a collection now (e.g. whether a run's Job is still there).
+    pub fn objects(&self, collection: &'static str) -> Vec<Value> {
+        let g = self.inner.lock().unwrap();
+        g.collections[collection]
+            .objects
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Compacts the collection's history: open watches get `410 Gone` and must relist.
@@ -303,11 +319,71 @@ impl FakeApiServer {
     }
 }
 
+/// Creates or replaces an object, as ADDED or MODIFIED; returns it as stored.
+fn apply_value(inner: &Shared, collection: &'static str, mut object: Value) -> Value {
+    let mut g = inner.lock().unwrap();
+    g.rv += 1;
+    let rv = g.rv;
+    let ns = g.namespace.clone();
+    let (_, _, api_version, kind) = COLLECTIONS.iter().find(|c| c.0 == collection).unwrap();
+    object["apiVersion"] = json!(api_version);
+    object["kind"] = json!(kind);
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    object["metadata"]["namespace"] = json!(ns);
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    if object["metadata"]["uid"].is_null() {
+        object["metadata"]["uid"] = json!(format!("uid-{collection}-{name}"));
+    }
+    let c = g.collections.get_mut(collection).unwrap();
+    let kind = if c.objects.insert(name, object.clone()).is_some() {
+        "MODIFIED"
+    } else {
+        "ADDED"
+    };
+    c.history.push((rv, kind, object.clone()));
+    let _ = c.tx.send(Ctrl::Event {
+        rv,
+        kind,
+        object: object.clone(),
+    });
+    object
+}
+
+/// Removes an object (DELETED); what it was, if it was there.
+fn delete_object(inner: &Shared, collection: &'static str, name: &str) -> Option<Value> {
+    let mut g = inner.lock().unwrap();
+    g.rv += 1;
+    let rv = g.rv;
+    let c = g.collections.get_mut(collection).unwrap();
+    let mut object = c.objects.remove(name)?;
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    c.history.push((rv, "DELETED", object.clone()));
+    let _ = c.tx.send(Ctrl::Event {
+        rv,
+        kind: "DELETED",
+        object: object.clone(),
+    });
+    Some(object)
+}
+
+/// Whether an object's labels match an equality selector (`a=b,c=d`; empty matches all).
+fn selected(object: &Value, selector: Option<&String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    selector.split(',').all(|term| {
+        let (key, value) = term.split_once('=').unwrap_or((term, ""));
+        let value = value.trim_start_matches('=');
+        object["metadata"]["labels"][key.trim()].as_str() == Some(value.trim())
+    })
+}
+
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.lock().unwrap().take() {
             let _ = tx.send(());
         }
+        self.inner.lock().unwrap().jobs.kill_all();
     }
 }
 
@@ -327,13 +403,15 @@ fn json_response(code: u16, body: &Value) -> Response {
 
 async fn handle(
     State(inner): State<Shared>,
+    method: Method,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let ns = {
         let mut g = inner.lock().unwrap();
-        g.requests.push(format!("GET {uri}"));
+        g.requests.push(format!("{method} {uri}"));
         g.request_seen.notify_waiters();
         if g.down {
             return json_response(
@@ -346,9 +424,14 @@ async fn handle(
     // Pod proxy: /api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/<rest>
     let pods_prefix = format!("/api/v1/namespaces/{ns}/pods/");
     if let Some(rest) = path.strip_prefix(&pods_prefix)
-        && let Some((_pod_port, tail)) = rest.split_once("/proxy/")
+        && let Some((pod_port, tail)) = rest.split_once("/proxy/")
     {
-        return proxy(&inner, tail, uri.query()).await;
+        let pod = pod_port.split(':').next().unwrap_or(pod_port);
+        let worker = inner.lock().unwrap().jobs.address(pod);
+        return match worker {
+            Some(addr) => forward(addr, method, tail, uri.query()).await,
+            None => proxy(&inner, tail, uri.query()).await,
+        };
     }
     if path == format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods") {
         let g = inner.lock().unwrap();
@@ -369,6 +452,7 @@ async fn handle(
             &json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": g.pod_metrics}),
         );
     }
+    let mut item: Option<String> = None;
     let Some((key, _, api_version, kind)) = COLLECTIONS
         .iter()
         .find(|(key, prefix, ..)| {
@@ -377,7 +461,17 @@ async fn handle(
             } else {
                 key
             };
-            path == format!("{prefix}/namespaces/{ns}/{plural}")
+            let base = format!("{prefix}/namespaces/{ns}/{plural}");
+            if path == base {
+                return true;
+            }
+            match path.strip_prefix(&format!("{base}/")) {
+                Some(name) if !name.contains('/') => {
+                    item = Some(name.to_string());
+                    true
+                }
+                _ => false,
+            }
         })
         .copied()
     else {
@@ -400,10 +494,36 @@ async fn handle(
             ),
         );
     }
+    match (&method, item) {
+        (&Method::POST, None) => return create(&inner, key, &body),
+        (&Method::DELETE, Some(name)) => return remove(&inner, key, &name),
+        (&Method::GET, Some(name)) => {
+            let found = inner.lock().unwrap().collections[key]
+                .objects
+                .get(&name)
+                .cloned();
+            return match found {
+                Some(object) => json_response(200, &object),
+                None => not_found(key, &name),
+            };
+        }
+        (&Method::GET, None) => {}
+        _ => {
+            return json_response(
+                405,
+                &status(405, "MethodNotAllowed", &format!("{method} {path}")),
+            );
+        }
+    }
+    let selector = q.get("labelSelector");
     let watching = matches!(q.get("watch").map(String::as_str), Some("1" | "true"));
     if !watching {
         let g = inner.lock().unwrap();
-        let items: Vec<&Value> = g.collections[key].objects.values().collect();
+        let items: Vec<&Value> = g.collections[key]
+            .objects
+            .values()
+            .filter(|o| selected(o, selector))
+            .collect();
         return json_response(
             200,
             &json!({"apiVersion": api_version, "kind": format!("{kind}List"),
@@ -411,6 +531,60 @@ async fn handle(
         );
     }
     watch(inner, key, api_version, kind, &q)
+}
+
+fn not_found(key: &str, name: &str) -> Response {
+    json_response(
+        404,
+        &status(404, "NotFound", &format!("{key} \"{name}\" not found")),
+    )
+}
+
+/// `POST` to a collection: stores the object (409 when the name is taken); a Job starts its
+/// workers.
+fn create(inner: &Shared, key: &'static str, body: &[u8]) -> Response {
+    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+        return json_response(400, &status(400, "BadRequest", "the body is not JSON"));
+    };
+    let Some(name) = object["metadata"]["name"].as_str().map(str::to_string) else {
+        return json_response(400, &status(400, "BadRequest", "metadata.name is required"));
+    };
+    if inner.lock().unwrap().collections[key]
+        .objects
+        .contains_key(&name)
+    {
+        return json_response(
+            409,
+            &status(
+                409,
+                "AlreadyExists",
+                &format!("{key} \"{name}\" already exists"),
+            ),
+        );
+    }
+    object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let stored = apply_value(inner, key, object);
+    if key == "jobs" {
+        fake_jobs::start_job(inner.clone(), stored.clone());
+    }
+    json_response(201, &stored)
+}
+
+/// `DELETE` of one object; a Job takes its pods (and their processes) with it, a pod its process.
+fn remove(inner: &Shared, key: &'static str, name: &str) -> Response {
+    if delete_object(inner, key, name).is_none() {
+        return not_found(key, name);
+    }
+    match key {
+        "jobs" => fake_jobs::delete_job(inner, name),
+        "pods" => inner.lock().unwrap().jobs.kill(name),
+        _ => {}
+    }
+    json_response(
+        200,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "kind": key}}),
+    )
 }
 
 fn watch(
@@ -425,6 +599,7 @@ fn watch(
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let selector = q.get("labelSelector").cloned();
     let timeout = Duration::from_secs(
         q.get("timeoutSeconds")
             .and_then(|t| t.parse().ok())
@@ -437,7 +612,7 @@ fn watch(
         let backlog: Vec<(u64, &'static str, Value)> = c
             .history
             .iter()
-            .filter(|(rv, ..)| *rv > from)
+            .filter(|(rv, _, o)| *rv > from && selected(o, selector.as_ref()))
             .cloned()
             .collect();
         (c.tx.subscribe(), backlog, from < c.compacted_before, g.rv)
@@ -475,6 +650,7 @@ fn watch(
             };
             let out = match msg {
                 Ctrl::Event { rv, .. } if rv <= from => continue,
+                Ctrl::Event { ref object, .. } if !selected(object, selector.as_ref()) => continue,
                 Ctrl::Event { kind, object, .. } => line(json!({"type": kind, "object": object})),
                 Ctrl::Gone => {
                     let _ = tx
@@ -509,11 +685,18 @@ async fn proxy(inner: &Shared, tail: &str, query: Option<&str>) -> Response {
             ),
         );
     };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    forward(addr, Method::GET, tail, query).await
+}
+
+/// The pod proxy's forwarding: the same method, path and query to `addr`; its status and body.
+async fn forward(addr: SocketAddr, method: Method, tail: &str, query: Option<&str>) -> Response {
     let url = format!(
-        "http://127.0.0.1:{port}/{tail}{}",
+        "http://{addr}/{tail}{}",
         query.map(|q| format!("?{q}")).unwrap_or_default()
     );
-    match reqwest::get(&url).await {
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+    match reqwest::Client::new().request(method, &url).send().await {
         Ok(r) => {
             let code = r.status().as_u16();
             let body = r.text().await.unwrap_or_default();
