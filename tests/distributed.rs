@@ -4,55 +4,13 @@
 
 mod common;
 
+use common::distributed::{figures, read_records, scenario, totals};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use xiuload::metrics::{PlayerStats, PublisherStats};
 use xiuload::run::assembler::WindowRecord;
 
 const XIULOAD: &str = env!("CARGO_BIN_EXE_xiuload");
-
-/// 3 publishers, 12 HTTP-FLV and 6 RTMP viewers, for `seconds`.
-fn scenario(xiu: &xiuload::local::LocalXiu, seconds: u32) -> String {
-    format!(
-        r#"[run]
-name = "distributed"
-duration = "{seconds}s"
-warmup = "3s"
-
-{target}
-[[publishers]]
-name = "cams"
-stream = "cam-{{i}}"
-count = 3
-video = {{ width = 320, height = 180, fps = 25, bitrate = "400kbps", gop = "1s" }}
-audio = {{ enabled = false }}
-
-[[players]]
-name = "flv-viewers"
-protocol = "flv"
-publishers = "cams"
-ramp = [
-  {{ duration = "1s", target = 0 }},
-  {{ duration = "1s", target = 12 }},
-  {{ duration = "{hold}s", target = 12 }},
-]
-
-[[players]]
-name = "rtmp-viewers"
-protocol = "rtmp"
-publishers = "cams"
-select = {{ mode = "zipf", exponent = 1.2 }}
-ramp = [
-  {{ duration = "1s", target = 0 }},
-  {{ duration = "1s", target = 6 }},
-  {{ duration = "{hold}s", target = 6 }},
-]
-"#,
-        target = common::remote_target(xiu),
-        hold = seconds - 2,
-    )
-}
 
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
@@ -67,66 +25,6 @@ fn xiuload(args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-fn read_records(path: &Path) -> Vec<WindowRecord> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect()
-}
-
-/// What two sets of windows are compared on: per player group frames, bytes, sessions, errors
-/// and latency percentiles (from the merged histogram), per publisher group sessions, frames and
-/// bytes. Compact, so a failure message stays readable.
-fn figures(records: &[WindowRecord]) -> Vec<String> {
-    let (players, publishers) = totals(records);
-    let mut out: Vec<String> = players
-        .iter()
-        .map(|p| {
-            format!(
-                "players frames={} bytes={} sessions={} errors={} latency p50={:?} p99={:?} max={:?}",
-                p.frames,
-                p.bytes,
-                p.sessions,
-                p.errors.total(),
-                p.latency.quantile_ms(0.5),
-                p.latency.quantile_ms(0.99),
-                p.latency.max_ms()
-            )
-        })
-        .collect();
-    out.extend(publishers.iter().map(|p| {
-        format!(
-            "publishers sessions={} frames={} bytes={}",
-            p.sessions, p.frames, p.bytes
-        )
-    }));
-    out
-}
-
-/// Every player group's and publisher group's stats over `records`, merged.
-fn totals(records: &[WindowRecord]) -> (Vec<PlayerStats>, Vec<PublisherStats>) {
-    let mut players: Vec<PlayerStats> = Vec::new();
-    let mut publishers: Vec<PublisherStats> = Vec::new();
-    for r in records {
-        players.resize(
-            r.window.players.len().max(players.len()),
-            Default::default(),
-        );
-        publishers.resize(
-            r.window.publishers.len().max(publishers.len()),
-            Default::default(),
-        );
-        for (t, g) in players.iter_mut().zip(&r.window.players) {
-            t.merge(&g.stats);
-        }
-        for (t, g) in publishers.iter_mut().zip(&r.window.publishers) {
-            t.merge(&g.stats);
-        }
-    }
-    (players, publishers)
 }
 
 fn worker_records(out: &Path, worker: u32) -> Vec<WindowRecord> {
