@@ -12,6 +12,23 @@ use xiuload::run::assembler::WindowRecord;
 
 const XIULOAD: &str = env!("CARGO_BIN_EXE_xiuload");
 
+/// `xiuload run` of `text` with `workers` local workers, its output in `dir/run`.
+fn local_workers_run(dir: &Path, text: &str, workers: u32) -> (PathBuf, Command) {
+    let out = dir.join("run");
+    let file = write_scenario(dir, text);
+    let workers = workers.to_string();
+    let command = xiuload(&[
+        "run",
+        file.to_str().unwrap(),
+        "--local-workers",
+        &workers,
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (out, command)
+}
+
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -75,19 +92,8 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 async fn three_local_workers_make_the_plans_load_and_merge_it_exactly() {
     let xiu = common::start_xiu().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let file = write_scenario(dir.path(), &scenario(&xiu, 10));
-    let output = xiuload(&[
-        "run",
-        file.to_str().unwrap(),
-        "--local-workers",
-        "3",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let (out, mut command) = local_workers_run(dir.path(), &scenario(&xiu, 10), 3);
+    let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 
@@ -142,19 +148,8 @@ async fn three_local_workers_make_the_plans_load_and_merge_it_exactly() {
 async fn a_killed_worker_is_lost_and_the_verdict_says_the_load_was_short() {
     let xiu = common::start_xiu().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let file = write_scenario(dir.path(), &scenario(&xiu, 12));
-    let mut coordinator = xiuload(&[
-        "run",
-        file.to_str().unwrap(),
-        "--local-workers",
-        "3",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .spawn()
-    .unwrap();
+    let (out, mut command) = local_workers_run(dir.path(), &scenario(&xiu, 12), 3);
+    let mut coordinator = command.spawn().unwrap();
     let log = out.join("worker-1.windows.jsonl");
     wait_for_lines(&log, 4, Duration::from_secs(60));
     let victim: Vec<u32> = processes_mentioning(log.to_str().unwrap());
@@ -215,19 +210,8 @@ async fn a_killed_worker_is_lost_and_the_verdict_says_the_load_was_short() {
 async fn ctrl_c_stops_the_workers_and_keeps_what_they_measured() {
     let xiu = common::start_xiu().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let file = write_scenario(dir.path(), &scenario(&xiu, 60));
-    let mut coordinator = xiuload(&[
-        "run",
-        file.to_str().unwrap(),
-        "--local-workers",
-        "2",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .spawn()
-    .unwrap();
+    let (out, mut command) = local_workers_run(dir.path(), &scenario(&xiu, 60), 2);
+    let mut coordinator = command.spawn().unwrap();
     wait_for_lines(&out.join("timeline.jsonl"), 3, Duration::from_secs(60));
     unsafe { libc::kill(coordinator.id() as i32, libc::SIGINT) };
     let status = wait_exit(&mut coordinator, Duration::from_secs(60));
@@ -344,9 +328,11 @@ fn steady_p50s(out: &Path, from: f64, to: f64) -> Vec<f64> {
         .collect()
 }
 
+/// How far a run's own per-second figures wander: their range.
 fn spread(xs: &[f64]) -> f64 {
-    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
+    let max = xs.iter().copied().fold(f64::MIN, f64::max);
+    let min = xs.iter().copied().fold(f64::MAX, f64::min);
+    max - min
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,14 +379,16 @@ async fn local_workers_measure_what_one_process_measures() {
         a["publishers"][0]["whole_run"]["sessions"],
         b["publishers"][0]["whole_run"]["sessions"]
     );
-    // Latency p50 agrees within the noise of each run's own per-second p50s (3 σ each).
     let p50 = |r: &serde_json::Value| {
         r["protocols"]["flv"]["latency_ms"]["p50_ms"]
             .as_f64()
             .unwrap()
     };
-    let noise =
-        3.0 * (spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5)));
+    // Latency p50 agrees within what the two runs' own per-second p50s wander over the steady
+    // seconds (each may sit at either end of its range). On 2 cores, 3 processes get a little
+    // more of the CPU than one, so the workers' p50 tends to be a few tenths of a millisecond
+    // lower: inside that, not outside it.
+    let noise = spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5));
     let gap = (p50(&a) - p50(&b)).abs();
     eprintln!(
         "p50 {} vs {} ms, gap {gap:.3}, noise {noise:.3}",

@@ -9,7 +9,7 @@
 //! workers whose share is missing. A window that arrives after its second was merged is folded
 //! into the next merged second, so totals stay exact; only its second is off.
 
-use super::collector::{GroupWindow, Window, WorkerSample};
+use super::collector::{GroupWindow, Window, WorkerSample, max_opt};
 use crate::metrics::{PlayerStats, PublisherStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -232,13 +232,6 @@ fn add_groups<S: Default + Clone>(
     }
     for (a, b) in into.iter_mut().zip(from) {
         merge(&mut a.stats, &b.stats);
-    }
-}
-
-fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
     }
 }
 

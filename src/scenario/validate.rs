@@ -87,17 +87,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
     for (i, g) in s.publishers.iter().enumerate() {
         let at = format!("publishers[{i}]");
-        if knee_group == Some(g.name.as_str()) {
-            if g.count.is_some() || g.ramp.is_some() {
-                p.add(
-                    at.clone(),
-                    "this group is stepped by [knee]; remove its `count`/`ramp`",
-                    None,
-                );
-            }
-        } else {
-            check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
-        }
+        check_group_shape(&at, &g.name, knee_group, g.count, g.ramp.as_deref(), &mut p);
         check_reconnect(&at, &g.reconnect, &mut p);
         check_video(&at, &g.video, &mut p);
         if g.audio.enabled && !(8_000..=512_000).contains(&g.audio.bitrate.bps()) {
@@ -118,17 +108,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
     for (i, g) in s.players.iter().enumerate() {
         let at = format!("players[{i}]");
-        if knee_group == Some(g.name.as_str()) {
-            if g.count.is_some() || g.ramp.is_some() {
-                p.add(
-                    at.clone(),
-                    "this group is stepped by [knee]; remove its `count`/`ramp`",
-                    None,
-                );
-            }
-        } else {
-            check_shape(&at, g.count, g.ramp.as_deref(), &mut p);
-        }
+        check_group_shape(&at, &g.name, knee_group, g.count, g.ramp.as_deref(), &mut p);
         check_reconnect(&at, &g.reconnect, &mut p);
         match (&g.publishers, &g.streams) {
             (None, None) | (Some(_), Some(_)) => p.add(
@@ -412,6 +392,26 @@ fn check_names(s: &Scenario, p: &mut Problems) {
                 Some("group names must be unique across publishers and players"),
             );
         }
+    }
+}
+
+/// A group's shape: its own `count` or `ramp`, or none when the knee steps it.
+fn check_group_shape(
+    at: &str,
+    name: &str,
+    knee_group: Option<&str>,
+    count: Option<u32>,
+    ramp: Option<&[Stage]>,
+    p: &mut Problems,
+) {
+    if knee_group != Some(name) {
+        check_shape(at, count, ramp, p);
+    } else if count.is_some() || ramp.is_some() {
+        p.add(
+            at,
+            "this group is stepped by [knee]; remove its `count`/`ramp`",
+            None,
+        );
     }
 }
 
