@@ -15,8 +15,8 @@ echo "== cargo build"
 cargo build --quiet --all-targets
 echo "== deploy checks (.ci/deploy-checks.sh)"
 XIULOAD_BIN="$PWD/target/debug/xiuload" .ci/deploy-checks.sh
-# Fuzzing (scripts/fuzz-ci.sh) is not part of this run yet: the rtmp target still finds an
-# rml_rtmp panic the chunk guard misses (README "Fuzzing").
+echo "== fuzzing (scripts/fuzz-ci.sh: every target briefly, the regression inputs first)"
+scripts/fuzz-ci.sh
 echo "== cargo test"
 # Integration tests start real xiu processes and generate real-time load: two at a time is what
 # a 2-core machine holds without the load generator measuring itself.
