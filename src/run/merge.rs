@@ -206,6 +206,13 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         .find(|f| !f.is_empty())
         .cloned()
         .unwrap_or_default();
+    // Likewise the local kubelet's record: only the part that ran the topology has one.
+    let kubelet = parts
+        .iter()
+        .map(|p| &p.report.kubelet)
+        .find(|k| !k.is_empty())
+        .cloned()
+        .unwrap_or_default();
     let expectations = crate::kube::judge(
         &scenario.expect,
         None,
@@ -230,6 +237,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         cluster: None,
         expectations,
         faults: &faults,
+        kubelet: &kubelet,
     });
     report.notes.push(format!(
         "merged from {} runs: {}",

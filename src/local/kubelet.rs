@@ -1,0 +1,699 @@
+//! The local kubelet: while a run's load goes on, the local topology's edges are supervised as
+//! the kubelet supervises deploy/'s edge pods ([`super::probes`] has the numbers and the rules).
+//! Each edge gets a task that owns it: it runs both containers' startup, readiness and liveness
+//! probes on their periods, keeps the edge in the viewers' [`Rotation`] exactly while the pod
+//! would be Ready, restarts a container whose liveness (or startup) probe failed `failureThreshold`
+//! times in a row (preStop hook, SIGINT, SIGKILL after the grace period, as the kubelet stops a
+//! container) or that exited, with the crash-loop back-off, and records each of these as a
+//! [`KubeletEvent`].
+//!
+//! Faults reach the processes through [`Kubelet::act`], so a fault and the kubelet never act on
+//! the same process at once. Origins are not supervised: a killed origin stays down.
+
+use super::probes::{Change, Check, Container, CrashBackoff, EdgePort, PodProbes, ProbeKind};
+use super::rotation::Rotation;
+use super::topology::{Edge, EdgeLauncher, LocalTopology};
+use crate::clock::RunClock;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeletAction {
+    /// The pod stopped being Ready: new viewers go to the other edges.
+    OutOfRotation,
+    /// Ready again: new viewers come to it again.
+    BackInRotation,
+    /// A container was started again.
+    Restart,
+}
+
+/// One thing the local kubelet did, in `report.json` (`kubelet`) and marked on the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeletEvent {
+    /// Seconds on the run clock.
+    pub at_s: f64,
+    pub edge: u32,
+    pub action: KubeletAction,
+    /// `restart`: `xiu` or `sidecar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `restart`: this container's restart count, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// Why: the probe that failed and its last answer, how the container exited.
+    pub reason: String,
+    /// `restart`: when the new container answered on its ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_s: Option<f64>,
+    /// `restart`: why the new container did not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl KubeletEvent {
+    /// "edge 1 out of rotation", "restart edge 1 xiu": the label of its timeline and chart marks.
+    pub fn label(&self) -> String {
+        match self.action {
+            KubeletAction::OutOfRotation => format!("edge {} out of rotation", self.edge),
+            KubeletAction::BackInRotation => format!("edge {} back in rotation", self.edge),
+            KubeletAction::Restart => format!(
+                "restart edge {} {}",
+                self.edge,
+                self.container.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KubeletEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t={:.1}s {}", self.at_s, self.label())?;
+        if let Some(n) = self.restarts {
+            write!(f, " (restart #{n})")?;
+        }
+        write!(f, ": {}", self.reason)?;
+        match (&self.error, self.done_s) {
+            (Some(e), _) => write!(
+                f,
+                "; FAILED to start ({})",
+                e.lines().next().unwrap_or_default()
+            ),
+            (None, Some(done)) => write!(f, "; up at t={done:.1}s"),
+            (None, None) if self.action == KubeletAction::Restart => {
+                write!(f, "; not up when the run stopped")
+            }
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The record of what the kubelet did, shared with the collecting loop (timeline marks).
+#[derive(Clone, Default)]
+pub struct KubeletLog(Arc<Mutex<Vec<KubeletEvent>>>);
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+impl KubeletLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<KubeletEvent>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an event that happens now; returns its place. The time is read under the lock,
+    /// for the reason the fault log does (no mark falls between two timeline points).
+    fn push(
+        &self,
+        clock: &RunClock,
+        edge: usize,
+        action: KubeletAction,
+        container: Option<Container>,
+        restarts: Option<u32>,
+        reason: String,
+    ) -> usize {
+        let mut log = self.lock();
+        log.push(KubeletEvent {
+            at_s: secs(clock.elapsed()),
+            edge: edge as u32,
+            action,
+            container: container.map(|c| c.as_str().to_string()),
+            restarts,
+            reason,
+            done_s: None,
+            error: None,
+        });
+        log.len() - 1
+    }
+
+    fn finish(&self, event: usize, clock: &RunClock, result: Result<(), String>) {
+        let done = secs(clock.elapsed());
+        if let Some(e) = self.lock().get_mut(event) {
+            match result {
+                Ok(()) => e.done_s = Some(done),
+                Err(why) => e.error = Some(why),
+            }
+        }
+    }
+
+    pub fn events(&self) -> Vec<KubeletEvent> {
+        self.lock().clone()
+    }
+
+    /// Labels of the events in the window `(since, until]` (seconds on the run clock).
+    pub fn labels(&self, since: f64, until: f64) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|e| e.at_s > since && e.at_s <= until)
+            .map(KubeletEvent::label)
+            .collect()
+    }
+}
+
+/// A process of the local topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Origin(usize),
+    Edge(usize),
+}
+
+impl Process {
+    fn name(self) -> String {
+        match self {
+            Process::Origin(i) => format!("origin {i}"),
+            Process::Edge(i) => format!("edge {i}"),
+        }
+    }
+}
+
+/// What a fault does to a process's xiu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGKILL; an error when it is not running.
+    Kill,
+    /// SIGKILL if it runs (the first half of a `restart`).
+    Down,
+    /// Started again on the same ports, killed first if it runs.
+    Start,
+    /// A signal (SIGSTOP, SIGCONT); an error when it is not running.
+    Signal(libc::c_int),
+}
+
+type Request = (Action, oneshot::Sender<Result<(), String>>);
+
+struct EdgeHandle {
+    commands: mpsc::Sender<Request>,
+    task: JoinHandle<Edge>,
+}
+
+/// The running kubelet: owns the topology until [`Kubelet::stop`].
+pub struct Kubelet {
+    topology: LocalTopology,
+    edges: Vec<EdgeHandle>,
+    stop: CancellationToken,
+    log: KubeletLog,
+}
+
+impl Kubelet {
+    /// Takes the topology and supervises its edges from now on (every edge is ready: the
+    /// topology starts only then).
+    pub fn start(mut topology: LocalTopology, clock: RunClock) -> Kubelet {
+        let stop = CancellationToken::new();
+        let log = KubeletLog::default();
+        let launcher = topology.edge_launcher();
+        let grace = topology.termination_grace();
+        let http = reqwest::Client::builder()
+            // A probe opens its own connection, as the kubelet's do: a pooled one would hide a
+            // listener that stopped accepting.
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap_or_default();
+        let edges = std::mem::take(&mut topology.edges)
+            .into_iter()
+            .enumerate()
+            .map(|(index, edge)| {
+                let (commands, requests) = mpsc::channel(4);
+                let worker = EdgeWorker::new(EdgeContext {
+                    index,
+                    launcher: launcher.clone(),
+                    grace,
+                    http: http.clone(),
+                    rotation: topology.rotation.clone(),
+                    log: log.clone(),
+                    clock,
+                });
+                let task = tokio::spawn(worker.run(edge, requests, stop.clone()));
+                EdgeHandle { commands, task }
+            })
+            .collect();
+        Kubelet {
+            topology,
+            edges,
+            stop,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> KubeletLog {
+        self.log.clone()
+    }
+
+    /// Does `action` to `process`'s xiu (through the edge's supervisor for an edge).
+    pub async fn act(&mut self, process: Process, action: Action) -> Result<(), String> {
+        let name = process.name();
+        match process {
+            Process::Edge(i) => {
+                let edge = self
+                    .edges
+                    .get(i)
+                    .ok_or_else(|| format!("{name} does not exist"))?;
+                let (reply, answer) = oneshot::channel();
+                edge.commands
+                    .send((action, reply))
+                    .await
+                    .map_err(|_| format!("{name}'s supervisor is gone"))?;
+                answer
+                    .await
+                    .map_err(|_| format!("{name}'s supervisor is gone"))?
+            }
+            Process::Origin(i) => {
+                let origin = self
+                    .topology
+                    .origin_mut(i)
+                    .ok_or_else(|| format!("{name} does not exist"))?;
+                let running = origin.pid().is_some();
+                match action {
+                    Action::Start => self
+                        .topology
+                        .restart_origin(i)
+                        .await
+                        .map_err(|e| format!("{name} did not come back: {e}")),
+                    Action::Down => {
+                        origin.kill().await;
+                        Ok(())
+                    }
+                    _ if !running => Err(format!("{name} is not running (killed earlier)")),
+                    Action::Kill => {
+                        origin.kill().await;
+                        Ok(())
+                    }
+                    Action::Signal(signal) => {
+                        origin.signal(signal);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops supervising and gives the topology back, every edge in its place.
+    pub async fn stop(mut self) -> LocalTopology {
+        self.stop.cancel();
+        for (i, handle) in self.edges.into_iter().enumerate() {
+            match handle.task.await {
+                Ok(edge) => self.topology.edges.push(edge),
+                // Its processes were killed when the task's edge was dropped.
+                Err(e) => eprintln!("warning: the local kubelet of edge {i} failed: {e}"),
+            }
+        }
+        self.topology
+    }
+}
+
+/// What an edge's supervisor needs besides the edge.
+struct EdgeContext {
+    index: usize,
+    launcher: EdgeLauncher,
+    grace: Duration,
+    http: reqwest::Client,
+    rotation: Rotation,
+    log: KubeletLog,
+    clock: RunClock,
+}
+
+/// One probe's answer, for the container instance (`generation`) it was sent to.
+struct ProbeResult {
+    container: Container,
+    kind: ProbeKind,
+    generation: u64,
+    outcome: Result<(), String>,
+}
+
+enum Wake {
+    Stop,
+    Command(Request),
+    Exited(Container, String),
+    Probe(ProbeResult),
+    Due,
+}
+
+/// One edge's kubelet. Per container: the pure probe state, its instance count (answers to an
+/// instance gone are dropped), back-off, restart count, a pending restart, and each probe's
+/// next tick (the probes keep their phase across restarts, as the kubelet's probe workers do).
+struct EdgeWorker {
+    ctx: EdgeContext,
+    pod: PodProbes,
+    generation: [u64; 2],
+    backoff: [CrashBackoff; 2],
+    restarts: [u32; 2],
+    pending: [Option<(Instant, String)>; 2],
+    next: [[Instant; 3]; 2],
+    in_flight: [[bool; 3]; 2],
+    last_failure: [[String; 3]; 2],
+    probes: JoinSet<ProbeResult>,
+}
+
+impl EdgeWorker {
+    fn new(ctx: EdgeContext) -> EdgeWorker {
+        let now = Instant::now();
+        let next = Container::BOTH.map(|c| ProbeKind::ALL.map(|k| now + c.spec().probe(k).period));
+        EdgeWorker {
+            ctx,
+            pod: PodProbes::serving(),
+            generation: [0; 2],
+            backoff: [CrashBackoff::default(); 2],
+            restarts: [0; 2],
+            pending: [None, None],
+            next,
+            in_flight: [[false; 3]; 2],
+            last_failure: Default::default(),
+            probes: JoinSet::new(),
+        }
+    }
+
+    fn edge_name(&self) -> String {
+        format!("edge {}", self.ctx.index)
+    }
+
+    async fn run(
+        mut self,
+        mut edge: Edge,
+        mut requests: mpsc::Receiver<Request>,
+        stop: CancellationToken,
+    ) -> Edge {
+        loop {
+            let wake_at = self.next_wake();
+            let xiu_runs = self.pod.is_running(Container::Xiu) && edge.xiu.pid().is_some();
+            let sidecar_runs = self.pod.is_running(Container::Sidecar);
+            let wake = tokio::select! {
+                _ = stop.cancelled() => Wake::Stop,
+                Some(request) = requests.recv() => Wake::Command(request),
+                how = edge.xiu.exited(), if xiu_runs => Wake::Exited(Container::Xiu, format!("exited: {how}")),
+                _ = edge.sidecar.ended(), if sidecar_runs => Wake::Exited(Container::Sidecar, "its task ended".into()),
+                Some(Ok(result)) = self.probes.join_next(), if !self.probes.is_empty() => Wake::Probe(result),
+                _ = tokio::time::sleep_until(wake_at) => Wake::Due,
+            };
+            match wake {
+                Wake::Stop => break,
+                Wake::Command((action, reply)) => {
+                    let result = self.command(&mut edge, action).await;
+                    let _ = reply.send(result);
+                }
+                Wake::Exited(c, why) => self.gone(c, why),
+                Wake::Probe(r) => self.probed(&mut edge, r).await,
+                Wake::Due => {
+                    self.restart_due(&mut edge).await;
+                    self.probe_due(&edge);
+                }
+            }
+        }
+        self.probes.abort_all();
+        edge
+    }
+
+    /// The earliest pending restart or probe tick.
+    fn next_wake(&self) -> Instant {
+        let restarts = self.pending.iter().flatten().map(|(at, _)| *at);
+        let ticks = self.next.iter().flatten().copied();
+        restarts
+            .chain(ticks)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+    }
+
+    async fn command(&mut self, edge: &mut Edge, action: Action) -> Result<(), String> {
+        let name = self.edge_name();
+        let running = edge.xiu.pid().is_some();
+        match action {
+            Action::Start => {
+                let started = self.ctx.launcher.restart(&mut edge.xiu).await;
+                self.pending[Container::Xiu as usize] = None;
+                match started {
+                    Ok(()) => {
+                        self.started(Container::Xiu);
+                        self.update_rotation("xiu started again by a fault".into());
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.gone(Container::Xiu, format!("did not start: {e}"));
+                        Err(format!("{name} did not come back: {e}"))
+                    }
+                }
+            }
+            Action::Down => {
+                if running {
+                    edge.xiu.kill().await;
+                    self.gone(Container::Xiu, "killed by a fault (SIGKILL)".into());
+                }
+                Ok(())
+            }
+            _ if !running => Err(format!(
+                "{name} is not running (killed earlier; the kubelet starts it again after its back-off)"
+            )),
+            Action::Kill => {
+                edge.xiu.kill().await;
+                self.gone(Container::Xiu, "killed by a fault (SIGKILL)".into());
+                Ok(())
+            }
+            Action::Signal(signal) => {
+                edge.xiu.signal(signal);
+                Ok(())
+            }
+        }
+    }
+
+    /// Container `c` is no longer running: the pod is unready, a restart is planned after the
+    /// back-off.
+    fn gone(&mut self, c: Container, why: String) {
+        let now = Instant::now();
+        self.pod.exited(c);
+        self.generation[c as usize] += 1;
+        let delay = self.backoff[c as usize].delay(now.into_std());
+        self.pending[c as usize] = Some((now + delay, why.clone()));
+        self.update_rotation(format!("{} {why}", c.as_str()));
+    }
+
+    fn started(&mut self, c: Container) {
+        self.pod.started(c);
+        self.generation[c as usize] += 1;
+        // The startup probe of a new container runs at once.
+        self.next[c as usize][ProbeKind::Startup as usize] = Instant::now();
+    }
+
+    /// Puts the edge in or out of the viewers' rotation as the pod's readiness says, recording
+    /// a change.
+    fn update_rotation(&self, reason: String) {
+        let ready = self.pod.ready();
+        if self.ctx.rotation.set(self.ctx.index, ready) {
+            let action = if ready {
+                KubeletAction::BackInRotation
+            } else {
+                KubeletAction::OutOfRotation
+            };
+            let reason = if ready {
+                "every container runs and is ready".to_string()
+            } else {
+                reason
+            };
+            self.ctx
+                .log
+                .push(&self.ctx.clock, self.ctx.index, action, None, None, reason);
+        }
+    }
+
+    async fn probed(&mut self, edge: &mut Edge, r: ProbeResult) {
+        let (c, k) = (r.container as usize, r.kind as usize);
+        self.in_flight[c][k] = false;
+        if r.generation != self.generation[c] || !self.pod.is_running(r.container) {
+            return;
+        }
+        let spec = r.container.spec();
+        let probe = spec.probe(r.kind);
+        if let Err(e) = &r.outcome {
+            self.last_failure[c][k] = e.clone();
+        }
+        let what = format!(
+            "{} {} probe ({})",
+            r.container.as_str(),
+            r.kind.as_str(),
+            describe(probe.check)
+        );
+        match self
+            .pod
+            .container(r.container)
+            .observe(spec, r.kind, r.outcome.is_ok())
+        {
+            Some(Change::Ready) => self.update_rotation(String::new()),
+            Some(Change::Unready) => self.update_rotation(format!(
+                "{what} failed {} times in a row, last: {}",
+                probe.failure_threshold, self.last_failure[c][k]
+            )),
+            Some(Change::Restart { failures, .. }) => {
+                let why = format!(
+                    "{what} failed {failures} times in a row, last: {}",
+                    self.last_failure[c][k]
+                );
+                self.kill_container(edge, r.container).await;
+                self.gone(r.container, format!("killed: {why}"));
+            }
+            Some(Change::Started) | None => {}
+        }
+    }
+
+    /// Stops a container as the kubelet does: its preStop hook (bounded by the grace period),
+    /// then its stop signal, then SIGKILL once the grace period is over.
+    async fn kill_container(&mut self, edge: &mut Edge, c: Container) {
+        let began = Instant::now();
+        let hook = c.spec().pre_stop;
+        let _ = run_check(&self.ctx.http, hook, edge, self.ctx.grace).await;
+        // The kubelet gives a container whose hook used up the grace 2 s more.
+        let left = self
+            .ctx
+            .grace
+            .saturating_sub(began.elapsed())
+            .max(Duration::from_secs(2));
+        match c {
+            Container::Xiu => {
+                edge.xiu.terminate(left).await;
+            }
+            Container::Sidecar => edge.sidecar.stop().await,
+        }
+    }
+
+    /// Starts every container whose restart is due.
+    async fn restart_due(&mut self, edge: &mut Edge) {
+        let now = Instant::now();
+        for c in Container::BOTH {
+            let Some((at, why)) = self.pending[c as usize].clone() else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            self.pending[c as usize] = None;
+            self.restarts[c as usize] += 1;
+            let event = self.ctx.log.push(
+                &self.ctx.clock,
+                self.ctx.index,
+                KubeletAction::Restart,
+                Some(c),
+                Some(self.restarts[c as usize]),
+                why,
+            );
+            let result = match c {
+                Container::Xiu => self
+                    .ctx
+                    .launcher
+                    .restart(&mut edge.xiu)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Container::Sidecar => {
+                    edge.start_sidecar(&self.ctx.launcher.sidecars);
+                    Ok(())
+                }
+            };
+            match &result {
+                Ok(()) => self.started(c),
+                // Still down: the next attempt after the back-off.
+                Err(e) => self.gone(c, format!("did not start: {e}")),
+            }
+            self.ctx.log.finish(event, &self.ctx.clock, result);
+        }
+    }
+
+    /// Sends every probe whose tick has come, for a running container it applies to.
+    fn probe_due(&mut self, edge: &Edge) {
+        let now = Instant::now();
+        for c in Container::BOTH {
+            for kind in ProbeKind::ALL {
+                let (ci, ki) = (c as usize, kind as usize);
+                let probe = *c.spec().probe(kind);
+                if self.next[ci][ki] > now {
+                    continue;
+                }
+                // The next tick; ticks missed while busy are skipped, as a ticker drops them.
+                while self.next[ci][ki] <= now {
+                    self.next[ci][ki] += probe.period;
+                }
+                let applies = self.pod.is_running(c)
+                    && self.pod.containers[ci].runs(kind)
+                    && !self.in_flight[ci][ki];
+                if !applies {
+                    continue;
+                }
+                self.in_flight[ci][ki] = true;
+                let (http, generation) = (self.ctx.http.clone(), self.generation[ci]);
+                let target = address(edge, probe.check);
+                self.probes.spawn(async move {
+                    ProbeResult {
+                        container: c,
+                        kind,
+                        generation,
+                        outcome: check_at(&http, probe.check, target, probe.timeout).await,
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn address(edge: &Edge, check: Check) -> SocketAddr {
+    let port = match check {
+        Check::HttpGet { port, .. } | Check::TcpSocket { port } => port,
+    };
+    let loopback = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    match port {
+        EdgePort::XiuApi => loopback(edge.xiu.ports.api),
+        EdgePort::XiuRtmp => loopback(edge.xiu.ports.rtmp),
+        EdgePort::SidecarHealth => edge.health,
+    }
+}
+
+fn describe(check: Check) -> String {
+    let port = |p: EdgePort| match p {
+        EdgePort::XiuApi => "api",
+        EdgePort::XiuRtmp => "rtmp",
+        EdgePort::SidecarHealth => "health",
+    };
+    match check {
+        Check::HttpGet { port: p, path } => format!("GET {path} on {}", port(p)),
+        Check::TcpSocket { port: p } => format!("TCP connect to {}", port(p)),
+    }
+}
+
+async fn run_check(
+    http: &reqwest::Client,
+    check: Check,
+    edge: &Edge,
+    timeout: Duration,
+) -> Result<(), String> {
+    check_at(http, check, address(edge, check), timeout).await
+}
+
+/// One probe, as the kubelet judges it: an HTTP status from 200 to 399, or a TCP connection
+/// accepted, within `timeout`.
+async fn check_at(
+    http: &reqwest::Client,
+    check: Check,
+    at: SocketAddr,
+    timeout: Duration,
+) -> Result<(), String> {
+    match check {
+        Check::HttpGet { path, .. } => {
+            let answer = http
+                .get(format!("http://{at}{path}"))
+                .timeout(timeout)
+                .send()
+                .await;
+            match answer {
+                Ok(r) if (200..400).contains(&r.status().as_u16()) => Ok(()),
+                Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+                Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Check::TcpSocket { .. } => {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(at)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no connection within {timeout:?}")),
+            }
+        }
+    }
+}
