@@ -14,7 +14,7 @@ use xiuload::report::model::{Report, Verdict};
 use xiuload::scenario::fault::FaultOutcome;
 
 /// The first event of `action` on edge `edge`, which must exist.
-fn first<'a>(r: &'a Report, edge: u32, action: KubeletAction) -> &'a KubeletEvent {
+fn first(r: &Report, edge: u32, action: KubeletAction) -> &KubeletEvent {
     r.kubelet
         .iter()
         .find(|e| e.edge == edge && e.action == action)
