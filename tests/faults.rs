@@ -10,13 +10,6 @@ use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
 use xiuload::report::model::{Report, Verdict};
 use xiuload::scenario::fault::{FaultAction, FaultOutcome, FaultTarget};
 
-fn scenario_text(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The expectation of `kind`, which must have been judged `pass`.
 fn passed<'a>(r: &'a Report, kind: &str) -> &'a str {
     let e = r
@@ -61,7 +54,11 @@ fn drawn(dir: &Path, label: &str) {
 async fn origin_restart_under_load_every_edge_serves_again_within_the_bound() {
     common::xiu_bin();
     let out = tempfile::tempdir().unwrap();
-    let outcome = common::run(&scenario_text("local-origin-restart.toml"), out.path()).await;
+    let outcome = common::run(
+        &common::scenario_text("local-origin-restart.toml"),
+        out.path(),
+    )
+    .await;
     let r = &outcome.report;
 
     assert_eq!(r.faults.len(), 1, "{:#?}", r.faults);
@@ -110,7 +107,11 @@ async fn ingest_failover_publishers_move_to_the_surviving_origin_and_viewers_are
     common::xiu_bin();
     xiuload::local::find_haproxy().unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap();
-    let outcome = common::run(&scenario_text("local-ingest-failover.toml"), out.path()).await;
+    let outcome = common::run(
+        &common::scenario_text("local-ingest-failover.toml"),
+        out.path(),
+    )
+    .await;
     let r = &outcome.report;
 
     assert_eq!(r.faults.len(), 1, "{:#?}", r.faults);

@@ -1,5 +1,6 @@
-//! Issue 13: the local topology acts as the kubelet would for deploy/'s edge pods. Against real
-//! xiu 0.14.0: an edge killed by a fault is restarted without a restart fault and its viewers move
+//! Issue 13: the local topology acts as the kubelet would for deploy/'s edge pods. The scenarios
+//! `scenarios/local-edge-kill.toml` and `local-edge-hang.toml` run unchanged against real xiu
+//! 0.14.0: an edge killed by a fault is restarted without a restart fault and its viewers move
 //! to the ready edge meanwhile; an edge hung by SIGSTOP is taken out of the viewers' rotation by
 //! its failed readiness probes and restarted by its failed liveness probes (preStop drain, grace
 //! period, SIGKILL), then comes back into rotation.
@@ -58,44 +59,7 @@ fn marked(dir: &Path, e: &KubeletEvent) {
 async fn a_killed_edge_is_restarted_by_the_kubelet_and_its_viewers_move_to_the_ready_edge() {
     common::xiu_bin();
     let out = tempfile::tempdir().unwrap();
-    let text = r#"
-[run]
-duration = "30s"
-warmup = "3s"
-
-[target.local]
-edges = 2
-
-[[publishers]]
-name = "cams"
-stream = "kubelet-kill-{i}"
-count = 1
-video = { width = 320, height = 240, fps = 25, bitrate = "500kbps", gop = "1s" }
-
-[[players]]
-name = "flv-viewers"
-protocol = "flv"
-publishers = "cams"
-ramp = [{ duration = "2s", target = 0 }, { duration = "1s", target = 10 }, { duration = "27s", target = 10 }]
-reconnect = { max_attempts = 3, backoff = "500ms" }
-
-[[fault]]
-at = "10s"
-action = "kill"
-target = "edge"
-index = 0
-
-[[expect]]
-kind = "recovered_within"
-within = "5s"
-percent = 90
-
-[[expect]]
-kind = "max_viewers_dropped"
-max = 10
-window = "10s"
-"#;
-    let outcome = common::run(text, out.path()).await;
+    let outcome = common::run(&common::scenario_text("local-edge-kill.toml"), out.path()).await;
     let r = &outcome.report;
     assert_eq!(r.faults.len(), 1, "{:#?}", r.faults);
     let kill = &r.faults[0];
@@ -178,41 +142,7 @@ window = "10s"
 async fn a_hung_edge_leaves_the_rotation_and_is_restarted_by_its_failed_liveness_probes() {
     common::xiu_bin();
     let out = tempfile::tempdir().unwrap();
-    let text = r#"
-[run]
-duration = "130s"
-warmup = "3s"
-
-[target.local]
-edges = 2
-
-[[publishers]]
-name = "cams"
-stream = "kubelet-stop-{i}"
-count = 1
-video = { width = 320, height = 240, fps = 25, bitrate = "300kbps", gop = "1s" }
-
-[[players]]
-name = "flv-viewers"
-protocol = "flv"
-publishers = "cams"
-ramp = [{ duration = "2s", target = 0 }, { duration = "1s", target = 6 }, { duration = "127s", target = 6 }]
-first_frame_timeout = "4s"
-read_timeout = "3s"
-reconnect = { max_attempts = 3, backoff = "500ms" }
-
-[[fault]]
-at = "5s"
-action = "stop"
-target = "edge"
-index = 0
-
-[[expect]]
-kind = "recovered_within"
-within = "30s"
-percent = 90
-"#;
-    let outcome = common::run(text, out.path()).await;
+    let outcome = common::run(&common::scenario_text("local-edge-hang.toml"), out.path()).await;
     let r = &outcome.report;
     let stop = &r.faults[0];
     assert_eq!(stop.outcome, FaultOutcome::Done, "{stop:?}");
