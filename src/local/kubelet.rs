@@ -389,18 +389,29 @@ impl EdgeWorker {
                 Some(Ok(result)) = self.probes.join_next(), if !self.probes.is_empty() => Wake::Probe(result),
                 _ = tokio::time::sleep_until(wake_at) => Wake::Due,
             };
-            match wake {
-                Wake::Stop => break,
-                Wake::Command((action, reply)) => {
-                    let result = self.command(&mut edge, action).await;
-                    let _ = reply.send(result);
+            if let Wake::Stop = wake {
+                break;
+            }
+            let handled = async {
+                match wake {
+                    Wake::Stop => {}
+                    Wake::Command((action, reply)) => {
+                        let result = self.command(&mut edge, action).await;
+                        let _ = reply.send(result);
+                    }
+                    Wake::Exited(c, why) => self.gone(c, why),
+                    Wake::Probe(r) => self.probed(&mut edge, r).await,
+                    Wake::Due => {
+                        self.restart_due(&mut edge).await;
+                        self.probe_due(&edge);
+                    }
                 }
-                Wake::Exited(c, why) => self.gone(c, why),
-                Wake::Probe(r) => self.probed(&mut edge, r).await,
-                Wake::Due => {
-                    self.restart_due(&mut edge).await;
-                    self.probe_due(&edge);
-                }
+            };
+            // A container being stopped can take the whole grace period: the run's end does
+            // not wait for it (the topology stops what is left).
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = handled => {}
             }
         }
         self.probes.abort_all();
