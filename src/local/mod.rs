@@ -3,7 +3,9 @@
 
 pub mod balancer;
 pub mod config;
+mod edge_supervisor;
 pub mod kubelet;
+mod kubelet_record;
 pub mod probes;
 pub mod rotation;
 pub mod topology;
