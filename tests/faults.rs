@@ -10,13 +10,6 @@ use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
 use xiuload::report::model::{Report, Verdict};
 use xiuload::scenario::fault::{FaultAction, FaultOutcome, FaultTarget};
 
-fn scenario_text(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The expectation of `kind`, which must have been judged `pass`.
 fn passed<'a>(r: &'a Report, kind: &str) -> &'a str {
     let e = r
@@ -61,7 +54,11 @@ fn drawn(dir: &Path, label: &str) {
 async fn origin_restart_under_load_every_edge_serves_again_within_the_bound() {
     common::xiu_bin();
     let out = tempfile::tempdir().unwrap();
-    let outcome = common::run(&scenario_text("local-origin-restart.toml"), out.path()).await;
+    let outcome = common::run(
+        &common::scenario_text("local-origin-restart.toml"),
+        out.path(),
+    )
+    .await;
     let r = &outcome.report;
 
     assert_eq!(r.faults.len(), 1, "{:#?}", r.faults);
@@ -110,7 +107,11 @@ async fn ingest_failover_publishers_move_to_the_surviving_origin_and_viewers_are
     common::xiu_bin();
     xiuload::local::find_haproxy().unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap();
-    let outcome = common::run(&scenario_text("local-ingest-failover.toml"), out.path()).await;
+    let outcome = common::run(
+        &common::scenario_text("local-ingest-failover.toml"),
+        out.path(),
+    )
+    .await;
     let r = &outcome.report;
 
     assert_eq!(r.faults.len(), 1, "{:#?}", r.faults);
@@ -158,7 +159,9 @@ async fn ingest_failover_publishers_move_to_the_surviving_origin_and_viewers_are
 }
 
 /// `stop` hangs an edge (SIGSTOP: its viewers' connections stay open and receive nothing) until
-/// `cont`; `kill` ends it; a second kill of a dead edge is recorded as failed, not skipped.
+/// `cont`; `kill` ends it, and the local kubelet starts it again at once; a second kill ends that
+/// one, which the kubelet then holds back for its crash back-off (10 s); a third kill meanwhile
+/// finds nothing to kill and is recorded as failed, not skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_cont_and_kill_act_on_an_edge_and_a_fault_that_cannot_act_is_recorded_failed() {
     common::xiu_bin();
@@ -203,6 +206,11 @@ at = "16s"
 action = "kill"
 target = "edge"
 
+[[fault]]
+at = "17s"
+action = "kill"
+target = "edge"
+
 [[expect]]
 kind = "recovered_within"
 fault = 0
@@ -218,15 +226,24 @@ within = "6s"
             (FaultAction::Stop, FaultOutcome::Done),
             (FaultAction::Cont, FaultOutcome::Done),
             (FaultAction::Kill, FaultOutcome::Done),
+            (FaultAction::Kill, FaultOutcome::Done),
             (FaultAction::Kill, FaultOutcome::Failed),
         ],
         "{:#?}",
         r.faults
     );
-    assert_eq!(
-        r.faults[3].error.as_deref(),
-        Some("edge 0 is not running (killed earlier)")
-    );
+    let not_running =
+        "edge 0 is not running (killed earlier; the kubelet starts it again after its back-off)";
+    assert_eq!(r.faults[4].error.as_deref(), Some(not_running));
+    // The kubelet restarted the first kill's xiu at once and was holding the second one back.
+    let restarts: Vec<(f64, Option<u32>)> = r
+        .kubelet
+        .iter()
+        .filter(|e| e.action == xiuload::local::kubelet::KubeletAction::Restart)
+        .map(|e| (e.at_s, e.restarts))
+        .collect();
+    assert_eq!(restarts.len(), 1, "{:#?}", r.kubelet);
+    assert!((restarts[0].0 - 15.0).abs() < 0.5, "{restarts:?}");
     let timeline = read_timeline(&out.path().join("timeline.jsonl")).unwrap();
     // The second ending at `t` (ticks run a little late on a busy machine).
     let mbps = |t: f64| {
@@ -244,7 +261,7 @@ within = "6s"
     // A failed fault leaves no judged expectation standing on it: the run reports it.
     let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(
-        summary.contains("kill edge 0: FAILED (edge 0 is not running (killed earlier))"),
+        summary.contains(&format!("kill edge 0: FAILED ({not_running})")),
         "{summary}"
     );
 }

@@ -4,6 +4,7 @@
 //! distinct ports).
 
 use super::balancer::{LocalBalancer, find_haproxy};
+use super::rotation::Rotation;
 use super::xiu::{LocalError, LocalXiu, free_ports, sweep_stale_dirs};
 use crate::sidecar::{OriginEndpoints, SidecarConfig};
 use std::net::SocketAddr;
@@ -15,6 +16,81 @@ pub struct Edge {
     pub xiu: LocalXiu,
     /// The sidecar's probe server (`/livez`, `/readyz`, `/startupz`, `/drain`).
     pub health: SocketAddr,
+    pub sidecar: Sidecar,
+}
+
+/// An edge's sidecar, run as a task of this process: what it was started with (to start it
+/// again, as the kubelet restarts a container) and the task.
+pub struct Sidecar {
+    config: SidecarConfig,
+    /// A child of the topology's token: the topology stops every sidecar at once.
+    stop: CancellationToken,
+    /// `None` once it ended and that was seen.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sidecar {
+    fn spawn(config: SidecarConfig, all: &CancellationToken) -> Sidecar {
+        let stop = all.child_token();
+        let (run, until) = (config.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = crate::sidecar::run(run, until.cancelled_owned()).await {
+                tracing::error!(error = %e, "local sidecar failed");
+            }
+        });
+        Sidecar {
+            config,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Asks it to stop and waits for it, bounded (it stops its relays and its server).
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    }
+
+    /// Resolves when the task ends by itself (it failed); never once that was seen, or after
+    /// [`Sidecar::stop`]. Cancel-safe.
+    pub async fn ended(&mut self) {
+        match &mut self.task {
+            Some(t) => {
+                let _ = t.await;
+                self.task = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Edge {
+    /// Starts the sidecar again on the same address after [`Sidecar::stop`] (a container
+    /// restart: its state, `draining` included, starts over).
+    pub fn start_sidecar(&mut self, all: &CancellationToken) {
+        self.sidecar = Sidecar::spawn(self.sidecar.config.clone(), all);
+    }
+}
+
+/// What it takes to start an edge's xiu again: a cheap copy for whoever supervises the edges.
+#[derive(Debug, Clone)]
+pub struct EdgeLauncher {
+    bin: PathBuf,
+    hls_fragment_secs: u32,
+    relay_token: String,
+    /// The topology's sidecars, parent of each edge's.
+    pub sidecars: CancellationToken,
+}
+
+impl EdgeLauncher {
+    /// Kills `xiu` if it runs and starts it again on the same ports with the same relay token
+    /// (an edge container restarting); its sidecar relays into it again.
+    pub async fn restart(&self, xiu: &mut LocalXiu) -> Result<(), LocalError> {
+        xiu.restart(&self.bin, self.hls_fragment_secs, Some(&self.relay_token))
+            .await
+    }
 }
 
 /// How to lay the topology out; [`TopologyOptions::new`] gives deploy/'s shape with timings for
@@ -56,12 +132,13 @@ pub struct LocalTopology {
     /// publish LoadBalancer of a cluster).
     pub balancer: Option<LocalBalancer>,
     pub edges: Vec<Edge>,
+    /// The edges that take new viewers (all, until a kubelet takes one out).
+    pub rotation: Rotation,
     /// The edges' RTMP push password: only the sidecars know it.
     pub relay_token: String,
     bin: PathBuf,
     options: TopologyOptions,
     sidecars: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl LocalTopology {
@@ -103,11 +180,11 @@ impl LocalTopology {
             other_origins,
             balancer,
             edges: Vec::new(),
+            rotation: Rotation::all_ready(options.edges as usize),
             relay_token,
             bin: bin.to_path_buf(),
             options: options.clone(),
             sidecars: CancellationToken::new(),
-            tasks: Vec::new(),
         };
         let origins: Vec<OriginEndpoints> = topology
             .origins()
@@ -135,13 +212,12 @@ impl LocalTopology {
                 new_stream_grace: options.new_stream_grace,
                 pod: None,
             };
-            let stop = topology.sidecars.clone();
-            topology.tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::sidecar::run(config, stop.cancelled_owned()).await {
-                    tracing::error!(error = %e, "local sidecar failed");
-                }
-            }));
-            topology.edges.push(Edge { xiu, health });
+            let sidecar = Sidecar::spawn(config, &topology.sidecars);
+            topology.edges.push(Edge {
+                xiu,
+                health,
+                sidecar,
+            });
         }
         for edge in &topology.edges {
             wait_ready(edge.health, Duration::from_secs(20)).await?;
@@ -184,12 +260,25 @@ impl LocalTopology {
     /// Kills edge `i`'s xiu and starts it again on the same ports with the same relay token (an
     /// edge container restarting); its sidecar keeps running and relays into it again.
     pub async fn restart_edge(&mut self, i: usize) -> Result<(), LocalError> {
-        let (bin, frag) = (self.bin.clone(), self.options.hls_fragment_secs);
-        let token = self.relay_token.clone();
+        let launcher = self.edge_launcher();
         match self.edge_mut(i) {
-            Some(e) => e.restart(&bin, frag, Some(&token)).await,
+            Some(e) => launcher.restart(e).await,
             None => Ok(()),
         }
+    }
+
+    pub fn edge_launcher(&self) -> EdgeLauncher {
+        EdgeLauncher {
+            bin: self.bin.clone(),
+            hls_fragment_secs: self.options.hls_fragment_secs,
+            relay_token: self.relay_token.clone(),
+            sidecars: self.sidecars.clone(),
+        }
+    }
+
+    /// The grace an edge container gets to stop (the local drain plus deploy/'s slack).
+    pub fn termination_grace(&self) -> Duration {
+        super::probes::termination_grace(self.options.drain_timeout)
     }
 
     /// Process ids of every xiu in the topology.
@@ -206,10 +295,10 @@ impl LocalTopology {
     }
 
     /// Stops sidecars first (so they do not chase vanishing origins), then edges, then origins.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.sidecars.cancel();
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        for edge in &mut self.edges {
+            edge.sidecar.stop().await;
         }
         for edge in self.edges {
             edge.xiu.stop().await;

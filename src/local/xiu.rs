@@ -290,6 +290,29 @@ impl LocalXiu {
         let _ = self.child.kill().await;
     }
 
+    /// Resolves when xiu exits (at once if it already has); says how. Cancel-safe: a supervisor
+    /// waits on it beside other work.
+    pub async fn exited(&mut self) -> String {
+        match self.child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("its status is unknown ({e})"),
+        }
+    }
+
+    /// Stops xiu as a container runtime stops it: SIGINT (its stop signal), then SIGKILL when it
+    /// has not exited within `grace`. Whether it exited before the SIGKILL.
+    pub async fn terminate(&mut self, grace: Duration) -> bool {
+        if self.child.id().is_none() {
+            return true;
+        }
+        self.signal(libc::SIGINT);
+        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+            return true;
+        }
+        self.kill().await;
+        false
+    }
+
     /// Stops (SIGSTOP) or continues (SIGCONT) xiu: a hung server.
     pub fn signal(&self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {

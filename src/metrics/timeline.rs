@@ -58,6 +58,10 @@ pub struct TimelinePoint {
     /// The `[[fault]]`s that began in this second, e.g. `["kill origin 0"]`; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault: Vec<String>,
+    /// What the local kubelet did in this second, e.g. `["edge 1 out of rotation"]`; absent when
+    /// nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubelet: Vec<String>,
 }
 
 /// One player group's second: its protocol, active viewers and window.
@@ -127,6 +131,7 @@ pub fn build_point(
         server_rss_mib: None,
         workers_missing: Vec::new(),
         fault: Vec::new(),
+        kubelet: Vec::new(),
     }
 }
 

@@ -165,6 +165,14 @@ fn opt(v: Option<f64>) -> f64 {
 }
 
 /// Event colours by kind: what a reader scans for first (failures red, scaling blue).
+/// The local kubelet's actions: restarts orange like a cluster's, rotation changes purple.
+fn kubelet_color(action: crate::local::kubelet::KubeletAction) -> &'static str {
+    match action {
+        crate::local::kubelet::KubeletAction::Restart => "#e65100",
+        _ => "#6a1b9a",
+    }
+}
+
 fn event_color(kind: &str) -> &'static str {
     let k = kind.to_ascii_lowercase();
     if k.contains("fail") || k.contains("unhealthy") || k.contains("kill") || k.contains("oom") {
@@ -221,6 +229,12 @@ pub fn render(
         label: format!("fault: {}", f.label()),
         color: "#b71c1c".into(),
         kind: MarkerKind::Fault,
+    }));
+    markers.extend(report.kubelet.iter().map(|k| Marker {
+        t: k.at_s,
+        label: format!("kubelet: {}", k.label()),
+        color: kubelet_color(k.action).into(),
+        kind: MarkerKind::Note,
     }));
     load_section(&mut h, timeline, x_range, &markers);
     experience_section(&mut h, timeline, x_range, &markers);
@@ -549,10 +563,10 @@ fn expectations_table<'a>(h: &mut String, rows: impl Iterator<Item = (Verdict, &
 /// expectations judged on it.
 fn faults_section(h: &mut String, r: &Report) {
     let show_expectations = r.cluster.is_none() && !r.expectations.is_empty();
-    if r.faults.is_empty() && !show_expectations {
+    if r.faults.is_empty() && r.kubelet.is_empty() && !show_expectations {
         return;
     }
-    h.push_str("<section data-faults=\"1\"><h2>Faults</h2><p class=\"hint\">What the run did to the servers under load (solid red lines on the charts above), and what the viewers went through.</p>");
+    h.push_str("<section data-faults=\"1\"><h2>Faults</h2><p class=\"hint\">What the run did to the servers under load (solid red lines on the charts above), what the local kubelet did about it (dashed: restarts orange, rotation changes purple), and what the viewers went through.</p>");
     if !r.faults.is_empty() {
         h.push_str("<table><tr><th>t (s)</th><th>fault</th><th>outcome</th></tr>");
         for f in &r.faults {
@@ -563,6 +577,22 @@ fn faults_section(h: &mut String, r: &Report) {
                 f.at_s,
                 escape(&f.label()),
                 escape(&f.outcome_text())
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !r.kubelet.is_empty() {
+        h.push_str("<table><tr><th>t (s)</th><th>kubelet</th><th>why, and how it went</th></tr>");
+        for k in &r.kubelet {
+            let full = k.to_string();
+            let detail = full.split_once(": ").map_or("", |(_, rest)| rest);
+            let _ = write!(
+                h,
+                "<tr data-kubelet=\"{}\"><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+                escape(&k.label()),
+                k.at_s,
+                escape(&k.label()),
+                escape(detail)
             );
         }
         h.push_str("</table>");
@@ -774,6 +804,16 @@ mod tests {
             FaultAction::Kill,
             FaultTarget::Edge,
         ));
+        r.kubelet.push(crate::local::KubeletEvent {
+            at_s: 5.01,
+            edge: 0,
+            action: crate::local::kubelet::KubeletAction::OutOfRotation,
+            container: None,
+            restarts: None,
+            reason: "xiu killed by a fault (SIGKILL)".into(),
+            done_s: None,
+            error: None,
+        });
         r.expectations.push(crate::kube::ExpectationResult {
             kind: "recovered_within".into(),
             description: "viewers served again within 10s".into(),
@@ -807,6 +847,17 @@ mod tests {
             "{section}"
         );
         assert!(section.contains("viewers served again within 10s"));
+        assert!(
+            section.contains(r#"<tr data-kubelet="edge 0 out of rotation">"#)
+                && section.contains("xiu killed by a fault (SIGKILL)"),
+            "{section}"
+        );
+        assert!(
+            html.matches("kubelet: edge 0 out of rotation</text>")
+                .count()
+                >= charts - empty,
+            "the kubelet's action is marked on every chart"
+        );
     }
 
     #[test]

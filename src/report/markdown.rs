@@ -22,15 +22,19 @@ fn player_row(out: &mut String, name: &str, protocol: &str, p: &PlayerSummary) {
     );
 }
 
-/// What the run did to the servers; without a cluster section, the expectations judged on it.
+/// What the run did to the servers and what the local kubelet did about it; without a cluster
+/// section, the expectations judged on it.
 fn faults(out: &mut String, r: &Report) {
     let show_expectations = r.cluster.is_none() && !r.expectations.is_empty();
-    if r.faults.is_empty() && !show_expectations {
+    if r.faults.is_empty() && r.kubelet.is_empty() && !show_expectations {
         return;
     }
     let _ = writeln!(out, "\n## Faults\n");
     for f in &r.faults {
         let _ = writeln!(out, "- **fault** {f}");
+    }
+    for k in &r.kubelet {
+        let _ = writeln!(out, "- **kubelet** {k}");
     }
     if show_expectations {
         out.push('\n');
@@ -303,6 +307,16 @@ mod tests {
         let mut restart = FaultEvent::done_at(10.0, FaultAction::Restart, FaultTarget::Origin);
         restart.done_s = Some(15.5);
         r.faults.push(restart);
+        r.kubelet.push(crate::local::KubeletEvent {
+            at_s: 10.2,
+            edge: 1,
+            action: crate::local::kubelet::KubeletAction::Restart,
+            container: Some("xiu".into()),
+            restarts: Some(1),
+            reason: "exited: signal: 9 (SIGKILL)".into(),
+            done_s: Some(10.6),
+            error: None,
+        });
         r.expectations.push(crate::kube::ExpectationResult {
             kind: "max_viewers_dropped".into(),
             description: "at most 5 viewers dropped".into(),
@@ -316,6 +330,10 @@ mod tests {
         assert!(faults < md.find("## Players").unwrap(), "{md}");
         assert!(
             md.contains("- **fault** t=10.0s restart origin 0: done at t=15.5s"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **kubelet** t=10.2s restart edge 1 xiu (restart #1): exited: signal: 9 (SIGKILL); up at t=10.6s"),
             "{md}"
         );
         assert!(

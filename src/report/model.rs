@@ -40,6 +40,10 @@ pub struct Report {
     /// What the run did for each `[[fault]]`, in the order the actions began.
     #[serde(default)]
     pub faults: Vec<crate::scenario::fault::FaultEvent>,
+    /// What the local topology's kubelet did (edges out of and back in the viewers' rotation,
+    /// containers restarted), in the order it did it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubelet: Vec<crate::local::KubeletEvent>,
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
     pub knee: Option<super::knee::KneeReport>,

@@ -26,6 +26,8 @@ pub(super) struct Inputs<'a> {
     pub(super) cluster: Option<crate::kube::ClusterReport>,
     pub(super) expectations: Vec<crate::kube::ExpectationResult>,
     pub(super) faults: &'a [crate::scenario::fault::FaultEvent],
+    /// What the local kubelet did.
+    pub(super) kubelet: &'a [crate::local::KubeletEvent],
 }
 
 /// A group's configuration, with its streams.
@@ -49,6 +51,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         cluster,
         expectations,
         faults,
+        kubelet,
     } = i;
     let planned = super::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
@@ -170,6 +173,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         cluster,
         expectations,
         faults: faults.to_vec(),
+        kubelet: kubelet.to_vec(),
         thresholds,
         knee,
         raw: RawMeasurements {

@@ -1,5 +1,6 @@
 //! Where clients connect, resolved from the scenario's target (or the local topology).
 
+use crate::local::Rotation;
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::{PathTemplate, Target};
 
@@ -14,6 +15,10 @@ pub struct Endpoints {
     pub hls_base: Vec<String>,
     /// The server's URL layout below the HTTP bases.
     pub paths: UrlPaths,
+    /// A local topology's edges in the viewers' rotation (the play lists are its edges, in
+    /// order); a cluster target (and a worker, which gets no live view of it) has none.
+    #[serde(skip)]
+    pub rotation: Option<Rotation>,
 }
 
 /// Where a server serves a stream's HTTP outputs, below the base URL.
@@ -53,28 +58,37 @@ impl Endpoints {
                 flv: t.flv_path.clone(),
                 hls: t.hls_path.clone(),
             },
+            rotation: None,
         })
     }
 
     /// The HTTP-FLV URL viewer number `viewer` uses.
     pub fn flv_url(&self, stream: &str, viewer: usize) -> Option<String> {
-        pick(&self.flv_base, viewer)
+        self.pick(&self.flv_base, viewer)
             .map(|b| format!("{b}{}", self.paths.flv.render(&self.app, stream)))
     }
 
     /// The HLS playlist URL viewer number `viewer` uses.
     pub fn hls_url(&self, stream: &str, viewer: usize) -> Option<String> {
-        pick(&self.hls_base, viewer)
+        self.pick(&self.hls_base, viewer)
             .map(|b| format!("{b}{}", self.paths.hls.render(&self.app, stream)))
     }
 
     pub fn rtmp_play(&self, viewer: usize) -> Option<&RtmpBase> {
-        pick(&self.rtmp_play, viewer)
+        self.pick(&self.rtmp_play, viewer)
     }
-}
 
-fn pick<T>(list: &[T], viewer: usize) -> Option<&T> {
-    (!list.is_empty()).then(|| &list[viewer % list.len()])
+    /// Viewer `viewer`'s server: `viewer % servers`, or with a rotation the ready edge it gives.
+    fn pick<'a, T>(&self, list: &'a [T], viewer: usize) -> Option<&'a T> {
+        if list.is_empty() {
+            return None;
+        }
+        let i = match &self.rotation {
+            Some(r) if r.len() == list.len() => r.pick(viewer),
+            _ => viewer % list.len(),
+        };
+        list.get(i)
+    }
 }
 
 /// Stream name for publisher `index` of a group: `{i}` in the pattern becomes the index.
@@ -98,6 +112,7 @@ mod tests {
                 "http://127.0.0.1:9080".into(),
             ],
             paths: UrlPaths::default(),
+            rotation: None,
         };
         assert_eq!(
             e.flv_url("cam-1", 7).unwrap(),
@@ -113,6 +128,36 @@ mod tests {
         );
         assert!(e.rtmp_play(0).is_none());
         assert_eq!(stream_name("cam-{i}", 7), "cam-7");
+    }
+
+    #[test]
+    fn a_local_rotation_sends_new_viewers_to_ready_edges_only() {
+        let base = |port| format!("http://127.0.0.1:{port}");
+        let rotation = Rotation::all_ready(2);
+        let e = Endpoints {
+            app: "live".into(),
+            rtmp_publish: None,
+            rtmp_play: vec![],
+            flv_base: vec![base(8001), base(8002)],
+            hls_base: vec![base(9001), base(9002)],
+            paths: UrlPaths::default(),
+            rotation: Some(rotation.clone()),
+        };
+        let flv = |viewer| e.flv_url("s", viewer).unwrap();
+        assert_eq!(flv(1), "http://127.0.0.1:8002/live/s.flv");
+        rotation.set(1, false);
+        assert_eq!(flv(1), "http://127.0.0.1:8001/live/s.flv");
+        assert!(e.hls_url("s", 3).unwrap().starts_with(&base(9001)));
+        rotation.set(1, true);
+        assert_eq!(flv(1), "http://127.0.0.1:8002/live/s.flv");
+        // Workers get the endpoints without it: the plain spread.
+        let sent: Endpoints = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert!(sent.rotation.is_none());
+        rotation.set(1, false);
+        assert_eq!(
+            sent.flv_url("s", 1).unwrap(),
+            "http://127.0.0.1:8002/live/s.flv"
+        );
     }
 
     #[test]

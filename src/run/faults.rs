@@ -2,11 +2,14 @@
 //! moments on the run clock, and keeps the record of what it did ([`FaultEvent`]s) for the
 //! report, the timeline and the fault expectations.
 //!
-//! The driver owns the topology while the load runs (nothing else acts on it then) and hands it
-//! back when the run stops, so the run's clean-up stops every process, restarted ones included.
+//! While the load runs, the local kubelet ([`crate::local::kubelet`]) holds the topology: it
+//! supervises the edges as deploy/'s kubelet would, and the faults act through it. The driver
+//! hands the topology back when the run stops, so the run's clean-up stops every process,
+//! restarted ones included.
 
 use crate::clock::RunClock;
-use crate::local::{LocalTopology, LocalXiu};
+use crate::local::kubelet::{Action, KubeletEvent, KubeletLog, Process};
+use crate::local::{Kubelet, LocalTopology};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::fault::{Fault, FaultAction, FaultEvent, FaultOutcome, FaultTarget};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,9 +66,10 @@ fn steps(faults: &[Fault]) -> Vec<Step> {
     out
 }
 
-/// The record of what the driver did, shared with the collecting loop (timeline marks).
+/// The record of what the driver did, shared with the collecting loop (timeline marks); and
+/// what the local kubelet did meanwhile.
 #[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<FaultEvent>>>);
+pub struct Log(Arc<Mutex<Vec<FaultEvent>>>, KubeletLog);
 
 impl Log {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FaultEvent>> {
@@ -116,6 +120,10 @@ impl Log {
     pub fn labels(&self, since: Duration, until: Duration) -> Vec<String> {
         labels_between(&self.lock(), secs(since), secs(until))
     }
+
+    pub fn kubelet_events(&self) -> Vec<KubeletEvent> {
+        self.1.events()
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -130,12 +138,35 @@ fn labels_between(events: &[FaultEvent], since: f64, until: f64) -> Vec<String> 
         .collect()
 }
 
-/// Which timeline points carry which faults: the live file's marks, remembered so the points
-/// kept in memory (the report's charts, the expectations) carry exactly the same.
+/// What one timeline point is marked with: the faults and the kubelet's actions of its second.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PointMarks {
+    pub fault: Vec<String>,
+    pub kubelet: Vec<String>,
+}
+
+impl PointMarks {
+    pub fn is_empty(&self) -> bool {
+        self.fault.is_empty() && self.kubelet.is_empty()
+    }
+
+    /// `point` carrying these marks.
+    pub fn on(&self, point: &TimelinePoint) -> TimelinePoint {
+        TimelinePoint {
+            fault: self.fault.clone(),
+            kubelet: self.kubelet.clone(),
+            ..point.clone()
+        }
+    }
+}
+
+/// Which timeline points carry which faults and kubelet actions: the live file's marks,
+/// remembered so the points kept in memory (the report's charts, the expectations) carry
+/// exactly the same.
 #[derive(Default)]
 pub struct Marks {
     log: Log,
-    marked: Vec<(usize, Vec<String>)>,
+    marked: Vec<(usize, PointMarks)>,
 }
 
 impl Marks {
@@ -146,42 +177,55 @@ impl Marks {
         }
     }
 
-    /// The faults begun in the window `(since, until]` of timeline point `index`.
-    pub fn take(&mut self, index: usize, since: Duration, until: Duration) -> Vec<String> {
-        let labels = self.log.labels(since, until);
-        if !labels.is_empty() {
-            self.marked.push((index, labels.clone()));
+    /// The faults begun, and the kubelet's actions, in the window `(since, until]` of timeline
+    /// point `index`.
+    pub fn take(&mut self, index: usize, since: Duration, until: Duration) -> PointMarks {
+        let marks = PointMarks {
+            fault: self.log.labels(since, until),
+            kubelet: self.log.1.labels(secs(since), secs(until)),
+        };
+        if !marks.is_empty() {
+            self.marked.push((index, marks.clone()));
         }
-        labels
+        marks
     }
 
     /// Marks the kept points as the live file was marked.
     pub fn apply(&self, points: &mut [TimelinePoint]) {
-        for (index, labels) in &self.marked {
+        for (index, marks) in &self.marked {
             if let Some(p) = points.get_mut(*index) {
-                p.fault = labels.clone();
+                *p = marks.on(p);
             }
         }
+    }
+
+    /// What the local kubelet did during the run.
+    pub fn kubelet_events(&self) -> Vec<KubeletEvent> {
+        self.log.kubelet_events()
     }
 }
 
 /// The running driver.
 pub struct Driver {
     stop: CancellationToken,
-    task: Option<JoinHandle<Option<LocalTopology>>>,
+    task: Option<JoinHandle<Option<Kubelet>>>,
     log: Log,
 }
 
 impl Driver {
-    /// Starts carrying out `faults` on the run clock. When there are any, it takes the local
-    /// topology for the rest of the load; [`Driver::stop`] gives it back.
+    /// Starts carrying out `faults` on the run clock. With a local topology, the local kubelet
+    /// takes it for the rest of the load; [`Driver::stop`] gives it back.
     pub fn start(faults: &[Fault], local: &mut Option<LocalTopology>, clock: RunClock) -> Driver {
-        let log = Log::default();
+        let kubelet = local.take().map(|t| Kubelet::start(t, clock));
+        let log = Log(
+            Arc::default(),
+            kubelet.as_ref().map(Kubelet::log).unwrap_or_default(),
+        );
         let stop = CancellationToken::new();
         let plan = steps(faults);
-        let task = (!plan.is_empty()).then(|| {
+        let task = (kubelet.is_some() || !plan.is_empty()).then(|| {
             tokio::spawn(drive(
-                local.take(),
+                kubelet,
                 faults.to_vec(),
                 plan,
                 clock,
@@ -202,7 +246,8 @@ impl Driver {
         self.stop.cancel();
         if let Some(task) = self.task {
             match task.await {
-                Ok(topology) => *local = topology.or(local.take()),
+                Ok(Some(kubelet)) => *local = Some(kubelet.stop().await),
+                Ok(None) => {}
                 // Its processes were killed when the task's topology was dropped.
                 Err(e) => eprintln!("warning: the fault driver failed: {e}"),
             }
@@ -211,22 +256,25 @@ impl Driver {
     }
 }
 
+/// Carries out the plan; then, with a kubelet, waits for the stop (the kubelet supervises until
+/// then) and returns it.
 async fn drive(
-    mut topology: Option<LocalTopology>,
+    mut kubelet: Option<Kubelet>,
     faults: Vec<Fault>,
     plan: Vec<Step>,
     clock: RunClock,
     log: Log,
     stop: CancellationToken,
-) -> Option<LocalTopology> {
+) -> Option<Kubelet> {
     let zero = tokio::time::Instant::from_std(clock.start_instant());
     // A restart's event, open between its kill and its start.
     let mut open: BTreeMap<usize, usize> = BTreeMap::new();
     // Processes left hung by `stop`, continued at the end so the topology can stop them.
     let mut hung: BTreeSet<(FaultTarget, u32)> = BTreeSet::new();
+    let mut interrupted = false;
     for step in plan {
         tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => { interrupted = true; break },
             _ = tokio::time::sleep_until(zero + step.at) => {}
         }
         let f = &faults[step.fault];
@@ -234,9 +282,9 @@ async fn drive(
             Op::Start => open.remove(&step.fault),
             _ => Some(log.begin(&clock, step.fault, f)),
         };
-        let acting = act(topology.as_mut(), step.op, f.target, f.index as usize);
+        let acting = act(kubelet.as_mut(), step.op, f.target, f.index as usize);
         let result = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => { interrupted = true; break },
             r = acting => r,
         };
         match step.op {
@@ -256,66 +304,46 @@ async fn drive(
             log.end(event, &clock, result);
         }
     }
-    if let Some(t) = topology.as_mut() {
+    if !interrupted && kubelet.is_some() {
+        stop.cancelled().await;
+    }
+    if let Some(k) = kubelet.as_mut() {
         for (target, index) in hung {
-            if let Some(xiu) = process(t, target, index as usize) {
-                xiu.signal(libc::SIGCONT);
-            }
+            // A process the kubelet has killed meanwhile needs nothing.
+            let _ = k
+                .act(
+                    process(target, index as usize),
+                    Action::Signal(libc::SIGCONT),
+                )
+                .await;
         }
     }
-    topology
+    kubelet
 }
 
-fn process(t: &mut LocalTopology, target: FaultTarget, index: usize) -> Option<&mut LocalXiu> {
+fn process(target: FaultTarget, index: usize) -> Process {
     match target {
-        FaultTarget::Origin => t.origin_mut(index),
-        FaultTarget::Edge => t.edge_mut(index),
+        FaultTarget::Origin => Process::Origin(index),
+        FaultTarget::Edge => Process::Edge(index),
     }
 }
 
 async fn act(
-    topology: Option<&mut LocalTopology>,
+    kubelet: Option<&mut Kubelet>,
     op: Op,
     target: FaultTarget,
     index: usize,
 ) -> Result<(), String> {
-    let name = format!("{} {index}", target.as_str());
-    if op == Op::Unsupported {
-        return Err("cluster faults are not supported yet".into());
-    }
-    let t = topology.ok_or("the run has no local topology to act on")?;
-    let xiu = process(t, target, index).ok_or_else(|| format!("{name} does not exist"))?;
-    match op {
-        Op::Start => {
-            let restarted = match target {
-                FaultTarget::Origin => t.restart_origin(index).await,
-                FaultTarget::Edge => t.restart_edge(index).await,
-            };
-            restarted.map_err(|e| format!("{name} did not come back: {e}"))
-        }
-        Op::Down => {
-            if xiu.pid().is_some() {
-                xiu.kill().await;
-            }
-            Ok(())
-        }
-        // A kill reaps the process, after which it has no pid: acting on it again is an error
-        // of the scenario's, said rather than ignored.
-        _ if xiu.pid().is_none() => Err(format!("{name} is not running (killed earlier)")),
-        Op::Kill => {
-            xiu.kill().await;
-            Ok(())
-        }
-        Op::Stop => {
-            xiu.signal(libc::SIGSTOP);
-            Ok(())
-        }
-        Op::Cont => {
-            xiu.signal(libc::SIGCONT);
-            Ok(())
-        }
-        Op::Unsupported => unreachable!("returned above"),
-    }
+    let action = match op {
+        Op::Unsupported => return Err("cluster faults are not supported yet".into()),
+        Op::Kill => Action::Kill,
+        Op::Down => Action::Down,
+        Op::Start => Action::Start,
+        Op::Stop => Action::Signal(libc::SIGSTOP),
+        Op::Cont => Action::Signal(libc::SIGCONT),
+    };
+    let k = kubelet.ok_or("the run has no local topology to act on")?;
+    k.act(process(target, index), action).await
 }
 
 #[cfg(test)]
@@ -362,7 +390,10 @@ mod tests {
             event(10.9, FaultAction::Stop),
             event(12.0, FaultAction::Cont),
         ];
-        let mut marks = Marks::new(Log(Arc::new(Mutex::new(events.to_vec()))));
+        let mut marks = Marks::new(Log(
+            Arc::new(Mutex::new(events.to_vec())),
+            KubeletLog::default(),
+        ));
         // Ticks a little late, as the collecting loop's are; point i ends at tick i.
         let ticks: Vec<Duration> = (9..=13)
             .map(|t| Duration::from_millis(t * 1000 + 3))
@@ -370,7 +401,7 @@ mod tests {
         let mut since = Duration::ZERO;
         let mut live = Vec::new();
         for (i, at) in ticks.iter().enumerate() {
-            live.push(marks.take(i, since, *at));
+            live.push(marks.take(i, since, *at).fault);
             since = *at;
         }
         assert_eq!(

@@ -212,12 +212,17 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
     let id = format!("{}-merged", first.run.id);
     // Faults act on a local topology, which only one of the parts can have run: its record
     // stands for the merged run, and fault expectations are judged on the merged load.
-    let faults = parts
-        .iter()
-        .map(|p| &p.report.faults)
-        .find(|f| !f.is_empty())
-        .cloned()
-        .unwrap_or_default();
+    // The same for the local kubelet's record.
+    fn the_record<T: Clone>(parts: &[Part], of: impl Fn(&Report) -> &Vec<T>) -> Vec<T> {
+        parts
+            .iter()
+            .map(|p| of(&p.report))
+            .find(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    }
+    let faults = the_record(&parts, |r| &r.faults);
+    let kubelet = the_record(&parts, |r| &r.kubelet);
     let expectations = crate::kube::judge(
         &scenario.expect,
         None,
@@ -242,6 +247,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         cluster: None,
         expectations,
         faults: &faults,
+        kubelet: &kubelet,
     });
     report.notes.push(format!(
         "merged from {} runs: {}",

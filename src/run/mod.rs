@@ -29,7 +29,6 @@ use crate::clock::RunClock;
 use crate::kube::KubeSession;
 use crate::local::{LocalError, LocalTopology};
 use crate::metrics::loader::{CpuSampler, LagProbe, ProcessSampler};
-use crate::metrics::timeline::TimelinePoint;
 use crate::player::PlayerTiming;
 use crate::report::model::*;
 use crate::report::{OutputDir, OutputError};
@@ -385,14 +384,11 @@ impl Collecting {
             // The writer reports its first failure itself and stops; the report still carries
             // every point, from memory.
             let index = self.collector.points().len() - 1;
-            let fault = self.faults.take(index, since, at);
-            let _ = if fault.is_empty() {
+            let marks = self.faults.take(index, since, at);
+            let _ = if marks.is_empty() {
                 timeline.append(point)
             } else {
-                timeline.append(&TimelinePoint {
-                    fault,
-                    ..point.clone()
-                })
+                timeline.append(&marks.on(point))
             };
         }
         if let Some(exposition) = &self.exposition {
@@ -524,6 +520,7 @@ async fn finish(
         cluster,
         expectations,
         faults: &run.faults,
+        kubelet: &collecting.faults.kubelet_events(),
     });
     let mut report = report;
     if let Some(cut) = collecting.timeline.as_ref().and_then(|t| t.failure()) {
@@ -753,6 +750,8 @@ pub(super) fn local_endpoints(t: &LocalTopology, app: &str) -> (Endpoints, Strin
             .map(|p| format!("http://127.0.0.1:{}", p.hls))
             .collect(),
         paths: endpoints::UrlPaths::default(),
+        // New viewer sessions skip edges the local kubelet took out of rotation.
+        rotation: (!t.edges.is_empty()).then(|| t.rotation.clone()),
     };
     let label = if t.edges.is_empty() {
         format!(

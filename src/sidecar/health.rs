@@ -2,7 +2,6 @@
 //! why it failed) and `/drain` for the edge's preStop hook.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use super::readiness::{Snapshot, readiness, started};
+use super::readiness::{Drain, Snapshot, readiness, started};
 use super::reconcile::get_streams;
 use super::streams::parse_viewers;
 use super::{SidecarConfig, SidecarError, rtmp_probe};
@@ -30,7 +29,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(500);
 pub struct SharedState {
     last_tick: Mutex<Option<Instant>>,
     snapshot: Mutex<Snapshot>,
-    draining: AtomicBool,
+    drain: Mutex<Drain>,
 }
 
 impl SharedState {
@@ -48,6 +47,20 @@ impl SharedState {
     }
     fn last_tick(&self) -> Option<Instant> {
         *self.last_tick.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn drain(&self) -> std::sync::MutexGuard<'_, Drain> {
+        self.drain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The relay loop's poll of the edge's API: whether it answered.
+    pub fn edge_polled(&self, answered: bool) {
+        let mut d = self.drain();
+        let next = d.after_poll(answered);
+        if *d != next && next == Drain::Serving {
+            tracing::info!(
+                "the edge's xiu went away and answers again: it was restarted, draining is over"
+            );
+        }
+        *d = next;
     }
 }
 
@@ -130,7 +143,7 @@ async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
         Instant::now(),
         ctx.config.new_stream_grace,
     );
-    let draining = if ctx.state.draining.load(Ordering::Relaxed) {
+    let draining = if *ctx.state.drain() != Drain::Serving {
         Err("draining: this edge is leaving (GET /drain was called)".into())
     } else {
         Ok(())
@@ -147,7 +160,10 @@ async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
 /// Readiness goes false for good, then this answers 200 once the edge has no RTMP/FLV viewers
 /// left or `drain_timeout` has passed, whichever comes first (the body says which).
 async fn drain(State(ctx): State<Ctx>) -> impl IntoResponse {
-    ctx.state.draining.store(true, Ordering::Relaxed);
+    {
+        let mut d = ctx.state.drain();
+        *d = d.begin();
+    }
     tracing::info!("draining: readiness false, waiting for viewers to leave");
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + ctx.config.drain_timeout;

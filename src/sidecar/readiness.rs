@@ -83,6 +83,49 @@ pub fn readiness(s: &Snapshot, now: Instant, grace: Duration) -> Result<(), Stri
     ))
 }
 
+/// Whether the edge is leaving. `GET /drain` is the preStop hook of both containers: when the pod
+/// goes, xiu exits after it and never comes back. When only the xiu container is stopped (the
+/// kubelet restarts it after failed liveness probes), its hook drains too, and a new xiu starts
+/// in the same pod: the drain was for the old one, so it ends when the edge's API is seen gone
+/// and then answering again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Drain {
+    #[default]
+    Serving,
+    Draining {
+        /// The edge's API has failed a poll since the drain began.
+        edge_went_away: bool,
+    },
+}
+
+impl Drain {
+    /// `GET /drain` was called.
+    pub fn begin(self) -> Drain {
+        match self {
+            Drain::Serving => Drain::Draining {
+                edge_went_away: false,
+            },
+            draining => draining,
+        }
+    }
+
+    /// After a poll of the edge's API that `answered` or not.
+    pub fn after_poll(self, answered: bool) -> Drain {
+        match (self, answered) {
+            (
+                Drain::Draining {
+                    edge_went_away: true,
+                },
+                true,
+            ) => Drain::Serving,
+            (Drain::Draining { .. }, false) => Drain::Draining {
+                edge_went_away: true,
+            },
+            (same, _) => same,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +191,21 @@ mod tests {
                 .unwrap_err()
                 .contains("edge's API")
         );
+    }
+
+    #[test]
+    fn a_drain_lasts_until_the_edge_is_replaced() {
+        let d = Drain::Serving.after_poll(false);
+        assert_eq!(d, Drain::Serving, "not draining: nothing to end");
+        // The pod leaves: xiu answers while its viewers go, then exits for good.
+        let mut d = Drain::Serving.begin();
+        for answered in [true, true, false, false, false] {
+            d = d.after_poll(answered);
+            assert_ne!(d, Drain::Serving);
+        }
+        assert_eq!(d.begin(), d, "a second /drain changes nothing");
+        // Only xiu was restarted (a liveness failure): gone, then a new one answers.
+        let d = Drain::Serving.begin().after_poll(false).after_poll(true);
+        assert_eq!(d, Drain::Serving);
     }
 }

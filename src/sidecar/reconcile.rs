@@ -105,6 +105,7 @@ pub fn run_loop(
                     tracing::warn!(error = %e, "the edge's API does not answer");
                 }
                 let edge_view = edge_view.ok();
+                state.edge_polled(edge_view.is_some());
                 let _ = viewers_tx.send(edge_view.as_ref().map(|e| e.viewers));
                 state.update(|s| {
                     s.origins = listed.clone();
