@@ -69,7 +69,9 @@ pub fn plan(fault: &Fault, section: &KubeSection) -> Result<ClusterFault, FaultP
             pods: fault.pods.unwrap_or(PodChoice::One),
         },
         FaultAction::RolloutRestart => ClusterAction::RolloutRestart,
-        FaultAction::Scale => ClusterAction::Scale(fault.replicas.ok_or(FaultPlanError::NoReplicas)?),
+        FaultAction::Scale => {
+            ClusterAction::Scale(fault.replicas.ok_or(FaultPlanError::NoReplicas)?)
+        }
         local => return Err(FaultPlanError::NotCluster(local.as_str())),
     };
     Ok(ClusterFault {
@@ -254,10 +256,7 @@ mod tests {
             line(&r),
             "PATCH /apis/apps/v1/namespaces/live/deployments/xiu-edge?"
         );
-        assert_eq!(
-            content_type(&r),
-            "application/strategic-merge-patch+json"
-        );
+        assert_eq!(content_type(&r), "application/strategic-merge-patch+json");
         assert_eq!(
             body(&r),
             json!({"spec": {"template": {"metadata": {"annotations":
@@ -313,21 +312,22 @@ mod tests {
             ["xiu-edge-a", "xiu-edge-b"]
         );
         let d = f.delete_pod("xiu-edge-a").unwrap();
-        assert_eq!(
-            line(&d),
-            "DELETE /api/v1/namespaces/live/pods/xiu-edge-a?"
-        );
+        assert_eq!(line(&d), "DELETE /api/v1/namespaces/live/pods/xiu-edge-a?");
     }
 
     #[test]
     fn nothing_to_act_on_is_an_error_not_a_quiet_success() {
-        let f = planned("at = \"5s\"\naction = \"delete_pod\"\ntarget = \"edge\"\nselector = \"app=gone\"");
+        let f = planned(
+            "at = \"5s\"\naction = \"delete_pod\"\ntarget = \"edge\"\nselector = \"app=gone\"",
+        );
         assert_eq!(
             pods_to_delete(&json!({"items": []}), PodChoice::All, "app=gone"),
             Err(FaultPlanError::NoPods("app=gone".into()))
         );
         assert_eq!(
-            selector_of(&f, &json!({"spec": {}})).unwrap_err().to_string(),
+            selector_of(&f, &json!({"spec": {}}))
+                .unwrap_err()
+                .to_string(),
             "Deployment xiu-edge has no spec.selector.matchLabels to find its pods by"
         );
         let mut no_origin = section();
@@ -340,7 +340,10 @@ mod tests {
             Err(FaultPlanError::NoWorkload("origin"))
         );
         assert_eq!(
-            plan(&fault("at = \"5s\"\naction = \"kill\"\ntarget = \"origin\""), &section()),
+            plan(
+                &fault("at = \"5s\"\naction = \"kill\"\ntarget = \"origin\""),
+                &section()
+            ),
             Err(FaultPlanError::NotCluster("kill"))
         );
     }

@@ -1,11 +1,12 @@
-//! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology at their
-//! moments on the run clock, and keeps the record of what it did ([`FaultEvent`]s) for the
+//! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology, or on
+//! the `[kube]` cluster's workloads (crate::kube::faults), at their moments on the run clock, and keeps the record of what it did ([`FaultEvent`]s) for the
 //! report, the timeline and the fault expectations.
 //!
 //! The driver owns the topology while the load runs (nothing else acts on it then) and hands it
 //! back when the run stops, so the run's clean-up stops every process, restarted ones included.
 
 use crate::clock::RunClock;
+use crate::kube::config::KubeSection;
 use crate::local::{LocalTopology, LocalXiu};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::fault::{Fault, FaultAction, FaultEvent, FaultOutcome, FaultTarget};
@@ -35,9 +36,9 @@ enum Op {
     Start,
     Stop,
     Cont,
-    /// A cluster action: validation refuses them; a scenario built another way gets a failed
-    /// event rather than a fault that silently never happened.
-    Unsupported,
+    /// A cluster action, through the API server; without `[kube]` (validation refuses that) a
+    /// failed event rather than a fault that silently never happened.
+    Cluster,
 }
 
 /// The steps of `faults` in the order they are due (file order among equal times).
@@ -55,7 +56,7 @@ fn steps(faults: &[Fault]) -> Vec<Step> {
             FaultAction::Stop => push(at, Op::Stop),
             FaultAction::Cont => push(at, Op::Cont),
             FaultAction::DeletePod | FaultAction::RolloutRestart | FaultAction::Scale => {
-                push(at, Op::Unsupported)
+                push(at, Op::Cluster)
             }
         }
     }
@@ -165,6 +166,13 @@ impl Marks {
     }
 }
 
+/// What cluster faults act through: the run's API client and its `[kube]` section.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: ::kube::Client,
+    pub section: KubeSection,
+}
+
 /// The running driver.
 pub struct Driver {
     stop: CancellationToken,
@@ -175,13 +183,19 @@ pub struct Driver {
 impl Driver {
     /// Starts carrying out `faults` on the run clock. When there are any, it takes the local
     /// topology for the rest of the load; [`Driver::stop`] gives it back.
-    pub fn start(faults: &[Fault], local: &mut Option<LocalTopology>, clock: RunClock) -> Driver {
+    pub fn start(
+        faults: &[Fault],
+        local: &mut Option<LocalTopology>,
+        cluster: Option<Cluster>,
+        clock: RunClock,
+    ) -> Driver {
         let log = Log::default();
         let stop = CancellationToken::new();
         let plan = steps(faults);
         let task = (!plan.is_empty()).then(|| {
             tokio::spawn(drive(
                 local.take(),
+                cluster,
                 faults.to_vec(),
                 plan,
                 clock,
@@ -213,6 +227,7 @@ impl Driver {
 
 async fn drive(
     mut topology: Option<LocalTopology>,
+    cluster: Option<Cluster>,
     faults: Vec<Fault>,
     plan: Vec<Step>,
     clock: RunClock,
@@ -234,7 +249,13 @@ async fn drive(
             Op::Start => open.remove(&step.fault),
             _ => Some(log.begin(&clock, step.fault, f)),
         };
-        let acting = act(topology.as_mut(), step.op, f.target, f.index as usize);
+        let acting = async {
+            if step.op == Op::Cluster {
+                act_on_cluster(cluster.as_ref(), f).await
+            } else {
+                act(topology.as_mut(), step.op, f.target, f.index as usize).await
+            }
+        };
         let result = tokio::select! {
             _ = stop.cancelled() => break,
             r = acting => r,
@@ -273,6 +294,13 @@ fn process(t: &mut LocalTopology, target: FaultTarget, index: usize) -> Option<&
     }
 }
 
+async fn act_on_cluster(cluster: Option<&Cluster>, f: &Fault) -> Result<(), String> {
+    let c =
+        cluster.ok_or("cluster faults need the [kube] section's cluster, and the run has none")?;
+    let planned = crate::kube::faults::plan(f, &c.section).map_err(|e| e.to_string())?;
+    crate::kube::faults::execute(&c.client, &planned).await
+}
+
 async fn act(
     topology: Option<&mut LocalTopology>,
     op: Op,
@@ -280,9 +308,6 @@ async fn act(
     index: usize,
 ) -> Result<(), String> {
     let name = format!("{} {index}", target.as_str());
-    if op == Op::Unsupported {
-        return Err("cluster faults are not supported yet".into());
-    }
     let t = topology.ok_or("the run has no local topology to act on")?;
     let xiu = process(t, target, index).ok_or_else(|| format!("{name} does not exist"))?;
     match op {
@@ -314,7 +339,7 @@ async fn act(
             xiu.signal(libc::SIGCONT);
             Ok(())
         }
-        Op::Unsupported => unreachable!("returned above"),
+        Op::Cluster => Err("a cluster fault is not a process's".into()),
     }
 }
 
@@ -346,7 +371,7 @@ mod tests {
         assert_eq!(
             steps(&faults),
             [
-                s(1, 3, Op::Unsupported),
+                s(1, 3, Op::Cluster),
                 s(10, 0, Op::Down),
                 s(10, 2, Op::Kill),
                 s(12, 1, Op::Stop),
@@ -406,7 +431,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_topology_every_fault_is_recorded_as_failed() {
+    async fn without_a_topology_or_cluster_every_fault_is_recorded_as_failed() {
         let faults = [
             fault("at = \"0s\"\naction = \"kill\"\ntarget = \"origin\""),
             fault("at = \"0s\"\naction = \"rollout_restart\"\ntarget = \"edge\""),
@@ -416,6 +441,7 @@ mod tests {
         let left = tokio::time::timeout(
             Duration::from_secs(5),
             drive(
+                None,
                 None,
                 faults.to_vec(),
                 steps(&faults),
@@ -439,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             events[1].error.as_deref(),
-            Some("cluster faults are not supported yet")
+            Some("cluster faults need the [kube] section's cluster, and the run has none")
         );
     }
 }
