@@ -49,10 +49,9 @@ fn when(fake: &FakeApiServer, parts: &[&str]) -> std::time::Instant {
         .0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_faults_send_kubectls_requests_at_their_moments() {
-    let fake = FakeApiServer::start(NS).await;
-    seed(&fake);
+/// Runs a scenario of `duration` with one publisher, `[kube]` on the fake API server (edge
+/// Deployment, origin StatefulSet) and `rest` (players, faults) against a real local xiu.
+async fn run_with_kube(fake: &FakeApiServer, duration: &str, rest: &str) -> xiuload::run::Outcome {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig);
@@ -60,17 +59,12 @@ async fn cluster_faults_send_kubectls_requests_at_their_moments() {
     let text = format!(
         r#"
 [run]
-duration = "7s"
+duration = "{duration}"
 {target}
 [[publishers]]
 name = "cams"
 stream = "faults"
 count = 1
-[[players]]
-name = "viewers"
-protocol = "flv"
-publishers = "cams"
-count = 2
 [kube]
 namespace = "{NS}"
 kubeconfig = "{kubeconfig}"
@@ -78,6 +72,29 @@ edge = {{ kind = "deployment", name = "xiu-edge" }}
 origin = {{ kind = "statefulset", name = "xiu-origin" }}
 metrics_interval = "1s"
 xiu_stats = false
+{rest}"#,
+        target = common::remote_target(&xiu),
+        kubeconfig = kubeconfig.display()
+    );
+    let outcome = common::run(&text, &dir.path().join("out")).await;
+    xiu.stop().await;
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_faults_send_kubectls_requests_at_their_moments() {
+    let fake = FakeApiServer::start(NS).await;
+    seed(&fake);
+    let started = SystemTime::now();
+    let outcome = run_with_kube(
+        &fake,
+        "7s",
+        r#"
+[[players]]
+name = "viewers"
+protocol = "flv"
+publishers = "cams"
+count = 2
 [[fault]]
 at = "2s"
 action = "delete_pod"
@@ -92,12 +109,8 @@ action = "scale"
 target = "origin"
 replicas = 2
 "#,
-        target = common::remote_target(&xiu),
-        kubeconfig = kubeconfig.display()
-    );
-    let started = SystemTime::now();
-    let outcome = common::run(&text, &dir.path().join("out")).await;
-    xiu.stop().await;
+    )
+    .await;
 
     // The report: each fault done, at its moment on the run clock.
     let faults = &outcome.report.faults;
@@ -194,35 +207,18 @@ async fn a_refused_cluster_fault_is_recorded_with_the_api_error() {
     let fake = FakeApiServer::start(NS).await;
     seed(&fake);
     fake.forbid("pods");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig);
-    let xiu = common::start_xiu().await;
-    let text = format!(
+    let outcome = run_with_kube(
+        &fake,
+        "3s",
         r#"
-[run]
-duration = "3s"
-{target}
-[[publishers]]
-name = "cams"
-stream = "refused"
-count = 1
-[kube]
-namespace = "{NS}"
-kubeconfig = "{kubeconfig}"
-edge = {{ kind = "deployment", name = "xiu-edge" }}
-xiu_stats = false
 [[fault]]
 at = "1s"
 action = "delete_pod"
 target = "edge"
 selector = "app=xiu-edge"
 "#,
-        target = common::remote_target(&xiu),
-        kubeconfig = kubeconfig.display()
-    );
-    let outcome = common::run(&text, &dir.path().join("out")).await;
-    xiu.stop().await;
+    )
+    .await;
     let f = &outcome.report.faults[0];
     assert_eq!(f.outcome, FaultOutcome::Failed, "{f}");
     let error = f.error.as_deref().unwrap_or_default();
