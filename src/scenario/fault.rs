@@ -3,8 +3,8 @@
 //!
 //! Local actions (`kill`, `restart`, `stop`, `cont`) act on a process of the local topology.
 //! Cluster actions (`delete_pod`, `rollout_restart`, `scale`) act on the `[kube]` section's edge
-//! or origin workload through the API server (crate::kube::faults); [`validate`] refuses them
-//! without a `[kube]` naming that workload rather than letting a fault be skipped in silence.
+//! or origin workload through the API server (the kube module's `faults`); [`validate`] refuses
+//! them without a `[kube]` naming that workload rather than let a fault be skipped in silence.
 
 use super::Problem;
 use super::cluster::KubeSection;
