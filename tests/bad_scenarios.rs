@@ -131,12 +131,12 @@ const CASES: &[Case] = &[
         field: "players[0].select",
         says: "expected a table with a `mode` key",
     },
-    // Issue 13: faults the run cannot perform are refused, not skipped.
+    // Issue 13: faults the run cannot perform (a cluster's, without [kube]) are refused, not skipped.
     Case {
         file: "cluster-fault.toml",
         line_col: "13:10",
         field: "fault[0].action",
-        says: "cluster faults (scale) are not supported yet",
+        says: "\"scale\" acts on a cluster workload, and this scenario has no [kube] section",
     },
     Case {
         file: "fault-index.toml",

@@ -32,6 +32,7 @@ pub mod config {
 }
 pub mod correlate;
 pub mod expect;
+pub mod faults;
 pub mod job;
 pub mod journal;
 pub mod metrics;

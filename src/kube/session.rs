@@ -68,6 +68,11 @@ impl Connected {
         })
     }
 
+    /// The resolved client, for what else the run asks of the cluster (its faults).
+    pub fn client(&self) -> ::kube::Client {
+        self.client.clone()
+    }
+
     /// Creates `run_dir/cluster.jsonl` and spawns the watchers, stamping on `clock`.
     pub fn start(self, clock: RunClock, run_dir: &Path) -> Result<KubeSession, KubeError> {
         let Connected {

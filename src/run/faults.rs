@@ -1,6 +1,7 @@
-//! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology at their
-//! moments on the run clock, and keeps the record of what it did ([`FaultEvent`]s) for the
-//! report, the timeline and the fault expectations.
+//! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology, or on
+//! the `[kube]` cluster's workloads (`crate::kube::faults`), at their moments on the run clock,
+//! and keeps the record of what it did ([`FaultEvent`]s) for the report, the timeline and the
+//! fault expectations.
 //!
 //! While the load runs, the local kubelet ([`crate::local::kubelet`]) holds the topology: it
 //! supervises the edges as deploy/'s kubelet would, and the faults act through it. The driver
@@ -8,6 +9,7 @@
 //! restarted ones included.
 
 use crate::clock::RunClock;
+use crate::kube::config::KubeSection;
 use crate::local::kubelet::{Action, KubeletEvent, KubeletLog, Process};
 use crate::local::{Kubelet, LocalTopology};
 use crate::metrics::timeline::TimelinePoint;
@@ -38,9 +40,9 @@ enum Op {
     Start,
     Stop,
     Cont,
-    /// A cluster action: validation refuses them; a scenario built another way gets a failed
-    /// event rather than a fault that silently never happened.
-    Unsupported,
+    /// A cluster action, through the API server; without `[kube]` (validation refuses that) a
+    /// failed event rather than a fault that silently never happened.
+    Cluster,
 }
 
 /// The steps of `faults` in the order they are due (file order among equal times).
@@ -58,7 +60,7 @@ fn steps(faults: &[Fault]) -> Vec<Step> {
             FaultAction::Stop => push(at, Op::Stop),
             FaultAction::Cont => push(at, Op::Cont),
             FaultAction::DeletePod | FaultAction::RolloutRestart | FaultAction::Scale => {
-                push(at, Op::Unsupported)
+                push(at, Op::Cluster)
             }
         }
     }
@@ -205,6 +207,13 @@ impl Marks {
     }
 }
 
+/// What cluster faults act through: the run's API client and its `[kube]` section.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: ::kube::Client,
+    pub section: KubeSection,
+}
+
 /// The running driver.
 pub struct Driver {
     stop: CancellationToken,
@@ -213,9 +222,15 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts carrying out `faults` on the run clock. With a local topology, the local kubelet
-    /// takes it for the rest of the load; [`Driver::stop`] gives it back.
-    pub fn start(faults: &[Fault], local: &mut Option<LocalTopology>, clock: RunClock) -> Driver {
+    /// Starts carrying out `faults` on the run clock: local faults through the local kubelet,
+    /// which takes the topology for the rest of the load ([`Driver::stop`] gives it back), and
+    /// cluster faults through `cluster`'s API client.
+    pub fn start(
+        faults: &[Fault],
+        local: &mut Option<LocalTopology>,
+        cluster: Option<Cluster>,
+        clock: RunClock,
+    ) -> Driver {
         let kubelet = local.take().map(|t| Kubelet::start(t, clock));
         let log = Log(
             Arc::default(),
@@ -226,6 +241,7 @@ impl Driver {
         let task = (kubelet.is_some() || !plan.is_empty()).then(|| {
             tokio::spawn(drive(
                 kubelet,
+                cluster,
                 faults.to_vec(),
                 plan,
                 clock,
@@ -260,6 +276,7 @@ impl Driver {
 /// then) and returns it.
 async fn drive(
     mut kubelet: Option<Kubelet>,
+    cluster: Option<Cluster>,
     faults: Vec<Fault>,
     plan: Vec<Step>,
     clock: RunClock,
@@ -282,7 +299,13 @@ async fn drive(
             Op::Start => open.remove(&step.fault),
             _ => Some(log.begin(&clock, step.fault, f)),
         };
-        let acting = act(kubelet.as_mut(), step.op, f.target, f.index as usize);
+        let acting = async {
+            if step.op == Op::Cluster {
+                act_on_cluster(cluster.as_ref(), f).await
+            } else {
+                act(kubelet.as_mut(), step.op, f.target, f.index as usize).await
+            }
+        };
         let result = tokio::select! {
             _ = stop.cancelled() => { interrupted = true; break },
             r = acting => r,
@@ -328,6 +351,13 @@ fn process(target: FaultTarget, index: usize) -> Process {
     }
 }
 
+async fn act_on_cluster(cluster: Option<&Cluster>, f: &Fault) -> Result<(), String> {
+    let c =
+        cluster.ok_or("cluster faults need the [kube] section's cluster, and the run has none")?;
+    let planned = crate::kube::faults::plan(f, &c.section).map_err(|e| e.to_string())?;
+    crate::kube::faults::execute(&c.client, &planned).await
+}
+
 async fn act(
     kubelet: Option<&mut Kubelet>,
     op: Op,
@@ -335,7 +365,7 @@ async fn act(
     index: usize,
 ) -> Result<(), String> {
     let action = match op {
-        Op::Unsupported => return Err("cluster faults are not supported yet".into()),
+        Op::Cluster => return Err("a cluster fault is not a process's".into()),
         Op::Kill => Action::Kill,
         Op::Down => Action::Down,
         Op::Start => Action::Start,
@@ -374,7 +404,7 @@ mod tests {
         assert_eq!(
             steps(&faults),
             [
-                s(1, 3, Op::Unsupported),
+                s(1, 3, Op::Cluster),
                 s(10, 0, Op::Down),
                 s(10, 2, Op::Kill),
                 s(12, 1, Op::Stop),
@@ -437,7 +467,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_topology_every_fault_is_recorded_as_failed() {
+    async fn without_a_topology_or_cluster_every_fault_is_recorded_as_failed() {
         let faults = [
             fault("at = \"0s\"\naction = \"kill\"\ntarget = \"origin\""),
             fault("at = \"0s\"\naction = \"rollout_restart\"\ntarget = \"edge\""),
@@ -447,6 +477,7 @@ mod tests {
         let left = tokio::time::timeout(
             Duration::from_secs(5),
             drive(
+                None,
                 None,
                 faults.to_vec(),
                 steps(&faults),
@@ -470,7 +501,7 @@ mod tests {
         );
         assert_eq!(
             events[1].error.as_deref(),
-            Some("cluster faults are not supported yet")
+            Some("cluster faults need the [kube] section's cluster, and the run has none")
         );
     }
 }

@@ -180,6 +180,14 @@ pub async fn run(
             return Err(RunError::InterruptedBeforeStart);
         }
     }
+    // Cluster faults act through the watcher's client, resolved before the clock started.
+    let fault_cluster = match (&prepared.kube, &scenario.kube) {
+        (Some(connected), Some(section)) => Some(faults::Cluster {
+            client: connected.client(),
+            section: section.clone(),
+        }),
+        _ => None,
+    };
     let kube = match prepared.kube.take().map(|c| c.start(clock, &out.dir)) {
         Some(Ok(session)) => Some(session),
         Some(Err(e)) => {
@@ -207,7 +215,12 @@ pub async fn run(
                 collecting.exposition = Some(exposition);
             }
             // From here until the load stops, the fault driver holds the local topology.
-            let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
+            let faults = faults::Driver::start(
+                &scenario.fault,
+                &mut prepared.local,
+                fault_cluster.clone(),
+                clock,
+            );
             collecting.faults = faults::Marks::new(faults.log());
             let stopped_by = collecting.until_done(&prepared, &mut shutdown).await;
             let ended = load.stop(&mut prepared).await;
@@ -220,7 +233,12 @@ pub async fn run(
             if metrics_server.is_some() {
                 collecting.exposition = Some(exposition);
             }
-            let faults = faults::Driver::start(&scenario.fault, &mut prepared.local, clock);
+            let faults = faults::Driver::start(
+                &scenario.fault,
+                &mut prepared.local,
+                fault_cluster.clone(),
+                clock,
+            );
             collecting.faults = faults::Marks::new(faults.log());
             let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, &mut shutdown).await;
             let faults = faults.stop(&mut prepared.local).await;

@@ -2,11 +2,12 @@
 //! the record of what it did ([`FaultEvent`]).
 //!
 //! Local actions (`kill`, `restart`, `stop`, `cont`) act on a process of the local topology.
-//! Cluster actions (`delete_pod`, `rollout_restart`, `scale`) are modelled and checked here so a
-//! scenario written for them gets its field errors now, but the run cannot perform them yet:
-//! [`validate`] says so instead of letting a fault be skipped in silence.
+//! Cluster actions (`delete_pod`, `rollout_restart`, `scale`) act on the `[kube]` section's edge
+//! or origin workload through the API server (the kube module's `faults`); [`validate`] refuses
+//! them without a `[kube]` naming that workload rather than let a fault be skipped in silence.
 
 use super::Problem;
+use super::cluster::KubeSection;
 use super::model::LocalTarget;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
@@ -227,8 +228,14 @@ fn problem(field: impl Into<String>, message: impl Into<String>, hint: Option<&s
     }
 }
 
-/// Checks `[[fault]]` entries against the topology and the planned length of the run.
-pub fn validate(faults: &[Fault], local: Option<&LocalTarget>, planned: Duration) -> Vec<Problem> {
+/// Checks `[[fault]]` entries against the topology (local processes, or the `[kube]` workloads)
+/// and the planned length of the run.
+pub fn validate(
+    faults: &[Fault],
+    local: Option<&LocalTarget>,
+    kube: Option<&KubeSection>,
+    planned: Duration,
+) -> Vec<Problem> {
     let mut p = Vec::new();
     for (i, f) in faults.iter().enumerate() {
         let at = format!("fault[{i}]");
@@ -284,7 +291,7 @@ pub fn validate(faults: &[Fault], local: Option<&LocalTarget>, planned: Duration
         if f.action.is_local() {
             check_local(i, f, local, &mut p);
         } else {
-            check_cluster(i, f, &mut p);
+            check_cluster(i, f, kube, &mut p);
         }
     }
     check_cont_follows_stop(faults, &mut p);
@@ -301,7 +308,7 @@ fn check_local(i: usize, f: &Fault, local: Option<&LocalTarget>, p: &mut Vec<Pro
                 f.action.as_str()
             ),
             Some(
-                "run it against [target.local]; cluster faults (delete_pod, rollout_restart, scale) are not supported yet",
+                "run it against [target.local]; in a cluster use delete_pod, rollout_restart or scale with [kube]",
             ),
         ));
         return;
@@ -329,7 +336,7 @@ fn check_local(i: usize, f: &Fault, local: Option<&LocalTarget>, p: &mut Vec<Pro
     }
 }
 
-fn check_cluster(i: usize, f: &Fault, p: &mut Vec<Problem>) {
+fn check_cluster(i: usize, f: &Fault, kube: Option<&KubeSection>, p: &mut Vec<Problem>) {
     let at = format!("fault[{i}]");
     if f.index != 0 {
         p.push(problem(
@@ -359,16 +366,37 @@ fn check_cluster(i: usize, f: &Fault, p: &mut Vec<Problem>) {
     }
     // Said plainly rather than run as nothing: a fault the run skips would make its expectations
     // judge an undisturbed run.
-    p.push(problem(
-        format!("{at}.action"),
-        format!(
-            "cluster faults ({}) are not supported yet: xiuload cannot perform this fault",
-            f.action.as_str()
-        ),
-        Some(
-            "today faults act on the local topology only: kill, restart, stop, cont with [target.local]",
-        ),
-    ));
+    let Some(kube) = kube else {
+        p.push(problem(
+            format!("{at}.action"),
+            format!(
+                "{:?} acts on a cluster workload, and this scenario has no [kube] section",
+                f.action.as_str()
+            ),
+            Some(
+                "add [kube] with the namespace and the edge/origin workload; without a cluster, faults act on [target.local]: kill, restart, stop, cont",
+            ),
+        ));
+        return;
+    };
+    let workload = match f.target {
+        FaultTarget::Edge => &kube.edge,
+        FaultTarget::Origin => &kube.origin,
+    };
+    if workload.is_none() {
+        p.push(problem(
+            format!("{at}.target"),
+            format!(
+                "[kube] names no {} workload for {:?} to act on",
+                f.target.as_str(),
+                f.action.as_str()
+            ),
+            Some(&format!(
+                "add [kube.{}] with its kind and name",
+                f.target.as_str()
+            )),
+        ));
+    }
 }
 
 /// A `cont` continues a process an earlier `stop` hung; without one it would do nothing.
@@ -424,7 +452,7 @@ mod tests {
             fault("at = \"30s\"\naction = \"kill\"\ntarget = \"origin\"\nindex = 1"),
         ];
         assert_eq!(
-            validate(&faults, Some(&local(2, 2)), MINUTE),
+            validate(&faults, Some(&local(2, 2)), None, MINUTE),
             vec![],
             "{faults:?}"
         );
@@ -438,6 +466,7 @@ mod tests {
                 "at = \"1s\"\naction = \"kill\"\ntarget = \"edge\"\nindex = 2",
             )],
             Some(&local(1, 2)),
+            None,
             MINUTE,
         );
         assert_eq!(fields(&p), ["fault[0].index"]);
@@ -449,6 +478,7 @@ mod tests {
         let p = validate(
             &[fault("at = \"1s\"\naction = \"kill\"\ntarget = \"edge\"")],
             Some(&local(1, 0)),
+            None,
             MINUTE,
         );
         assert_eq!(fields(&p), ["fault[0].target"]);
@@ -457,6 +487,7 @@ mod tests {
                 "at = \"1s\"\naction = \"kill\"\ntarget = \"origin\"\nindex = 1",
             )],
             Some(&local(1, 2)),
+            None,
             MINUTE,
         );
         assert!(p[0].message.contains("1 origin(s)"), "{}", p[0].message);
@@ -469,6 +500,7 @@ mod tests {
                 "at = \"60s\"\naction = \"kill\"\ntarget = \"origin\"",
             )],
             Some(&local(1, 0)),
+            None,
             MINUTE,
         );
         assert_eq!(fields(&p), ["fault[0].at"]);
@@ -478,6 +510,7 @@ mod tests {
                 "at = \"50s\"\naction = \"restart\"\ntarget = \"origin\"\ndown = \"10s\"",
             )],
             Some(&local(1, 0)),
+            None,
             MINUTE,
         );
         assert_eq!(fields(&p), ["fault[0].down"]);
@@ -487,6 +520,7 @@ mod tests {
     fn local_faults_need_a_local_target() {
         let p = validate(
             &[fault("at = \"1s\"\naction = \"stop\"\ntarget = \"origin\"")],
+            None,
             None,
             MINUTE,
         );
@@ -499,12 +533,13 @@ mod tests {
     }
 
     #[test]
-    fn cluster_faults_are_checked_and_refused_plainly() {
+    fn cluster_faults_without_kube_are_checked_and_refused_plainly() {
         let p = validate(
             &[
                 fault("at = \"1s\"\naction = \"scale\"\ntarget = \"edge\"\nindex = 1"),
                 fault("at = \"2s\"\naction = \"delete_pod\"\ntarget = \"edge\"\npods = \"all\""),
             ],
+            None,
             None,
             MINUTE,
         );
@@ -519,11 +554,42 @@ mod tests {
         }
         let refusal = p.iter().find(|p| p.field == "fault[1].action").unwrap();
         assert!(
-            refusal
-                .message
-                .contains("cluster faults (delete_pod) are not supported yet"),
+            refusal.message.contains(
+                "\"delete_pod\" acts on a cluster workload, and this scenario has no [kube]"
+            ),
             "{}",
             refusal.message
+        );
+    }
+
+    #[test]
+    fn cluster_faults_need_the_kube_workload_they_act_on() {
+        let mut kube = KubeSection::new("live");
+        kube.edge = Some(super::super::cluster::Workload {
+            kind: Default::default(),
+            name: "xiu-edge".into(),
+        });
+        let faults = [
+            fault("at = \"1s\"\naction = \"rollout_restart\"\ntarget = \"edge\""),
+            fault("at = \"2s\"\naction = \"scale\"\ntarget = \"edge\"\nreplicas = 3"),
+            fault(
+                "at = \"3s\"\naction = \"delete_pod\"\ntarget = \"edge\"\nselector = \"app=xiu\"",
+            ),
+        ];
+        assert_eq!(validate(&faults, None, Some(&kube), MINUTE), vec![]);
+        let p = validate(
+            &[fault(
+                "at = \"1s\"\naction = \"delete_pod\"\ntarget = \"origin\"",
+            )],
+            None,
+            Some(&kube),
+            MINUTE,
+        );
+        assert_eq!(fields(&p), ["fault[0].target"]);
+        assert!(
+            p[0].message.contains("no origin workload"),
+            "{}",
+            p[0].message
         );
     }
 
@@ -534,6 +600,7 @@ mod tests {
                 "at = \"1s\"\naction = \"kill\"\ntarget = \"origin\"\ndown = \"1s\"\nreplicas = 2\npods = \"one\"",
             )],
             Some(&local(1, 0)),
+            None,
             MINUTE,
         );
         assert_eq!(
@@ -548,7 +615,7 @@ mod tests {
             fault("at = \"5s\"\naction = \"stop\"\ntarget = \"edge\"\nindex = 0"),
             fault("at = \"9s\"\naction = \"cont\"\ntarget = \"edge\"\nindex = 1"),
         ];
-        let p = validate(&faults, Some(&local(1, 2)), MINUTE);
+        let p = validate(&faults, Some(&local(1, 2)), None, MINUTE);
         assert_eq!(fields(&p), ["fault[1].action"]);
         assert!(
             p[0].message.contains("follows no `stop`"),

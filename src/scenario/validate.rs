@@ -267,6 +267,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         p.0.extend(super::fault::validate(
             &s.fault,
             s.target.local.as_ref(),
+            s.kube.as_ref(),
             super::plan::planned_length(s),
         ));
     }
@@ -1058,7 +1059,7 @@ max = 0.1
         assert_problem(
             &text,
             "fault[1].action",
-            "cluster faults (rollout_restart) are not supported yet",
+            "\"rollout_restart\" acts on a cluster workload, and this scenario has no [kube]",
             25,
         );
         let located = problems(&text)

@@ -9,6 +9,10 @@
 //! ([`fake_jobs`]): ConfigMaps and Jobs are created (`POST`) and deleted (`DELETE`), an Indexed
 //! Job starts real `xiuload worker` processes on loopback whose Pods it publishes, and the pod
 //! proxy reaches them. Lists and watches honour equality `labelSelector`s.
+//!
+//! For cluster faults it takes `PATCH` of an object (merged as a JSON merge patch, which covers
+//! the strategic patch of `rollout restart`: it has no lists) and of a workload's `/scale`
+//! subresource, and `DELETE` of a pod; every request's time and every patch's body are kept.
 
 #![allow(dead_code)]
 
@@ -81,6 +85,10 @@ struct Inner {
     pod_metrics: Vec<Value>,
     xiu_upstream: Option<u16>,
     requests: Vec<String>,
+    /// When each of `requests` came.
+    request_times: Vec<std::time::Instant>,
+    /// Each PATCH: (request line, Content-Type, body).
+    patches: Vec<(String, String, Value)>,
     request_seen: Arc<tokio::sync::Notify>,
     down: bool,
     /// The Job controller and kubelet stand-in: worker processes by pod name.
@@ -134,6 +142,8 @@ impl FakeApiServer {
             pod_metrics: Vec::new(),
             xiu_upstream: None,
             requests: Vec::new(),
+            request_times: Vec::new(),
+            patches: Vec::new(),
             request_seen: Arc::new(tokio::sync::Notify::new()),
             down: false,
             jobs: fake_jobs::Jobs::default(),
@@ -291,6 +301,21 @@ impl FakeApiServer {
         self.inner.lock().unwrap().requests.clone()
     }
 
+    /// Request lines with the moment each came.
+    pub fn timed_requests(&self) -> Vec<(std::time::Instant, String)> {
+        let g = self.inner.lock().unwrap();
+        g.request_times
+            .iter()
+            .copied()
+            .zip(g.requests.iter().cloned())
+            .collect()
+    }
+
+    /// The PATCH requests seen: (request line, Content-Type, body).
+    pub fn patches(&self) -> Vec<(String, String, Value)> {
+        self.inner.lock().unwrap().patches.clone()
+    }
+
     /// How many requests so far contain every one of `parts`.
     pub fn count_requests(&self, parts: &[&str]) -> usize {
         let g = self.inner.lock().unwrap();
@@ -406,12 +431,24 @@ async fn handle(
     method: Method,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let ns = {
         let mut g = inner.lock().unwrap();
         g.requests.push(format!("{method} {uri}"));
+        g.request_times.push(std::time::Instant::now());
+        if method == Method::PATCH {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            g.patches
+                .push((format!("{method} {uri}"), content_type, body));
+        }
         g.request_seen.notify_waiters();
         if g.down {
             return json_response(
@@ -453,6 +490,7 @@ async fn handle(
         );
     }
     let mut item: Option<String> = None;
+    let mut scale = false;
     let Some((key, _, api_version, kind)) = COLLECTIONS
         .iter()
         .find(|(key, prefix, ..)| {
@@ -468,6 +506,15 @@ async fn handle(
             match path.strip_prefix(&format!("{base}/")) {
                 Some(name) if !name.contains('/') => {
                     item = Some(name.to_string());
+                    true
+                }
+                Some(name)
+                    if matches!(*key, "deployments" | "statefulsets")
+                        && name.ends_with("/scale")
+                        && name.matches('/').count() == 1 =>
+                {
+                    item = Some(name.trim_end_matches("/scale").to_string());
+                    scale = true;
                     true
                 }
                 _ => false,
@@ -495,6 +542,13 @@ async fn handle(
         );
     }
     match (&method, item) {
+        (&Method::PATCH, Some(name)) => return patch(&inner, key, &name, scale, &body),
+        (_, Some(_)) if scale => {
+            return json_response(
+                405,
+                &status(405, "MethodNotAllowed", &format!("{method} {path}")),
+            );
+        }
         (&Method::POST, None) => return create(&inner, key, &body),
         (&Method::DELETE, Some(name)) => return remove(&inner, key, &name),
         (&Method::GET, Some(name)) => {
@@ -568,6 +622,54 @@ fn create(inner: &Shared, key: &'static str, body: &[u8]) -> Response {
         fake_jobs::start_job(inner.clone(), stored.clone());
     }
     json_response(201, &stored)
+}
+
+/// RFC 7386 merge of `patch` into `target`.
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    for (k, v) in fields {
+        if v.is_null() {
+            target.as_object_mut().unwrap().remove(k);
+        } else {
+            merge(&mut target[k], v);
+        }
+    }
+}
+
+/// `PATCH` of an object (MODIFIED), or of a workload's `/scale` (its `spec.replicas`; answered
+/// with the Scale object).
+fn patch(inner: &Shared, key: &'static str, name: &str, scale: bool, body: &[u8]) -> Response {
+    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+        return json_response(400, &status(400, "BadRequest", "the body is not JSON"));
+    };
+    let Some(mut object) = inner.lock().unwrap().collections[key]
+        .objects
+        .get(name)
+        .cloned()
+    else {
+        return not_found(key, name);
+    };
+    if scale {
+        let Some(replicas) = patch["spec"]["replicas"].as_u64() else {
+            return json_response(400, &status(400, "BadRequest", "spec.replicas is required"));
+        };
+        object["spec"]["replicas"] = json!(replicas);
+        let stored = apply_value(inner, key, object);
+        return json_response(
+            200,
+            &json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": name, "namespace": stored["metadata"]["namespace"]},
+                    "spec": {"replicas": replicas}, "status": {"replicas": replicas}}),
+        );
+    }
+    merge(&mut object, &patch);
+    json_response(200, &apply_value(inner, key, object))
 }
 
 /// `DELETE` of one object; a Job takes its pods (and their processes) with it, a pod its process.
