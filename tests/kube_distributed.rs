@@ -386,6 +386,9 @@ async fn an_api_server_outage_mid_run_is_caught_up_from_the_workers_buffers() {
         "{}",
         report["loader"]["workers"]
     );
+    // The gap is marked even though it was caught up: the report says who was out of reach when.
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("could not be reached from t="), "{notes}");
     c.assert_cleaned_up();
     drop(xiu);
 }

@@ -368,7 +368,8 @@ impl Fleet {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-            self.poll(&mut assembler).await;
+            self.poll(&mut assembler, &clock, &mut collecting.notes)
+                .await;
             if stop_sent.is_some_and(|t| t.elapsed() >= FINISH_TIMEOUT) {
                 for w in assembler.running() {
                     assembler.mark_lost(w);
@@ -396,13 +397,16 @@ impl Fleet {
         }
         collecting.end_status_line();
         // Acknowledge the last windows, so the workers exit now rather than after their linger.
-        self.poll(&mut assembler).await;
+        self.poll(&mut assembler, &clock, &mut collecting.notes)
+            .await;
         self.reap().await;
         (stopped_by, ended)
     }
 
     /// Takes every running worker's new windows; marks lost the workers that are gone.
-    async fn poll(&mut self, assembler: &mut Assembler) {
+    /// A worker that answers again after a while unreachable leaves a note for the report
+    /// (`notes`), so a gap caught up from its buffer is still marked.
+    async fn poll(&mut self, assembler: &mut Assembler, clock: &RunClock, notes: &mut Vec<String>) {
         let this = &*self;
         let replies = futures::future::join_all(self.workers.iter().map(|w| async move {
             let path = format!("/windows?after={}", w.taken);
@@ -423,6 +427,16 @@ impl Fleet {
                             "\nworker {index} answers again after {}s: catching up from its buffered windows",
                             since.elapsed().as_secs()
                         );
+                        let run_time = |at: tokio::time::Instant| {
+                            at.into_std()
+                                .saturating_duration_since(clock.start_instant())
+                                .as_secs_f64()
+                        };
+                        notes.push(unreachable_note(
+                            index,
+                            run_time(since),
+                            run_time(tokio::time::Instant::now()),
+                        ));
                     }
                     for record in reply.records {
                         w.taken = w.taken.max(record.seq);
@@ -479,6 +493,13 @@ impl Fleet {
             }
         }
     }
+}
+
+/// The report's note for a worker that could not be reached from `from_s` to `to_s` (run time).
+fn unreachable_note(worker: u32, from_s: f64, to_s: f64) -> String {
+    format!(
+        "worker {worker} could not be reached from t={from_s:.0}s to t={to_s:.0}s; its windows were taken from its buffer when it answered again (seconds held back longer than the coordinator waits are marked in timeline.jsonl's workers_missing)"
+    )
 }
 
 /// The worker's first line of stdout: `xiuload worker ... listening on http://ADDR`.

@@ -273,6 +273,9 @@ struct Collecting {
     /// `windows.jsonl`: every window as it was collected, what `xiuload merge` joins.
     windows: Option<crate::metrics::timeline::TimelineWriter>,
     last_seq: u64,
+    /// What the report should say about how the windows were gathered (e.g. a worker that
+    /// could not be reached for a while).
+    notes: Vec<String>,
     exposition: Option<prometheus::Exposition>,
     status_line: bool,
     tty: bool,
@@ -338,6 +341,7 @@ impl Collecting {
                 .chain(p.players.iter().map(|g| g.shape.clone()))
                 .collect(),
             last_tick: Duration::ZERO,
+            notes: Vec::new(),
             faults: faults::Marks::default(),
         }
     }
@@ -541,6 +545,7 @@ async fn finish(
         kubelet: &collecting.faults.kubelet_events(),
     });
     let mut report = report;
+    report.notes.append(&mut collecting.notes);
     if let Some(cut) = collecting.timeline.as_ref().and_then(|t| t.failure()) {
         report.notes.push(format!(
             "timeline.jsonl stops at t={:.0}s ({}): report.json carries the whole run",
