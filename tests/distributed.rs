@@ -178,19 +178,10 @@ async fn a_killed_worker_is_lost_and_the_verdict_says_the_load_was_short() {
         .iter()
         .flat_map(|w| worker_records(&out, *w))
         .collect();
-    let dead = worker_records(&out, 1);
-    let merged = figures(&read_records(&out.join("windows.jsonl")));
-    let sent = (0..=dead.len()).find(|n| {
-        let mut part = survivors.clone();
-        part.extend_from_slice(&dead[..*n]);
-        figures(&part) == merged
-    });
-    assert!(
-        // At most the one window it was cutting when it died is not in the merge.
-        sent.is_some_and(|n| n + 1 >= dead.len() && n >= 2),
-        "the merge is not the survivors plus what worker 1 sent: {merged:?}\nall of it: {:?}\nsurvivors: {:?}",
-        figures(&[survivors.clone(), dead.clone()].concat()),
-        figures(&survivors)
+    common::distributed::assert_merged_survivors_and_what_the_dead_sent(
+        &read_records(&out.join("windows.jsonl")),
+        &survivors,
+        &worker_records(&out, 1),
     );
     let timeline = xiuload::metrics::timeline::read_timeline(&out.join("timeline.jsonl")).unwrap();
     assert!(
@@ -385,10 +376,12 @@ async fn local_workers_measure_what_one_process_measures() {
             .unwrap()
     };
     // Latency p50 agrees within what the two runs' own per-second p50s wander over the steady
-    // seconds (each may sit at either end of its range). On 2 cores, 3 processes get a little
-    // more of the CPU than one, so the workers' p50 tends to be a few tenths of a millisecond
-    // lower: inside that, not outside it.
-    let noise = spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5));
+    // seconds, twice over: six seconds of each run show only part of how far a run's p50 moves
+    // on a shared 2-core machine (either run came out ~0.3 ms ahead, in either direction, with
+    // per-second ranges of 0.2–0.3 ms each). A distorted measurement (a worker off the run's
+    // clock, latencies merged from the wrong histograms) is off by far more.
+    let noise =
+        2.0 * (spread(&steady_p50s(&one, 3.5, 9.5)) + spread(&steady_p50s(&three, 3.5, 9.5)));
     let gap = (p50(&a) - p50(&b)).abs();
     eprintln!(
         "p50 {} vs {} ms, gap {gap:.3}, noise {noise:.3}",

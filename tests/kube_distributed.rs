@@ -301,16 +301,10 @@ async fn a_worker_pod_that_fails_mid_run_is_lost_and_the_load_short() {
     );
     // What it sent before is in the merge: the survivors' windows and a prefix of its own.
     let survivors: Vec<WindowRecord> = [0, 2].iter().flat_map(|w| c.worker_records(*w)).collect();
-    let dead = c.worker_records(1);
-    let merged = figures(&read_records(&out.join("windows.jsonl")));
-    let sent = (0..=dead.len()).find(|n| {
-        let mut part = survivors.clone();
-        part.extend_from_slice(&dead[..*n]);
-        figures(&part) == merged
-    });
-    assert!(
-        sent.is_some_and(|n| n + 1 >= dead.len() && n >= 2),
-        "the merge is not the survivors plus what worker 1 sent: {merged:?}"
+    common::distributed::assert_merged_survivors_and_what_the_dead_sent(
+        &read_records(&out.join("windows.jsonl")),
+        &survivors,
+        &c.worker_records(1),
     );
     c.assert_cleaned_up();
     drop(xiu);

@@ -200,49 +200,42 @@ pub async fn run(
     let stop_metrics = CancellationToken::new();
     let exposition = prometheus::Exposition::default();
     let metrics_server = metrics_listener.map(|l| exposition.serve(l, stop_metrics.clone()));
-    let (collecting, stopped_by, ended, faults) = match fleet {
-        None => {
-            let shard = options.shard.unwrap_or(Shard::WHOLE);
-            let load = Load::start(&scenario, &prepared, clock, shard)?;
-            let mut collecting = Collecting::new(
-                &scenario,
-                &options,
-                &mut prepared,
-                Some(load.lag.clone()),
-                clock,
-            );
-            if metrics_server.is_some() {
-                collecting.exposition = Some(exposition);
-            }
-            // From here until the load stops, the fault driver holds the local topology.
-            let faults = faults::Driver::start(
-                &scenario.fault,
-                &mut prepared.local,
-                fault_cluster.clone(),
-                clock,
-            );
-            collecting.faults = faults::Marks::new(faults.log());
+    let load = match fleet {
+        None => LoadMaker::Here(Load::start(
+            &scenario,
+            &prepared,
+            clock,
+            options.shard.unwrap_or(Shard::WHOLE),
+        )?),
+        Some(fleet) => LoadMaker::Workers(fleet),
+    };
+    let lag = match &load {
+        LoadMaker::Here(load) => Some(load.lag.clone()),
+        LoadMaker::Workers(_) => None,
+    };
+    let mut collecting = Collecting::new(&scenario, &options, &mut prepared, lag, clock);
+    if metrics_server.is_some() {
+        collecting.exposition = Some(exposition);
+    }
+    // From here until the load stops, the fault driver holds the local topology.
+    let driver = faults::Driver::start(
+        &scenario.fault,
+        &mut prepared.local,
+        fault_cluster.clone(),
+        clock,
+    );
+    collecting.faults = faults::Marks::new(driver.log());
+    let (stopped_by, ended, faults) = match load {
+        LoadMaker::Here(load) => {
             let stopped_by = collecting.until_done(&prepared, &mut shutdown).await;
             let ended = load.stop(&mut prepared).await;
-            let faults = faults.stop(&mut prepared.local).await;
+            let faults = driver.stop(&mut prepared.local).await;
             collecting.tick(ended, true, &prepared);
-            (collecting, stopped_by, ended, faults)
+            (stopped_by, ended, faults)
         }
-        Some(fleet) => {
-            let mut collecting = Collecting::new(&scenario, &options, &mut prepared, None, clock);
-            if metrics_server.is_some() {
-                collecting.exposition = Some(exposition);
-            }
-            let faults = faults::Driver::start(
-                &scenario.fault,
-                &mut prepared.local,
-                fault_cluster.clone(),
-                clock,
-            );
-            collecting.faults = faults::Marks::new(faults.log());
+        LoadMaker::Workers(fleet) => {
             let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, &mut shutdown).await;
-            let faults = faults.stop(&mut prepared.local).await;
-            (collecting, stopped_by, ended, faults)
+            (stopped_by, ended, driver.stop(&mut prepared.local).await)
         }
     };
     stop_metrics.cancel();
@@ -587,6 +580,12 @@ fn analyse_cluster(
         eprintln!("warning: {e}");
     }
     report
+}
+
+/// Who makes the load: this process, or the workers of a distributed run.
+enum LoadMaker {
+    Here(Load),
+    Workers(coordinator::Fleet),
 }
 
 /// The running load: group controllers and the lag probes, all stopped by one token.

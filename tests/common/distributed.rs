@@ -106,3 +106,20 @@ pub fn totals(records: &[WindowRecord]) -> (Vec<PlayerStats>, Vec<PublisherStats
     }
     (players, publishers)
 }
+
+/// Checks that `merged` holds exactly the survivors' windows and a prefix of the dead worker's:
+/// all it sent before it died, missing at most the one window it was cutting then.
+pub fn assert_merged_survivors_and_what_the_dead_sent(
+    merged: &[WindowRecord],
+    survivors: &[WindowRecord],
+    dead: &[WindowRecord],
+) {
+    let merged = figures(merged);
+    let sent = (0..=dead.len()).find(|n| figures(&[survivors, &dead[..*n]].concat()) == merged);
+    assert!(
+        sent.is_some_and(|n| n + 1 >= dead.len() && n >= 2),
+        "the merge is not the survivors plus what the dead worker sent: {merged:?}\nall of it: {:?}\nsurvivors: {:?}",
+        figures(&[survivors, dead].concat()),
+        figures(survivors)
+    );
+}
