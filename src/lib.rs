@@ -10,7 +10,7 @@ pub mod exit;
 pub mod flv;
 pub mod hls;
 pub mod hpa;
-pub mod kube;
+pub mod k8s;
 pub mod lint;
 pub mod local;
 pub mod media;

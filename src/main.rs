@@ -95,7 +95,7 @@ async fn dispatch(cli: Cli) -> i32 {
             out,
             duration,
         } => {
-            xiuload::kube::standalone::watch_command(&scenario, out, duration, shutdown_signal())
+            xiuload::k8s::standalone::watch_command(&scenario, out, duration, shutdown_signal())
                 .await
         }
         Command::Report { run_dir } => xiuload::report::rebuild::command(&run_dir),

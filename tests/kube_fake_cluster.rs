@@ -26,9 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use xiuload::clock::RunClock;
-use xiuload::kube::config::{ExpectKind, Expectation, KubeSection, Workload, WorkloadKind};
-use xiuload::kube::timeline::{EventCategory, ProbeKind};
-use xiuload::kube::{ClusterEvent, EventKind, KubeSession, analyse, judge, read_journal};
+use xiuload::k8s::config::{ExpectKind, Expectation, KubeSection, Workload, WorkloadKind};
+use xiuload::k8s::timeline::{EventCategory, ProbeKind};
+use xiuload::k8s::{ClusterEvent, EventKind, KubeSession, analyse, judge, read_journal};
 use xiuload::metrics::timeline::{ProtocolPoint, TimelinePoint};
 use xiuload::units::HumanDuration;
 
@@ -899,9 +899,9 @@ async fn real_run_is_seen_through_the_pod_proxy_and_joins_the_cluster_timeline()
     xiu.stop().await;
 
     let load = xiuload::metrics::timeline::read_timeline(&out.join("timeline.jsonl")).unwrap();
-    let load = xiuload::kube::correlate::rebase_load(&load, timeline.start_unix_ms);
+    let load = xiuload::k8s::correlate::rebase_load(&load, timeline.start_unix_ms);
     let at_serving =
-        xiuload::kube::correlate::load_at(&load, serving.at.t).expect("load at that time");
+        xiuload::k8s::correlate::load_at(&load, serving.at.t).expect("load at that time");
     assert_eq!(at_serving.viewers, 3, "{at_serving:?}");
     let report = analyse(&timeline, &load);
     let up = &report.scale_ups[0];

@@ -22,7 +22,7 @@ fn first(r: &Report, edge: u32, action: KubeletAction) -> &KubeletEvent {
         .unwrap_or_else(|| panic!("no {action:?} of edge {edge} in {:#?}", r.kubelet))
 }
 
-fn expectation<'a>(r: &'a Report, kind: &str) -> &'a xiuload::kube::ExpectationResult {
+fn expectation<'a>(r: &'a Report, kind: &str) -> &'a xiuload::k8s::ExpectationResult {
     r.expectations
         .iter()
         .find(|e| e.kind == kind)

@@ -26,7 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("local", 1),
     ("scenario", 2),
     ("lint", 2),
-    ("kube", 3),
+    ("k8s", 3),
     ("report", 4),
     ("hpa", 5),
     ("run", 6),

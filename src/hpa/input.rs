@@ -4,8 +4,8 @@
 //! the real HPA chose. Pure.
 
 use super::replay::{PodSample, ReplayInput, Sample};
-use crate::kube::correlate::ReplicaPoint;
-use crate::kube::timeline::{ClusterTimeline, EventKind, Stamp};
+use crate::k8s::correlate::ReplicaPoint;
+use crate::k8s::timeline::{ClusterTimeline, EventKind, Stamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Usage (CPU millicores, memory bytes) per pod in one poll.
@@ -148,7 +148,7 @@ pub fn build(cluster: &ClusterTimeline, replicas: &[ReplicaPoint], interval_s: f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::timeline::{ClusterEvent, Stamp};
+    use crate::k8s::timeline::{ClusterEvent, Stamp};
 
     fn ev(t: f64, kind: EventKind) -> ClusterEvent {
         ClusterEvent {

@@ -48,7 +48,7 @@ pub struct HpaSpec {
 
 /// Parses a Kubernetes quantity ("500m", "1.5", "512Mi", "2G") into a plain number.
 pub fn parse_quantity(q: &str) -> Option<f64> {
-    crate::kube::quantity::parse(q)
+    crate::k8s::quantity::parse(q)
 }
 
 fn rules(given: Option<&HPAScalingRules>, default: Rules, path: &Path) -> Result<Rules, SpecError> {

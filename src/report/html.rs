@@ -814,7 +814,7 @@ mod tests {
             done_s: None,
             error: None,
         });
-        r.expectations.push(crate::kube::ExpectationResult {
+        r.expectations.push(crate::k8s::ExpectationResult {
             kind: "recovered_within".into(),
             description: "viewers served again within 10s".into(),
             status: Verdict::Pass,

@@ -38,9 +38,7 @@ fn faults(out: &mut String, r: &Report) {
     }
     if show_expectations {
         out.push('\n');
-        out.push_str(&crate::kube::summary::expectations_markdown(
-            &r.expectations,
-        ));
+        out.push_str(&crate::k8s::summary::expectations_markdown(&r.expectations));
     }
 }
 
@@ -237,7 +235,7 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(cluster) = &r.cluster {
         out.push('\n');
-        out.push_str(&crate::kube::summary::render_markdown(
+        out.push_str(&crate::k8s::summary::render_markdown(
             cluster,
             &r.expectations,
         ));
@@ -317,7 +315,7 @@ mod tests {
             done_s: Some(10.6),
             error: None,
         });
-        r.expectations.push(crate::kube::ExpectationResult {
+        r.expectations.push(crate::k8s::ExpectationResult {
             kind: "max_viewers_dropped".into(),
             description: "at most 5 viewers dropped".into(),
             status: crate::verdict::Verdict::Fail,

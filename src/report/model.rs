@@ -33,10 +33,10 @@ pub struct Report {
     pub verdict_reasons: Vec<String>,
     /// What the cluster did and how it correlates with the load, when the scenario has `[kube]`.
     #[serde(default)]
-    pub cluster: Option<crate::kube::ClusterReport>,
+    pub cluster: Option<crate::k8s::ClusterReport>,
     /// `[[expect]]` verdicts with their evidence; any failure makes the verdict `fail`.
     #[serde(default)]
-    pub expectations: Vec<crate::kube::ExpectationResult>,
+    pub expectations: Vec<crate::k8s::ExpectationResult>,
     /// What the run did for each `[[fault]]`, in the order the actions began.
     #[serde(default)]
     pub faults: Vec<crate::scenario::fault::FaultEvent>,

@@ -98,12 +98,12 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
     let out = OutputDir {
         dir: dir.to_path_buf(),
     };
-    let journal = dir.join(crate::kube::journal::FILE_NAME);
+    let journal = dir.join(crate::k8s::journal::FILE_NAME);
     let faults = crate::scenario::fault::FaultRecord {
         events: &report.faults,
         load_end: Some(report.run.planned_duration_s.min(report.run.duration_s)),
     };
-    match crate::kube::standalone::rebuild(dir, &report.scenario, faults) {
+    match crate::k8s::standalone::rebuild(dir, &report.scenario, faults) {
         Ok(Some(watched)) => {
             report.cluster = Some(watched.cluster);
             report.expectations = watched.expectations;

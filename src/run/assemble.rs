@@ -23,8 +23,8 @@ pub(super) struct Inputs<'a> {
     pub(super) stopped_by: StopReason,
     pub(super) collector: &'a Collector,
     pub(super) knee: Option<knee::KneeReport>,
-    pub(super) cluster: Option<crate::kube::ClusterReport>,
-    pub(super) expectations: Vec<crate::kube::ExpectationResult>,
+    pub(super) cluster: Option<crate::k8s::ClusterReport>,
+    pub(super) expectations: Vec<crate::k8s::ExpectationResult>,
     pub(super) faults: &'a [crate::scenario::fault::FaultEvent],
     /// What the local kubelet did.
     pub(super) kubelet: &'a [crate::local::KubeletEvent],

@@ -19,7 +19,7 @@ use super::setup::Prepared;
 use super::worker::{Phase, WindowsReply};
 use super::{Collecting, RunError, SecondTicks};
 use crate::clock::{RunClock, unix_micros_now};
-use crate::kube::workers::WorkerJob;
+use crate::k8s::workers::WorkerJob;
 use crate::report::OutputDir;
 use crate::report::model::StopReason;
 use crate::scenario::Scenario;
@@ -171,7 +171,7 @@ impl Fleet {
     ) -> Result<Fleet, RunError> {
         let setup = |m: String| RunError::Setup(m);
         let (client, namespace) =
-            crate::kube::workers::connect(scenario.kube.as_ref(), section.namespace.as_deref())
+            crate::k8s::workers::connect(scenario.kube.as_ref(), section.namespace.as_deref())
                 .await
                 .map_err(|e| setup(e.to_string()))?;
         let (config_map, job) =

@@ -1,5 +1,5 @@
 //! The fault driver: carries out the scenario's `[[fault]]` entries on the local topology, or on
-//! the `[kube]` cluster's workloads (`crate::kube::faults`), at their moments on the run clock,
+//! the `[kube]` cluster's workloads (`crate::k8s::faults`), at their moments on the run clock,
 //! and keeps the record of what it did ([`FaultEvent`]s) for the report, the timeline and the
 //! fault expectations.
 //!
@@ -9,7 +9,7 @@
 //! restarted ones included.
 
 use crate::clock::RunClock;
-use crate::kube::config::KubeSection;
+use crate::k8s::config::KubeSection;
 use crate::local::kubelet::{Action, KubeletEvent, KubeletLog, Process};
 use crate::local::{Kubelet, LocalTopology};
 use crate::metrics::timeline::TimelinePoint;
@@ -210,7 +210,7 @@ impl Marks {
 /// What cluster faults act through: the run's API client and its `[kube]` section.
 #[derive(Clone)]
 pub struct Cluster {
-    pub client: ::kube::Client,
+    pub client: kube::Client,
     pub section: KubeSection,
 }
 
@@ -354,8 +354,8 @@ fn process(target: FaultTarget, index: usize) -> Process {
 async fn act_on_cluster(cluster: Option<&Cluster>, f: &Fault) -> Result<(), String> {
     let c =
         cluster.ok_or("cluster faults need the [kube] section's cluster, and the run has none")?;
-    let planned = crate::kube::faults::plan(f, &c.section).map_err(|e| e.to_string())?;
-    crate::kube::faults::execute(&c.client, &planned).await
+    let planned = crate::k8s::faults::plan(f, &c.section).map_err(|e| e.to_string())?;
+    crate::k8s::faults::execute(&c.client, &planned).await
 }
 
 async fn act(

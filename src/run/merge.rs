@@ -223,11 +223,11 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
     }
     let faults = the_record(&parts, |r| &r.faults);
     let kubelet = the_record(&parts, |r| &r.kubelet);
-    let expectations = crate::kube::judge(
+    let expectations = crate::k8s::judge(
         &scenario.expect,
         None,
         collector.points(),
-        &crate::kube::expect::stage_starts(&scenario),
+        &crate::k8s::expect::stage_starts(&scenario),
         crate::scenario::fault::FaultRecord {
             events: &faults,
             load_end: Some(super::planned_length(&scenario).min(ended).as_secs_f64()),

@@ -26,7 +26,7 @@ pub mod status;
 pub mod worker;
 
 use crate::clock::RunClock;
-use crate::kube::KubeSession;
+use crate::k8s::KubeSession;
 use crate::local::{LocalError, LocalTopology};
 use crate::metrics::loader::{CpuSampler, LagProbe, ProcessSampler};
 use crate::player::PlayerTiming;
@@ -88,7 +88,7 @@ pub enum RunError {
     #[error("{0}")]
     Setup(String),
     #[error("cluster watch: {0}")]
-    Kube(#[from] crate::kube::KubeError),
+    Kube(#[from] crate::k8s::KubeError),
     #[error("interrupted before the run's time zero: nothing was measured")]
     InterruptedBeforeStart,
 }
@@ -498,11 +498,11 @@ async fn finish(
         None => None,
     };
     // Fault expectations are judged on the load alone: with or without a watched cluster.
-    let expectations = crate::kube::judge(
+    let expectations = crate::k8s::judge(
         &scenario.expect,
         cluster.as_ref(),
         &points,
-        &crate::kube::expect::stage_starts(&scenario),
+        &crate::k8s::expect::stage_starts(&scenario),
         crate::scenario::fault::FaultRecord {
             events: &run.faults,
             load_end: Some(planned_length(&scenario).min(run.ended).as_secs_f64()),
@@ -560,11 +560,11 @@ async fn finish(
 /// The cluster analysis, and `hpa-input.json` for `xiuload hpa-replay`.
 fn analyse_cluster(
     scenario: &Scenario,
-    recorded: crate::kube::ClusterTimeline,
+    recorded: crate::k8s::ClusterTimeline,
     load: &[crate::metrics::timeline::TimelinePoint],
     out: &OutputDir,
-) -> crate::kube::ClusterReport {
-    let report = crate::kube::analyse(&recorded, load);
+) -> crate::k8s::ClusterReport {
+    let report = crate::k8s::analyse(&recorded, load);
     let replay = crate::hpa::input::build(
         &recorded,
         &report.replicas,

@@ -3,7 +3,7 @@
 
 use super::RunError;
 use crate::exit;
-use crate::kube::job::{self, JobInput};
+use crate::k8s::job::{self, JobInput};
 use crate::scenario::Scenario;
 use crate::scenario::distributed::DistributedSection;
 use k8s_openapi::api::batch::v1::Job;

@@ -68,7 +68,7 @@ pub(super) struct Prepared {
     pub(super) endpoints: Arc<Endpoints>,
     pub(super) http: reqwest::Client,
     pub(super) local: Option<LocalTopology>,
-    pub(super) kube: Option<crate::kube::session::Connected>,
+    pub(super) kube: Option<crate::k8s::session::Connected>,
     pub(super) publishers: Vec<PublisherGroupRun>,
     pub(super) players: Vec<PlayerGroupRun>,
     /// Taken by the load when it starts, dropped (joining the loop threads) when it stops.
@@ -105,7 +105,7 @@ pub(super) async fn prepare(
         source,
     })?;
     let kube = match &scenario.kube {
-        Some(section) => Some(crate::kube::session::Connected::connect(section).await?),
+        Some(section) => Some(crate::k8s::session::Connected::connect(section).await?),
         None => None,
     };
     let (local, endpoints, target_label) = match (&scenario.target.local, xiu_bin) {

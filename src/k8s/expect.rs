@@ -504,8 +504,8 @@ fn load_end(load: &[TimelinePoint]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::correlate::analyse;
-    use crate::kube::correlate::tests::{cluster, ev, hpa, load};
+    use crate::k8s::correlate::analyse;
+    use crate::k8s::correlate::tests::{cluster, ev, hpa, load};
     use crate::scenario::fault::FaultEvent;
     use crate::units::HumanDuration;
 

@@ -11,8 +11,8 @@
 
 use super::config::{KubeSection, WorkloadKind};
 use crate::scenario::fault::{Fault, FaultAction, FaultTarget, PodChoice};
-use ::kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use ::kube::core::Request;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::Request;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 
@@ -178,7 +178,7 @@ pub fn pods_to_delete(
 }
 
 /// Carries out `fault` with `client`: Ok, or the API's error in words.
-pub async fn execute(client: &::kube::Client, fault: &ClusterFault) -> Result<(), String> {
+pub async fn execute(client: &kube::Client, fault: &ClusterFault) -> Result<(), String> {
     let send = |req: Result<http::Request<Vec<u8>>, FaultPlanError>| async {
         let req = req.map_err(|e| e.to_string())?;
         let what = format!("{} {}", req.method(), req.uri().path());

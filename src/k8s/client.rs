@@ -3,8 +3,8 @@
 //! service account when xiuload itself runs in a pod.
 
 use super::config::KubeSection;
-use ::kube::config::{KubeConfigOptions, Kubeconfig};
-use ::kube::{Client, Config};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -12,18 +12,18 @@ pub enum ClientError {
     ReadKubeconfig {
         path: String,
         #[source]
-        source: ::kube::config::KubeconfigError,
+        source: kube::config::KubeconfigError,
     },
     #[error("KUBECONFIG={0} names no kubeconfig file")]
     EmptyKubeconfig(String),
     #[error("kubeconfig: {0}")]
-    Kubeconfig(#[source] ::kube::config::KubeconfigError),
+    Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error(
         "no cluster access: no kubeconfig (KUBECONFIG, ~/.kube/config) and not running in a pod: {0}"
     )]
-    Infer(#[source] ::kube::config::InferConfigError),
+    Infer(#[source] kube::config::InferConfigError),
     #[error("cannot build the Kubernetes client: {0}")]
-    Build(#[source] ::kube::Error),
+    Build(#[source] kube::Error),
 }
 
 /// Resolves the cluster configuration for `section` (not yet contacting the API server).

@@ -6,13 +6,13 @@
 use super::config::KubeSection;
 pub use super::record::Delivery;
 use super::timeline::EventKind;
-use ::kube::runtime::{WatchStreamExt, watcher};
-use ::kube::{Api, Client, Resource};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub struct Source {
 }
 
 /// A 403 from the API server, as the missing permission.
-pub fn permission_denied(source: &Source, verb: &str, status: &::kube::core::Status) -> EventKind {
+pub fn permission_denied(source: &Source, verb: &str, status: &kube::core::Status) -> EventKind {
     EventKind::PermissionDenied {
         verb: verb.to_string(),
         resource: source.resource.to_string(),
@@ -63,11 +63,11 @@ pub fn permission_denied(source: &Source, verb: &str, status: &::kube::core::Sta
     }
 }
 
-fn api_status(e: &watcher::Error) -> Option<(&'static str, &::kube::core::Status)> {
+fn api_status(e: &watcher::Error) -> Option<(&'static str, &kube::core::Status)> {
     match e {
-        watcher::Error::InitialListFailed(::kube::Error::Api(s)) => Some(("list", s)),
-        watcher::Error::WatchStartFailed(::kube::Error::Api(s))
-        | watcher::Error::WatchFailed(::kube::Error::Api(s)) => Some(("watch", s)),
+        watcher::Error::InitialListFailed(kube::Error::Api(s)) => Some(("list", s)),
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(("watch", s)),
         watcher::Error::WatchError(s) => Some(("watch", s)),
         _ => None,
     }
@@ -298,8 +298,8 @@ pub fn spawn_all(
 mod tests {
     use super::*;
 
-    fn status(code: u16, message: &str) -> Box<::kube::core::Status> {
-        Box::new(::kube::core::Status {
+    fn status(code: u16, message: &str) -> Box<kube::core::Status> {
+        Box::new(kube::core::Status {
             code,
             message: message.into(),
             ..Default::default()
@@ -308,9 +308,9 @@ mod tests {
 
     #[test]
     fn api_errors_are_classified_by_verb() {
-        let list = watcher::Error::InitialListFailed(::kube::Error::Api(status(403, "forbidden")));
+        let list = watcher::Error::InitialListFailed(kube::Error::Api(status(403, "forbidden")));
         assert!(matches!(api_status(&list), Some(("list", s)) if s.code == 403));
-        let watch = watcher::Error::WatchStartFailed(::kube::Error::Api(status(403, "forbidden")));
+        let watch = watcher::Error::WatchStartFailed(kube::Error::Api(status(403, "forbidden")));
         assert!(matches!(api_status(&watch), Some(("watch", _))));
         let gone = watcher::Error::WatchError(status(410, "too old resource version"));
         assert!(matches!(api_status(&gone), Some(("watch", s)) if s.code == 410));

@@ -51,7 +51,7 @@ impl KubeSession {
 /// A resolved kubeconfig, not yet watching: resolving can be slow (exec plugins, a slow disk),
 /// so a run does it before its clock starts, and starts watching on that clock.
 pub struct Connected {
-    client: ::kube::Client,
+    client: kube::Client,
     /// The API server's URL, named in connection errors.
     server: String,
     section: KubeSection,
@@ -62,14 +62,14 @@ impl Connected {
         let config = client::config(section).await?;
         let server = config.cluster_url.to_string();
         Ok(Connected {
-            client: ::kube::Client::try_from(config).map_err(ClientError::Build)?,
+            client: kube::Client::try_from(config).map_err(ClientError::Build)?,
             server,
             section: section.clone(),
         })
     }
 
     /// The resolved client, for what else the run asks of the cluster (its faults).
-    pub fn client(&self) -> ::kube::Client {
+    pub fn client(&self) -> kube::Client {
         self.client.clone()
     }
 

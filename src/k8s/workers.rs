@@ -10,12 +10,12 @@
 use super::client::ClientError;
 use super::config::KubeSection;
 use super::job::{INDEX_ANNOTATION, run_selector};
-use ::kube::api::{Api, DeleteParams, PostParams};
-use ::kube::runtime::{WatchStreamExt, reflector, watcher};
-use ::kube::{Client, ResourceExt};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -256,7 +256,7 @@ impl WorkerJob {
         let name = job.name_any();
         let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-        let refused = |what: &'static str, e: ::kube::Error| WorkersError::Create {
+        let refused = |what: &'static str, e: kube::Error| WorkersError::Create {
             what,
             name: name.clone(),
             namespace: namespace.to_string(),
@@ -401,27 +401,27 @@ async fn follow_pods(api: Api<Pod>, selector: String, tx: watch::Sender<Vec<Work
 }
 
 /// A delete's outcome: an object already gone is deleted too.
-fn deleted<T>(r: Result<T, ::kube::Error>) -> Result<(), String> {
+fn deleted<T>(r: Result<T, kube::Error>) -> Result<(), String> {
     match r {
         Ok(_) => Ok(()),
-        Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(describe(&e)),
     }
 }
 
 /// An API error as a user reads it: the API server's message, and which permission a 403 lacks.
-fn describe(e: &::kube::Error) -> String {
+fn describe(e: &kube::Error) -> String {
     match e {
-        ::kube::Error::Api(s) if s.code == 403 => format!(
+        kube::Error::Api(s) if s.code == 403 => format!(
             "forbidden: {} (the coordinator's Role: deploy/components/xiuload-coordinator)",
             s.message
         ),
         // A worker's own answer through the proxy is plain text, which kube-rs wraps in a Status
         // whose reason is its own words, not the API server's.
-        ::kube::Error::Api(s) if s.reason.contains(' ') || s.reason.is_empty() => {
+        kube::Error::Api(s) if s.reason.contains(' ') || s.reason.is_empty() => {
             format!("{} {}", s.code, s.message)
         }
-        ::kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
         other => other.to_string(),
     }
 }

@@ -151,15 +151,15 @@ pub fn render_markdown(c: &ClusterReport, expectations: &[ExpectationResult]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::correlate::analyse;
-    use crate::kube::correlate::tests::{cluster, load};
+    use crate::k8s::correlate::analyse;
+    use crate::k8s::correlate::tests::{cluster, load};
 
     #[test]
     fn summary_shows_verdicts_decisions_and_incidents() {
         let mut report = analyse(&cluster(), &load());
         report
             .permission_denied
-            .push(crate::kube::correlate::MissingData {
+            .push(crate::k8s::correlate::MissingData {
                 verb: "list".into(),
                 resource: "pods.metrics.k8s.io".into(),
                 namespace: "ns".into(),

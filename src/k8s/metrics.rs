@@ -6,10 +6,10 @@ use super::config::KubeSection;
 use super::quantity::{cpu_millicores, memory_bytes};
 use super::timeline::EventKind;
 use super::watch::{Observed, Source, permission_denied};
-use ::kube::api::GetParams;
-use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use ::kube::core::Request;
-use ::kube::{Api, Client};
+use kube::api::GetParams;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::core::Request;
+use kube::{Api, Client};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -132,7 +132,7 @@ pub async fn poll_pod_metrics(
                         .map_err(|_| ())
                     })
             }
-            Err(::kube::Error::Api(status)) if status.code == 403 => {
+            Err(kube::Error::Api(status)) if status.code == 403 => {
                 let _ = tx.send(Observed::Note(permission_denied(&source, "list", &status)));
                 return;
             }
@@ -185,7 +185,7 @@ pub async fn poll_xiu_stats(
                 .map_err(|_| "timed out after 5s".to_string())
                 .and_then(|r| {
                     r.map_err(|e| match e {
-                        ::kube::Error::Api(s) if s.code == 403 => {
+                        kube::Error::Api(s) if s.code == 403 => {
                             "permission denied: get pods/proxy".to_string()
                         }
                         other => other.to_string(),

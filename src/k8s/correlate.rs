@@ -873,7 +873,7 @@ pub fn gaps(cluster: &ClusterTimeline) -> Vec<Gap> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::kube::timeline::{ClusterEvent, Stamp};
+    use crate::k8s::timeline::{ClusterEvent, Stamp};
     use crate::metrics::timeline::ProtocolPoint;
 
     pub fn ev(t: f64, kind: EventKind) -> ClusterEvent {
@@ -1110,7 +1110,7 @@ pub(crate) mod tests {
                 max_replicas,
                 current_replicas,
                 desired_replicas,
-                metrics: vec![crate::kube::timeline::MetricReading {
+                metrics: vec![crate::k8s::timeline::MetricReading {
                     name: "resource/cpu".into(),
                     current: Some(cpu.into()),
                     target: Some("60%".into()),

@@ -79,7 +79,7 @@ pub fn read_journal(path: &Path) -> Result<ClusterTimeline, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::timeline::{EventKind, Stamp};
+    use crate::k8s::timeline::{EventKind, Stamp};
 
     #[test]
     fn lines_read_back_and_torn_line_is_skipped() {
