@@ -124,11 +124,11 @@ fn main() {
         let groups = [
             PlayerGroupInfo {
                 name: "flv".into(),
-                protocol: "flv".into(),
+                protocol: xiuload::scenario::Protocol::Flv,
             },
             PlayerGroupInfo {
                 name: "hls".into(),
-                protocol: "hls".into(),
+                protocol: xiuload::scenario::Protocol::Hls,
             },
         ];
         let mut collector = Collector::new(

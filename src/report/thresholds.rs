@@ -2,8 +2,9 @@
 
 use super::model::{ThresholdResult, Verdict};
 use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
+use crate::scenario::Protocol;
 use crate::scenario::Threshold;
-use crate::scenario::threshold::{Stat, parse_metric};
+use crate::scenario::threshold::{Histogram, Metric, Ratio, Scope, Stat};
 
 /// The merged stats a threshold's scope selects.
 pub enum Scoped<'a> {
@@ -11,46 +12,64 @@ pub enum Scoped<'a> {
     Publishers(&'a PublisherStats),
 }
 
-pub fn value_of(metric: &str, scoped: &Scoped<'_>) -> Option<f64> {
-    let for_publishers = matches!(scoped, Scoped::Publishers(_));
-    let m = parse_metric(metric, for_publishers).ok()?;
-    let hist: Option<&LatencyHistogram> = match (scoped, m.name.as_str()) {
-        (Scoped::Players(s), "startup_ms") => Some(&s.startup),
-        (Scoped::Players(s), "latency_ms") => Some(&s.latency),
-        (Scoped::Players(s), "connect_ms") => Some(&s.connect),
-        (Scoped::Players(s), "ttfb_ms") => Some(&s.ttfb),
-        (Scoped::Players(s), "frame_gap_ms") => Some(&s.frame_gap),
-        (Scoped::Players(s), "playlist_ms") => Some(&s.playlist),
-        (Scoped::Players(s), "segment_ms") => Some(&s.segment),
-        (Scoped::Publishers(s), "lateness_ms") => Some(&s.lateness),
-        (Scoped::Publishers(s), "connect_ms") => Some(&s.connect),
-        _ => None,
-    };
-    if let (Some(h), Some(stat)) = (hist, m.stat) {
-        return match stat {
-            Stat::Max => h.max_ms(),
-            Stat::Mean => h.mean_ms(),
-            q => h.quantile_ms(q.quantile().unwrap_or(0.5)),
-        };
+fn histogram<'a>(h: Histogram, scoped: &Scoped<'a>) -> Option<&'a LatencyHistogram> {
+    match (scoped, h) {
+        (Scoped::Players(s), Histogram::Startup) => Some(&s.startup),
+        (Scoped::Players(s), Histogram::Latency) => Some(&s.latency),
+        (Scoped::Players(s), Histogram::Connect) => Some(&s.connect),
+        (Scoped::Players(s), Histogram::Ttfb) => Some(&s.ttfb),
+        (Scoped::Players(s), Histogram::FrameGap) => Some(&s.frame_gap),
+        (Scoped::Players(s), Histogram::Playlist) => Some(&s.playlist),
+        (Scoped::Players(s), Histogram::Segment) => Some(&s.segment),
+        (Scoped::Publishers(s), Histogram::Lateness) => Some(&s.lateness),
+        (Scoped::Publishers(s), Histogram::Connect) => Some(&s.connect),
+        (Scoped::Players(_), Histogram::Lateness)
+        | (
+            Scoped::Publishers(_),
+            Histogram::Startup
+            | Histogram::Latency
+            | Histogram::Ttfb
+            | Histogram::FrameGap
+            | Histogram::Playlist
+            | Histogram::Segment,
+        ) => None,
     }
-    match (scoped, m.name.as_str()) {
-        (Scoped::Players(s), "stall_ratio") => {
+}
+
+fn ratio(r: Ratio, scoped: &Scoped<'_>) -> Option<f64> {
+    match (scoped, r) {
+        (Scoped::Players(s), Ratio::Stall) => {
             (s.play_micros + s.stall_micros > 0).then(|| s.stall_ratio())
         }
         // Viewers who joined during warm-up are not counted as sessions of the judged period, but
         // their errors and frames are: with activity and no new session, divide by one.
-        (Scoped::Players(s), "error_rate") => {
+        (Scoped::Players(s), Ratio::Error) => {
             (s.sessions > 0 || s.frames > 0 || s.errors.total() > 0)
                 .then(|| s.errors.total() as f64 / s.sessions.max(1) as f64)
         }
-        (Scoped::Players(s), "lost_frame_ratio") => (s.frames > 0).then(|| s.lost_frame_ratio()),
-        (Scoped::Publishers(s), "error_rate") => (s.sessions > 0).then(|| s.error_rate()),
-        _ => None,
+        (Scoped::Players(s), Ratio::LostFrame) => (s.frames > 0).then(|| s.lost_frame_ratio()),
+        (Scoped::Publishers(s), Ratio::Error) => (s.sessions > 0).then(|| s.error_rate()),
+        (Scoped::Publishers(_), Ratio::Stall | Ratio::LostFrame) => None,
+    }
+}
+
+/// The metric's value over `scoped`, or `None` when nothing was measured for it.
+pub fn value_of(metric: Metric, scoped: &Scoped<'_>) -> Option<f64> {
+    match metric {
+        Metric::Histogram(h, stat) => {
+            let h = histogram(h, scoped)?;
+            match stat {
+                Stat::Max => h.max_ms(),
+                Stat::Mean => h.mean_ms(),
+                q => h.quantile_ms(q.quantile().unwrap_or(0.5)),
+            }
+        }
+        Metric::Ratio(r) => ratio(r, scoped),
     }
 }
 
 pub fn judge(t: &Threshold, scoped: &Scoped<'_>) -> ThresholdResult {
-    let value = value_of(&t.metric, scoped);
+    let value = value_of(t.metric, scoped);
     let (pass, note) = match value {
         None => (
             false,
@@ -63,8 +82,8 @@ pub fn judge(t: &Threshold, scoped: &Scoped<'_>) -> ThresholdResult {
         }
     };
     ThresholdResult {
-        metric: t.metric.clone(),
-        scope: t.scope.clone(),
+        metric: t.metric.to_string(),
+        scope: t.scope.to_string(),
         min: t.min,
         max: t.max,
         value: value.map(|v| (v * 1000.0).round() / 1000.0),
@@ -77,18 +96,18 @@ pub fn judge(t: &Threshold, scoped: &Scoped<'_>) -> ThresholdResult {
 /// merged publisher stats, resolving each threshold's scope.
 pub fn judge_all(
     thresholds: &[Threshold],
-    players: &[(&str, &str, &PlayerStats)],
+    players: &[(&str, Protocol, &PlayerStats)],
     publishers: &PublisherStats,
 ) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|t| {
-            if t.scope == "publishers" {
+            if t.scope == Scope::Publishers {
                 return judge(t, &Scoped::Publishers(publishers));
             }
             let mut merged = PlayerStats::default();
             for (group, protocol, stats) in players {
-                if t.scope == "all" || t.scope == *protocol || t.scope == *group {
+                if t.scope.covers(group, *protocol) {
                     merged.merge(stats);
                 }
             }
@@ -111,8 +130,8 @@ mod tests {
 
     fn threshold(metric: &str, max: Option<f64>, min: Option<f64>) -> Threshold {
         Threshold {
-            metric: metric.into(),
-            scope: "all".into(),
+            metric: metric.parse().unwrap(),
+            scope: Scope::All,
             max,
             min,
         }
@@ -153,18 +172,21 @@ mod tests {
         let scoped = Scoped::Players(&s);
         assert!(judge(&threshold("stall_ratio", Some(0.02), None), &scoped).pass);
         assert!(!judge(&threshold("stall_ratio", None, Some(0.5)), &scoped).pass);
-        assert_eq!(value_of("error_rate", &scoped), Some(0.0));
+        assert_eq!(value_of(Metric::Ratio(Ratio::Error), &scoped), Some(0.0));
         // Joined during warm-up: no session in the judged period, but frames and no errors.
         let carried = PlayerStats {
             frames: 100,
             ..Default::default()
         };
         assert_eq!(
-            value_of("error_rate", &Scoped::Players(&carried)),
+            value_of(Metric::Ratio(Ratio::Error), &Scoped::Players(&carried)),
             Some(0.0)
         );
         assert_eq!(
-            value_of("error_rate", &Scoped::Players(&PlayerStats::default())),
+            value_of(
+                Metric::Ratio(Ratio::Error),
+                &Scoped::Players(&PlayerStats::default())
+            ),
             None
         );
     }

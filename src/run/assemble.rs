@@ -6,6 +6,7 @@ use crate::clock::{RunClock, rfc3339_from_unix_micros};
 use crate::metrics::{PlayerStats, PublisherStats};
 use crate::report::model::*;
 use crate::report::thresholds::judge_all;
+use crate::scenario::Protocol;
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -100,15 +101,9 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
     for (_, t) in &publishers {
         all_publishers.merge(&t.steady);
     }
-    let groups: Vec<(&str, &str, &PlayerStats)> = players
+    let groups: Vec<(&str, Protocol, &PlayerStats)> = players
         .iter()
-        .map(|(g, t)| {
-            (
-                g.config.name.as_str(),
-                g.config.protocol.as_str(),
-                &t.steady,
-            )
-        })
+        .map(|(g, t)| (g.config.name.as_str(), g.config.protocol, &t.steady))
         .collect();
     let thresholds = judge_all(&scenario.thresholds, &groups, &all_publishers);
     let ended_micros = clock.start_unix_micros() + ended.as_micros() as u64;

@@ -12,6 +12,7 @@ use crate::clock::RunClock;
 use crate::metrics::loader::{LoaderHealth, WorkerHealth};
 use crate::metrics::timeline::{PlayerSecond, TimelinePoint, build_point};
 use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
+use crate::scenario::Protocol;
 use crate::scenario::{KneeSection, Threshold};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,7 +89,7 @@ pub struct Collector {
     clock: RunClock,
     warmup: Duration,
     cores: usize,
-    player_protocols: Vec<String>,
+    player_protocols: Vec<Protocol>,
     thresholds: Vec<Threshold>,
     pub publishers: Vec<Totals<PublisherStats>>,
     pub players: Vec<Totals<PlayerStats>>,
@@ -123,7 +124,7 @@ pub struct Tick {
 /// The player groups as the collector sees them: name and protocol, in the plan's order.
 pub struct PlayerGroupInfo {
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
 }
 
 impl Collector {
@@ -143,9 +144,9 @@ impl Collector {
                     publisher_groups.iter().position(|g| *g == section.group)?,
                 ),
             };
-            let groups: Vec<(String, String)> = player_groups
+            let groups: Vec<(String, Protocol)> = player_groups
                 .iter()
-                .map(|g| (g.name.clone(), g.protocol.clone()))
+                .map(|g| (g.name.clone(), g.protocol))
                 .collect();
             Some(Knee {
                 group,
@@ -156,7 +157,7 @@ impl Collector {
             clock,
             warmup,
             cores: cores.max(1),
-            player_protocols: player_groups.iter().map(|g| g.protocol.clone()).collect(),
+            player_protocols: player_groups.iter().map(|g| g.protocol).collect(),
             thresholds,
             publishers: vec![Totals::default(); publisher_groups.len()],
             players: vec![Totals::default(); player_groups.len()],
@@ -184,7 +185,7 @@ impl Collector {
                 .iter()
                 .zip(&self.player_protocols)
                 .map(|(g, protocol)| PlayerSecond {
-                    protocol,
+                    protocol: protocol.as_str(),
                     active: g.active,
                     window: &g.stats,
                 })
@@ -371,11 +372,11 @@ mod tests {
         vec![
             PlayerGroupInfo {
                 name: "flv-viewers".into(),
-                protocol: "flv".into(),
+                protocol: Protocol::Flv,
             },
             PlayerGroupInfo {
                 name: "hls-viewers".into(),
-                protocol: "hls".into(),
+                protocol: Protocol::Hls,
             },
         ]
     }

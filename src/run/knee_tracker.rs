@@ -6,6 +6,7 @@ use crate::metrics::timeline::TimelinePoint;
 use crate::metrics::{PlayerStats, PublisherStats};
 use crate::report::model::Verdict;
 use crate::report::thresholds::{judge_all, verdict};
+use crate::scenario::Protocol;
 use crate::scenario::{KneeSection, Threshold};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub struct KneeTracker {
     pub section: KneeSection,
     targets: Vec<u32>,
     step: usize,
-    groups: Vec<(String, String, PlayerStats)>,
+    groups: Vec<(String, Protocol, PlayerStats)>,
     publishers: PublisherStats,
     seconds: u32,
     active_sum: f64,
@@ -27,14 +28,14 @@ pub struct KneeTracker {
 }
 
 impl KneeTracker {
-    pub fn new(section: KneeSection, groups: &[(String, String)]) -> Self {
+    pub fn new(section: KneeSection, groups: &[(String, Protocol)]) -> Self {
         KneeTracker {
             targets: super::knee::step_targets(&section),
             section,
             step: 0,
             groups: groups
                 .iter()
-                .map(|(n, p)| (n.clone(), p.clone(), PlayerStats::default()))
+                .map(|(n, p)| (n.clone(), *p, PlayerStats::default()))
                 .collect(),
             publishers: PublisherStats::default(),
             seconds: 0,
@@ -102,10 +103,10 @@ impl KneeTracker {
         if self.seconds == 0 || self.step >= self.targets.len() {
             return false;
         }
-        let groups: Vec<(&str, &str, &PlayerStats)> = self
+        let groups: Vec<(&str, Protocol, &PlayerStats)> = self
             .groups
             .iter()
-            .map(|(n, p, s)| (n.as_str(), p.as_str(), s))
+            .map(|(n, p, s)| (n.as_str(), *p, s))
             .collect();
         let results = judge_all(thresholds, &groups, &self.publishers);
         let pass = verdict(&results) == Verdict::Pass;

@@ -134,7 +134,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         .iter()
         .map(|g| PlayerGroupInfo {
             name: g.name.clone(),
-            protocol: g.protocol.as_str().to_string(),
+            protocol: g.protocol,
         })
         .collect();
     let mut collector = Collector::new(

@@ -295,7 +295,7 @@ impl Collecting {
             .iter()
             .map(|g| PlayerGroupInfo {
                 name: g.config.name.clone(),
-                protocol: g.config.protocol.as_str().to_string(),
+                protocol: g.config.protocol,
             })
             .collect();
         Collecting {

@@ -413,14 +413,10 @@ fn default_backoff() -> HumanDuration {
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
     /// `<metric>` or `<metric>.<stat>`, e.g. `startup_ms.p99`, `stall_ratio`, `error_rate`.
-    pub metric: String,
+    pub metric: super::threshold::Metric,
     /// `all` players (default), a protocol (`flv`, `hls`, `rtmp`), a group name, or `publishers`.
-    #[serde(default = "default_scope")]
-    pub scope: String,
+    #[serde(default)]
+    pub scope: super::threshold::Scope,
     pub max: Option<f64>,
     pub min: Option<f64>,
-}
-
-fn default_scope() -> String {
-    "all".to_string()
 }

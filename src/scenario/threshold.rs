@@ -1,6 +1,9 @@
-//! The metrics a threshold can name. Parsing them here (not at report time) lets `validate`
-//! reject a typo before the run starts.
+//! What a threshold names: a metric (with its statistic) and a scope, as enums. Parsed when the
+//! scenario is read, so a typo is a located load error and judging is a `match`, not string
+//! comparisons spread over the crate.
 
+use super::model::Protocol;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A statistic of a latency-like histogram.
@@ -15,21 +18,24 @@ pub enum Stat {
 }
 
 impl Stat {
-    pub const ALL: [(&'static str, Stat); 6] = [
-        ("p50", Stat::P50),
-        ("p90", Stat::P90),
-        ("p95", Stat::P95),
-        ("p99", Stat::P99),
-        ("max", Stat::Max),
-        ("mean", Stat::Mean),
+    pub const ALL: [Stat; 6] = [
+        Stat::P50,
+        Stat::P90,
+        Stat::P95,
+        Stat::P99,
+        Stat::Max,
+        Stat::Mean,
     ];
 
     pub fn name(&self) -> &'static str {
-        Stat::ALL
-            .iter()
-            .find(|(_, s)| s == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
+        match self {
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P95 => "p95",
+            Stat::P99 => "p99",
+            Stat::Max => "max",
+            Stat::Mean => "mean",
+        }
     }
 
     /// The quantile for percentile stats.
@@ -44,95 +50,234 @@ impl Stat {
     }
 }
 
-/// Histogram metrics (milliseconds) of players.
-pub const PLAYER_HISTOGRAMS: [&str; 7] = [
-    "startup_ms",
-    "latency_ms",
-    "connect_ms",
-    "ttfb_ms",
-    "frame_gap_ms",
-    "playlist_ms",
-    "segment_ms",
-];
-/// Ratios of players (no statistic).
-pub const PLAYER_RATIOS: [&str; 3] = ["stall_ratio", "error_rate", "lost_frame_ratio"];
-/// Histogram metrics of publishers.
-pub const PUBLISHER_HISTOGRAMS: [&str; 2] = ["lateness_ms", "connect_ms"];
-pub const PUBLISHER_RATIOS: [&str; 1] = ["error_rate"];
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricRef {
-    pub name: String,
-    pub stat: Option<Stat>,
+/// Who a metric is measured on: a threshold's scope picks one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Players,
+    Publishers,
 }
 
-impl fmt::Display for MetricRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.stat {
-            Some(s) => write!(f, "{}.{}", self.name, s.name()),
-            None => write!(f, "{}", self.name),
+/// Histograms (milliseconds) a threshold can take a statistic of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Histogram {
+    Startup,
+    Latency,
+    Connect,
+    Ttfb,
+    FrameGap,
+    Playlist,
+    Segment,
+    Lateness,
+}
+
+impl Histogram {
+    pub const ALL: [Histogram; 8] = [
+        Histogram::Startup,
+        Histogram::Latency,
+        Histogram::Connect,
+        Histogram::Ttfb,
+        Histogram::FrameGap,
+        Histogram::Playlist,
+        Histogram::Segment,
+        Histogram::Lateness,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Histogram::Startup => "startup_ms",
+            Histogram::Latency => "latency_ms",
+            Histogram::Connect => "connect_ms",
+            Histogram::Ttfb => "ttfb_ms",
+            Histogram::FrameGap => "frame_gap_ms",
+            Histogram::Playlist => "playlist_ms",
+            Histogram::Segment => "segment_ms",
+            Histogram::Lateness => "lateness_ms",
+        }
+    }
+
+    /// Whether `side` measures this histogram.
+    pub fn measured_on(&self, side: Side) -> bool {
+        match self {
+            Histogram::Connect => true,
+            Histogram::Lateness => side == Side::Publishers,
+            _ => side == Side::Players,
         }
     }
 }
 
-/// Parses `startup_ms.p99` or `stall_ratio` for players, or publishers when `for_publishers`.
-pub fn parse_metric(text: &str, for_publishers: bool) -> Result<MetricRef, (String, String)> {
-    let (histograms, ratios): (&[&str], &[&str]) = if for_publishers {
-        (&PUBLISHER_HISTOGRAMS, &PUBLISHER_RATIOS)
-    } else {
-        (&PLAYER_HISTOGRAMS, &PLAYER_RATIOS)
-    };
-    let (name, stat) = match text.split_once('.') {
-        Some((n, s)) => (n, Some(s)),
-        None => (text, None),
-    };
-    let known = || {
-        let mut all: Vec<String> = histograms.iter().map(|h| format!("{h}.p99")).collect();
-        all.extend(ratios.iter().map(|r| r.to_string()));
-        all.join(", ")
-    };
-    if histograms.contains(&name) {
-        let stat_text = stat.ok_or_else(|| {
-            (
-                format!("metric `{name}` needs a statistic"),
-                format!("write e.g. `{name}.p99`; statistics: p50, p90, p95, p99, max, mean"),
-            )
-        })?;
-        let stat = Stat::ALL
-            .iter()
-            .find(|(n, _)| *n == stat_text)
-            .map(|(_, s)| *s)
-            .ok_or_else(|| {
-                (
-                    format!("unknown statistic `{stat_text}`"),
-                    "statistics: p50, p90, p95, p99, max, mean".to_string(),
-                )
-            })?;
-        Ok(MetricRef {
-            name: name.to_string(),
-            stat: Some(stat),
-        })
-    } else if ratios.contains(&name) {
-        if let Some(s) = stat {
-            return Err((
-                format!("metric `{name}` is a ratio and takes no statistic (got `.{s}`)"),
-                format!("write just `{name}`"),
-            ));
+/// Ratios (no statistic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ratio {
+    Stall,
+    Error,
+    LostFrame,
+}
+
+impl Ratio {
+    pub const ALL: [Ratio; 3] = [Ratio::Stall, Ratio::Error, Ratio::LostFrame];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ratio::Stall => "stall_ratio",
+            Ratio::Error => "error_rate",
+            Ratio::LostFrame => "lost_frame_ratio",
         }
-        Ok(MetricRef {
-            name: name.to_string(),
-            stat: None,
-        })
-    } else {
-        let whose = if for_publishers {
-            "publisher"
-        } else {
-            "player"
+    }
+
+    pub fn measured_on(&self, side: Side) -> bool {
+        match self {
+            Ratio::Error => true,
+            _ => side == Side::Players,
+        }
+    }
+}
+
+/// `startup_ms.p99` or `stall_ratio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Metric {
+    Histogram(Histogram, Stat),
+    Ratio(Ratio),
+}
+
+impl Metric {
+    pub fn measured_on(&self, side: Side) -> bool {
+        match self {
+            Metric::Histogram(h, _) => h.measured_on(side),
+            Metric::Ratio(r) => r.measured_on(side),
+        }
+    }
+
+    /// The metrics `side` measures, as a user would write them (for hints).
+    pub fn known_on(side: Side) -> String {
+        let histograms = Histogram::ALL
+            .iter()
+            .filter(|h| h.measured_on(side))
+            .map(|h| format!("{}.p99", h.name()));
+        let ratios = Ratio::ALL
+            .iter()
+            .filter(|r| r.measured_on(side))
+            .map(|r| r.name().to_string());
+        histograms.chain(ratios).collect::<Vec<_>>().join(", ")
+    }
+}
+
+const STATS_HINT: &str = "statistics: p50, p90, p95, p99, max, mean";
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Metric, String> {
+        let (name, stat) = match text.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (text, None),
         };
-        Err((
-            format!("unknown {whose} metric `{name}`"),
-            format!("known metrics: {}", known()),
+        if let Some(h) = Histogram::ALL.into_iter().find(|h| h.name() == name) {
+            let stat_text = stat.ok_or_else(|| {
+                format!("metric `{name}` needs a statistic: write e.g. `{name}.p99`; {STATS_HINT}")
+            })?;
+            let stat = Stat::ALL
+                .into_iter()
+                .find(|s| s.name() == stat_text)
+                .ok_or_else(|| format!("unknown statistic `{stat_text}`; {STATS_HINT}"))?;
+            return Ok(Metric::Histogram(h, stat));
+        }
+        if let Some(r) = Ratio::ALL.into_iter().find(|r| r.name() == name) {
+            return match stat {
+                Some(s) => Err(format!(
+                    "metric `{name}` is a ratio and takes no statistic (got `.{s}`): write just `{name}`"
+                )),
+                None => Ok(Metric::Ratio(r)),
+            };
+        }
+        Err(format!(
+            "unknown metric `{name}`; player metrics: {}; publisher metrics: {}",
+            Metric::known_on(Side::Players),
+            Metric::known_on(Side::Publishers)
         ))
+    }
+}
+
+impl TryFrom<String> for Metric {
+    type Error = String;
+    fn try_from(text: String) -> Result<Metric, String> {
+        text.parse()
+    }
+}
+
+impl From<Metric> for String {
+    fn from(m: Metric) -> String {
+        m.to_string()
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Metric::Histogram(h, s) => write!(f, "{}.{}", h.name(), s.name()),
+            Metric::Ratio(r) => f.write_str(r.name()),
+        }
+    }
+}
+
+/// Which measurements a threshold judges: all players, one protocol's, one group's, or the
+/// publishers'. A protocol name is taken as the protocol even if a group has that name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Scope {
+    #[default]
+    All,
+    Publishers,
+    Protocol(Protocol),
+    Group(String),
+}
+
+impl Scope {
+    pub fn side(&self) -> Side {
+        match self {
+            Scope::Publishers => Side::Publishers,
+            _ => Side::Players,
+        }
+    }
+
+    /// Whether a player group (`name`, `protocol`) is judged under this scope.
+    pub fn covers(&self, group: &str, protocol: Protocol) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Publishers => false,
+            Scope::Protocol(p) => *p == protocol,
+            Scope::Group(g) => g == group,
+        }
+    }
+}
+
+impl From<String> for Scope {
+    fn from(text: String) -> Scope {
+        match text.as_str() {
+            "all" => Scope::All,
+            "publishers" => Scope::Publishers,
+            other => match Protocol::ALL.into_iter().find(|p| p.as_str() == other) {
+                Some(p) => Scope::Protocol(p),
+                None => Scope::Group(text),
+            },
+        }
+    }
+}
+
+impl From<Scope> for String {
+    fn from(s: Scope) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::All => f.write_str("all"),
+            Scope::Publishers => f.write_str("publishers"),
+            Scope::Protocol(p) => f.write_str(p.as_str()),
+            Scope::Group(g) => f.write_str(g),
+        }
     }
 }
 
@@ -142,38 +287,57 @@ mod tests {
 
     #[test]
     fn parses_histogram_and_ratio_metrics() {
-        let m = parse_metric("startup_ms.p99", false).unwrap();
-        assert_eq!(m.stat, Some(Stat::P99));
+        let m: Metric = "startup_ms.p99".parse().unwrap();
+        assert_eq!(m, Metric::Histogram(Histogram::Startup, Stat::P99));
         assert_eq!(m.to_string(), "startup_ms.p99");
-        assert_eq!(parse_metric("stall_ratio", false).unwrap().stat, None);
-        assert!(parse_metric("lateness_ms.max", true).is_ok());
+        assert_eq!("stall_ratio".parse(), Ok(Metric::Ratio(Ratio::Stall)));
+        let lateness: Metric = "lateness_ms.max".parse().unwrap();
+        assert!(lateness.measured_on(Side::Publishers));
+        assert!(!lateness.measured_on(Side::Players));
+        let connect: Metric = "connect_ms.p50".parse().unwrap();
+        assert!(connect.measured_on(Side::Players) && connect.measured_on(Side::Publishers));
+        for h in Histogram::ALL {
+            for s in Stat::ALL {
+                let m = Metric::Histogram(h, s);
+                assert_eq!(m.to_string().parse(), Ok(m), "round trip of {m}");
+            }
+        }
     }
 
     #[test]
     fn rejects_with_hints() {
+        let no_stat = "startup_ms".parse::<Metric>().unwrap_err();
+        assert!(no_stat.contains("startup_ms.p99"), "{no_stat}");
+        let bad_stat = "startup_ms.p42".parse::<Metric>().unwrap_err();
+        assert!(bad_stat.contains("p42"), "{bad_stat}");
+        let ratio_stat = "stall_ratio.p99".parse::<Metric>().unwrap_err();
+        assert!(ratio_stat.contains("ratio"), "{ratio_stat}");
+        let unknown = "lag_ms.p99".parse::<Metric>().unwrap_err();
         assert!(
-            parse_metric("startup_ms", false)
-                .unwrap_err()
-                .1
-                .contains("startup_ms.p99")
+            unknown.contains("player metrics: startup_ms.p99"),
+            "{unknown}"
         );
-        assert!(
-            parse_metric("startup_ms.p42", false)
-                .unwrap_err()
-                .0
-                .contains("p42")
+        let publishers = unknown
+            .split("publisher metrics:")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(publishers.contains("lateness_ms.p99"), "{unknown}");
+    }
+
+    #[test]
+    fn scopes_read_protocols_groups_and_sides() {
+        assert_eq!(Scope::from("all".to_string()), Scope::All);
+        assert_eq!(
+            Scope::from("hls".to_string()),
+            Scope::Protocol(Protocol::Hls)
         );
-        assert!(
-            parse_metric("stall_ratio.p99", false)
-                .unwrap_err()
-                .0
-                .contains("ratio")
-        );
-        assert!(
-            parse_metric("lateness_ms.p99", false)
-                .unwrap_err()
-                .1
-                .contains("known metrics")
-        );
+        let group = Scope::from("mobile".to_string());
+        assert_eq!(group, Scope::Group("mobile".into()));
+        assert!(group.covers("mobile", Protocol::Flv));
+        assert!(!group.covers("desktop", Protocol::Flv));
+        assert!(Scope::Protocol(Protocol::Hls).covers("any", Protocol::Hls));
+        assert!(!Scope::Publishers.covers("any", Protocol::Flv));
+        assert_eq!(Scope::Publishers.side(), Side::Publishers);
+        assert_eq!(Scope::Publishers.to_string(), "publishers");
     }
 }

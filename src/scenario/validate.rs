@@ -2,7 +2,7 @@
 //! loader turns paths into file positions.
 
 use super::model::*;
-use super::threshold::parse_metric;
+use super::threshold::{Metric, Scope, Side};
 use crate::units::{HumanDuration, MAX_DURATION, in_days};
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -239,16 +239,25 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
     for (i, t) in s.thresholds.iter().enumerate() {
         let at = format!("thresholds[{i}]");
-        let for_publishers = t.scope == "publishers";
-        if let Err((message, hint)) = parse_metric(&t.metric, for_publishers) {
-            p.add(format!("{at}.metric"), message, Some(&hint));
+        let side = t.scope.side();
+        if !t.metric.measured_on(side) {
+            let whose = match side {
+                Side::Players => "player",
+                Side::Publishers => "publisher",
+            };
+            p.add(
+                format!("{at}.metric"),
+                format!("`{}` is not a {whose} metric", t.metric),
+                Some(&format!("{whose} metrics: {}", Metric::known_on(side))),
+            );
         }
-        let scopes = scopes(s);
-        if !scopes.contains(t.scope.as_str()) {
+        if let Scope::Group(name) = &t.scope
+            && !s.players.iter().any(|g| &g.name == name)
+        {
             p.add(
                 format!("{at}.scope"),
-                format!("unknown scope {:?}", t.scope),
-                Some(&format!("scopes here: {:?}", scopes)),
+                format!("unknown scope {name:?}"),
+                Some(&format!("scopes here: {:?}", scopes(s))),
             );
         }
         match (t.min, t.max) {
@@ -896,8 +905,22 @@ count = 2
         let text = format!(
             "{BASE}\n[[thresholds]]\nmetric = \"startup.p99\"\nscope = \"dash\"\nmax = 1\n"
         );
-        assert_problem(&text, "thresholds[0].metric", "unknown player metric", 18);
+        // A metric that does not exist stops the file being read, at its line.
+        assert_problem(
+            &text,
+            "thresholds[0].metric",
+            "unknown metric `startup`",
+            18,
+        );
+        let text = text.replace("startup.p99", "startup_ms.p99");
         assert_problem(&text, "thresholds[0].scope", "unknown scope", 19);
+        // A metric of the other side is found with the scope it is judged under.
+        let text = format!("{BASE}\n[[thresholds]]\nmetric = \"lateness_ms.p99\"\nmax = 1\n");
+        assert_problem(&text, "thresholds[0].metric", "not a player metric", 18);
+        let text = format!(
+            "{BASE}\n[[thresholds]]\nmetric = \"stall_ratio\"\nscope = \"publishers\"\nmax = 1\n"
+        );
+        assert_problem(&text, "thresholds[0].metric", "not a publisher metric", 18);
     }
 
     #[test]
