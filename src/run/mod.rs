@@ -120,134 +120,196 @@ pub async fn run(
     };
     let xiu_bin = setup::check_xiu(&scenario)?;
     let out = OutputDir::prepare(&who.out_dir)?;
-    let mut prepared = match setup::prepare(&scenario, xiu_bin, &out).await {
-        Ok(p) => p,
+    let ready = get_ready(&scenario, &options, &who, xiu_bin, &out, shutdown.as_mut());
+    let mut ready = match ready.await {
+        Ok(ready) => ready,
         Err(e) => {
-            out.write_error(&format!("the run stopped before any load: {e}"));
+            out.write_error(&no_load_because(&e));
             return Err(e);
         }
     };
+    let measured = measure(&scenario, &options, &mut ready, metrics_listener, shutdown);
+    let (stopped_by, ended, faults, collecting) = match measured.await {
+        Ok(measured) => measured,
+        Err(e) => {
+            out.write_error(&no_load_because(&e));
+            return Err(e);
+        }
+    };
+    let run = Finished {
+        who,
+        out,
+        stopped_by,
+        ended,
+        clock: ready.clock,
+        faults,
+    };
+    finish(
+        scenario,
+        options,
+        run,
+        ready.prepared,
+        collecting,
+        ready.kube,
+    )
+    .await
+}
+
+/// What the error report of a run that ended before its load says.
+fn no_load_because(e: &RunError) -> String {
+    match e {
+        RunError::InterruptedBeforeStart => e.to_string(),
+        _ => format!("the run stopped before any load: {e}"),
+    }
+}
+
+/// Everything a run needs at its time zero, which has come.
+struct Ready {
+    prepared: Prepared,
+    /// The workers making the load of a distributed run.
+    fleet: Option<coordinator::Fleet>,
+    /// One clock for the whole run: its zero is the instant the load starts, and the cluster
+    /// watcher stamps on it too, so a cluster change and a load change at the same wall instant
+    /// land at the same `t`, however long setup took. Workers are given the same instant.
+    clock: RunClock,
+    kube: Option<KubeSession>,
+    /// Cluster faults act through the watcher's client, resolved before the clock started.
+    fault_cluster: Option<faults::Cluster>,
+}
+
+/// Setup, the workers (if the run is split), the clock's zero and the cluster watcher. Workers
+/// already started are stopped again when a later step fails.
+async fn get_ready(
+    scenario: &Scenario,
+    options: &RunOptions,
+    who: &setup::Identity,
+    xiu_bin: Option<PathBuf>,
+    out: &OutputDir,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Ready, RunError> {
+    let mut prepared = setup::prepare(scenario, xiu_bin, out).await?;
     // `--local-workers` splits the run on this machine even when the scenario says how to split
     // it in a cluster.
     let fleet = match (options.local_workers, &scenario.distributed) {
         (Some(n), _) => {
-            Some(coordinator::Fleet::spawn_local(&options.scenario_file, n, &prepared, &out).await)
+            Some(coordinator::Fleet::spawn_local(&options.scenario_file, n, &prepared, out).await?)
         }
         (None, Some(section)) => Some(
             coordinator::Fleet::spawn_kube(
-                &scenario,
+                scenario,
                 section,
                 &options.scenario_file,
                 &who.id,
                 options.keep,
                 shutdown.as_mut(),
             )
-            .await,
+            .await?,
         ),
         (None, None) => None,
     };
-    let fleet = match fleet.transpose() {
-        Ok(fleet) => fleet,
+    let started = start_clock(&fleet, options.start_at_unix_micros, shutdown).await;
+    let watched = started.and_then(|clock| {
+        let kube = prepared.kube.take();
+        let fault_cluster = match (&kube, &scenario.kube) {
+            (Some(connected), Some(section)) => Some(faults::Cluster {
+                client: connected.client(),
+                section: section.clone(),
+            }),
+            _ => None,
+        };
+        let kube = kube.map(|c| c.start(clock, &out.dir)).transpose()?;
+        Ok((clock, kube, fault_cluster))
+    });
+    match watched {
+        Ok((clock, kube, fault_cluster)) => Ok(Ready {
+            prepared,
+            fleet,
+            clock,
+            kube,
+            fault_cluster,
+        }),
         Err(e) => {
-            let why = match &e {
-                RunError::InterruptedBeforeStart => e.to_string(),
-                _ => format!("the run stopped before any load: {e}"),
-            };
-            out.write_error(&why);
-            return Err(e);
+            abandon(fleet).await;
+            Err(e)
         }
-    };
-    // One clock for the whole run: its zero is the instant the load starts, and the cluster
-    // watcher stamps on it too, so a cluster change and a load change at the same wall instant
-    // land at the same `t`, however long setup took. Workers are given the same instant.
-    let clock = match (&fleet, options.start_at_unix_micros) {
-        (Some(f), _) => match f.start().await {
-            Ok(clock) => clock,
-            Err(e) => {
-                out.write_error(&format!("the run stopped before any load: {e}"));
-                abandon(fleet).await;
-                return Err(e);
-            }
-        },
+    }
+}
+
+/// The run's clock, once its zero has come: the workers' agreed start, `--start-at`, or now.
+async fn start_clock(
+    fleet: &Option<coordinator::Fleet>,
+    start_at_unix_micros: Option<u64>,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<RunClock, RunError> {
+    let clock = match (fleet, start_at_unix_micros) {
+        (Some(f), _) => f.start().await?,
         (None, Some(at)) => RunClock::at_unix_micros(at),
         (None, None) => RunClock::start_now(),
     };
     tokio::select! {
-        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())) => {}
-        _ = &mut shutdown => {
-            out.write_error("interrupted before the run's time zero: nothing was measured");
-            abandon(fleet).await;
-            return Err(RunError::InterruptedBeforeStart);
-        }
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start_instant())) => Ok(clock),
+        _ = shutdown => Err(RunError::InterruptedBeforeStart),
     }
-    // Cluster faults act through the watcher's client, resolved before the clock started.
-    let fault_cluster = match (&prepared.kube, &scenario.kube) {
-        (Some(connected), Some(section)) => Some(faults::Cluster {
-            client: connected.client(),
-            section: section.clone(),
-        }),
-        _ => None,
-    };
-    let kube = match prepared.kube.take().map(|c| c.start(clock, &out.dir)) {
-        Some(Ok(session)) => Some(session),
-        Some(Err(e)) => {
-            out.write_error(&format!("the run stopped before any load: {e}"));
-            abandon(fleet).await;
-            return Err(e.into());
+}
+
+type Measured = (
+    StopReason,
+    Duration,
+    Vec<crate::scenario::fault::FaultEvent>,
+    Collecting,
+);
+
+/// From time zero until the plan ends or `shutdown`: the load (made here or by the workers),
+/// the collector, the fault driver and the live metrics; then everything stops.
+async fn measure(
+    scenario: &Scenario,
+    options: &RunOptions,
+    ready: &mut Ready,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Measured, RunError> {
+    let prepared = &mut ready.prepared;
+    let load = match ready.fleet.take() {
+        None => {
+            let shard = options.shard.unwrap_or(Shard::WHOLE);
+            LoadMaker::Here(Load::start(scenario, prepared, ready.clock, shard)?)
         }
-        None => None,
-    };
-    let stop_metrics = CancellationToken::new();
-    let exposition = prometheus::Exposition::default();
-    let metrics_server = metrics_listener.map(|l| exposition.serve(l, stop_metrics.clone()));
-    let load = match fleet {
-        None => LoadMaker::Here(Load::start(
-            &scenario,
-            &prepared,
-            clock,
-            options.shard.unwrap_or(Shard::WHOLE),
-        )?),
         Some(fleet) => LoadMaker::Workers(fleet),
     };
     let lag = match &load {
         LoadMaker::Here(load) => Some(load.lag.clone()),
         LoadMaker::Workers(_) => None,
     };
-    let mut collecting = Collecting::new(&scenario, &options, &mut prepared, lag, clock);
-    if metrics_server.is_some() {
+    let stop_metrics = CancellationToken::new();
+    let mut collecting = Collecting::new(scenario, options, prepared, lag, ready.clock);
+    if let Some(listener) = metrics_listener {
+        let exposition = prometheus::Exposition::default();
+        exposition.serve(listener, stop_metrics.clone());
         collecting.exposition = Some(exposition);
     }
     // From here until the load stops, the fault driver holds the local topology.
     let driver = faults::Driver::start(
         &scenario.fault,
         &mut prepared.local,
-        fault_cluster.clone(),
-        clock,
+        ready.fault_cluster.clone(),
+        ready.clock,
     );
     collecting.faults = faults::Marks::new(driver.log());
     let (stopped_by, ended, faults) = match load {
         LoadMaker::Here(load) => {
-            let stopped_by = collecting.until_done(&prepared, &mut shutdown).await;
-            let ended = load.stop(&mut prepared).await;
+            let stopped_by = collecting.until_done(prepared, shutdown).await;
+            let ended = load.stop(prepared).await;
             let faults = driver.stop(&mut prepared.local).await;
-            collecting.tick(ended, true, &prepared);
+            collecting.tick(ended, true, prepared);
             (stopped_by, ended, faults)
         }
         LoadMaker::Workers(fleet) => {
-            let (stopped_by, ended) = fleet.drive(&mut collecting, &prepared, &mut shutdown).await;
+            let (stopped_by, ended) = fleet.drive(&mut collecting, prepared, shutdown).await;
             (stopped_by, ended, driver.stop(&mut prepared.local).await)
         }
     };
     stop_metrics.cancel();
-    let run = Finished {
-        who,
-        out,
-        stopped_by,
-        ended,
-        clock,
-        faults,
-    };
-    finish(scenario, options, run, prepared, collecting, kube).await
+    Ok((stopped_by, ended, faults, collecting))
 }
 
 /// Stops the workers of a run that ends before its load (and deletes their Job).
