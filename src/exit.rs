@@ -15,6 +15,14 @@ pub const INCONCLUSIVE: i32 = 4;
 /// The run was stopped by Ctrl-C or SIGTERM; the partial report was written.
 pub const INTERRUPTED: i32 = 130;
 
+/// The exit code of a failed command, from whose side the failure is on.
+pub fn of_blame(blame: crate::blame::Blame) -> i32 {
+    match blame {
+        crate::blame::Blame::Input => BAD_INPUT,
+        crate::blame::Blame::Runtime => RUNTIME_FAILURE,
+    }
+}
+
 /// The exit code of a finished run or watch from its verdict.
 pub fn of_verdict(v: crate::verdict::Verdict) -> i32 {
     match v {

@@ -1,7 +1,10 @@
 use clap::Parser;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use xiuload::blame::Blame;
 use xiuload::cli::{Cli, Command};
 use xiuload::exit;
+use xiuload::run::render::RenderError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -87,18 +90,15 @@ async fn dispatch(cli: Cli) -> i32 {
             scenario,
             workers,
             run_id,
-        } => xiuload::run::render::command(&scenario, workers, run_id),
+        } => render(&scenario, workers, run_id),
         Command::Lint { paths } => lint(&paths),
         Command::Sidecar(args) => sidecar(*args).await,
         Command::Watch {
             scenario,
             out,
             duration,
-        } => {
-            xiuload::k8s::standalone::watch_command(&scenario, out, duration, shutdown_signal())
-                .await
-        }
-        Command::Report { run_dir } => xiuload::report::rebuild::command(&run_dir),
+        } => watch(&scenario, out, duration).await,
+        Command::Report { run_dir } => rebuild(&run_dir),
         Command::HpaReplay {
             run_dir,
             hpa,
@@ -117,12 +117,91 @@ async fn dispatch(cli: Cli) -> i32 {
                     initial_readiness_delay_s: initial_readiness_delay.as_secs_f64(),
                 },
             };
-            xiuload::hpa::command(&run_dir, &hpa, &opts)
+            hpa_replay(&run_dir, &hpa, &opts)
         }
-        Command::Compare { run_a, run_b, out } => {
-            xiuload::report::compare::command(&run_a, &run_b, out.as_deref())
-        }
+        Command::Compare { run_a, run_b, out } => compare(&run_a, &run_b, out.as_deref()),
     }
+}
+
+/// Prints a command's error; its exit code says whose side the failure is on.
+fn failed(e: &dyn std::fmt::Display, blame: Blame) -> i32 {
+    eprintln!("error: {e}");
+    exit::of_blame(blame)
+}
+
+fn render(path: &Path, workers: Option<u32>, run_id: Option<String>) -> i32 {
+    match xiuload::run::render::render(path, workers, run_id) {
+        Ok(yaml) => {
+            xiuload::outln!("{}", yaml.trim_end());
+            exit::OK
+        }
+        // A scenario's errors are already located (file:line: field ...).
+        Err(RenderError::Scenario(e)) => {
+            eprintln!("{e}");
+            exit::BAD_INPUT
+        }
+        Err(e) => failed(&e, e.blame()),
+    }
+}
+
+async fn watch(path: &Path, out: Option<PathBuf>, duration: Option<std::time::Duration>) -> i32 {
+    use xiuload::k8s::standalone::{WatchError, watch_command};
+    match watch_command(path, out, duration, shutdown_signal()).await {
+        Ok(w) if w.interrupted => exit::INTERRUPTED,
+        Ok(w) => exit::of_verdict(w.verdict),
+        Err(WatchError::Scenario(e)) => {
+            eprintln!("{e}");
+            exit::BAD_INPUT
+        }
+        Err(e) => failed(&e, e.blame()),
+    }
+}
+
+fn rebuild(dir: &Path) -> i32 {
+    match xiuload::report::rebuild::rebuild(dir) {
+        Ok(html) => {
+            let summary = dir.join(xiuload::report::OutputDir::SUMMARY_MD);
+            xiuload::outln!("Rebuilt {} and {}", html.display(), summary.display());
+            exit::OK
+        }
+        Err(e) => failed(&e, e.blame()),
+    }
+}
+
+fn hpa_replay(
+    run_dir: &Path,
+    specs: &[PathBuf],
+    opts: &xiuload::hpa::replay::ReplayOptions,
+) -> i32 {
+    use xiuload::hpa::{REPLAY_HTML, REPLAY_JSON, replay_run_dir};
+    match replay_run_dir(run_dir, specs, opts) {
+        Ok(table) => {
+            xiuload::outln!("{table}");
+            let dir = run_dir.display();
+            xiuload::outln!("Wrote {REPLAY_HTML} and {REPLAY_JSON} in {dir}");
+            exit::OK
+        }
+        Err(e) => failed(&e, e.blame()),
+    }
+}
+
+/// Prints the comparison and writes `compare.md` into `out` (default: the current directory).
+fn compare(a: &Path, b: &Path, out: Option<&Path>) -> i32 {
+    use xiuload::report::compare::{COMPARE_MD, compare_dirs, markdown};
+    let c = match compare_dirs(a, b) {
+        Ok(c) => c,
+        Err(e) => return failed(&e, e.blame()),
+    };
+    let md = markdown(&c);
+    xiuload::outln!("{md}");
+    let dir = out.unwrap_or(Path::new("."));
+    let path = dir.join(COMPARE_MD);
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &md)) {
+        let why = format!("cannot write {}: {e}", path.display());
+        return failed(&why, Blame::Runtime);
+    }
+    eprintln!("Wrote {}", path.display());
+    exit::OK
 }
 
 fn lint(paths: &[std::path::PathBuf]) -> i32 {

@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("cancel", 0),
     ("verdict", 0),
+    ("blame", 0),
     ("exit", 0),
     ("stdout", 0),
     ("media", 0),
@@ -140,6 +141,21 @@ fn no_module_imports_a_higher_layer() {
         upward.is_empty(),
         "imports from a lower layer to a higher one:\n{}",
         upward.join("\n")
+    );
+}
+
+/// Exit codes are `main.rs`'s to decide, from a verdict or a `Blame`: library code returns
+/// typed outcomes and errors, so a command's code is chosen in one place.
+#[test]
+fn only_main_decides_exit_codes() {
+    let deciders: Vec<String> = graph()
+        .into_iter()
+        .filter(|(module, deps)| module != "exit" && deps.contains("exit"))
+        .map(|(module, _)| module)
+        .collect();
+    assert!(
+        deciders.is_empty(),
+        "modules that use crate::exit (return typed outcomes instead): {deciders:?}"
     );
 }
 

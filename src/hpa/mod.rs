@@ -24,10 +24,11 @@ pub enum HpaReplayError {
 }
 
 impl HpaReplayError {
-    pub fn exit_code(&self) -> i32 {
+    /// The input's fault unless writing failed.
+    pub fn blame(&self) -> crate::blame::Blame {
         match self {
-            HpaReplayError::Output(_) => crate::exit::RUNTIME_FAILURE,
-            _ => crate::exit::BAD_INPUT,
+            HpaReplayError::Output(_) => crate::blame::Blame::Runtime,
+            _ => crate::blame::Blame::Input,
         }
     }
 }
@@ -77,24 +78,4 @@ pub fn replay_run_dir(
     out.write(REPLAY_JSON, &json)?;
     out.write(REPLAY_HTML, replay::html(&result, &input).as_bytes())?;
     Ok(replay::table(&result))
-}
-
-/// `xiuload hpa-replay`: prints the table, returns the exit code.
-pub fn command(run_dir: &Path, spec_files: &[PathBuf], opts: &replay::ReplayOptions) -> i32 {
-    match replay_run_dir(run_dir, spec_files, opts) {
-        Ok(table) => {
-            crate::outln!("{table}");
-            crate::outln!(
-                "Wrote {} and {} in {}",
-                REPLAY_HTML,
-                REPLAY_JSON,
-                run_dir.display()
-            );
-            crate::exit::OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
 }

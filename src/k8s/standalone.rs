@@ -7,7 +7,6 @@ use super::expect::{ExpectationResult, judge, stage_starts};
 use super::journal::{self, JournalError};
 use super::session::KubeSession;
 use crate::clock::RunClock;
-use crate::exit;
 use crate::scenario::Scenario;
 use crate::scenario::fault::FaultRecord;
 use serde::{Deserialize, Serialize};
@@ -109,20 +108,53 @@ pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
     })
 }
 
-/// Runs `xiuload watch`; returns the exit code.
+/// Why `xiuload watch` could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The scenario (already formatted with its file, line and field).
+    #[error("{0}")]
+    Scenario(String),
+    #[error("cannot create {path}: {source}")]
+    OutputDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] super::KubeError),
+    #[error("the cluster journal in {0} could not be read back")]
+    Journal(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl WatchError {
+    pub fn blame(&self) -> crate::blame::Blame {
+        match self {
+            WatchError::Scenario(_) | WatchError::OutputDir { .. } => crate::blame::Blame::Input,
+            _ => crate::blame::Blame::Runtime,
+        }
+    }
+}
+
+/// How a watch ended: judged, and whether Ctrl-C or SIGTERM stopped it.
+#[derive(Debug)]
+pub struct Watched {
+    pub verdict: crate::verdict::Verdict,
+    pub interrupted: bool,
+}
+
+/// Runs `xiuload watch`: records until `duration` or `shutdown`, then writes and prints the
+/// cluster report.
 pub async fn watch_command(
     scenario_path: &Path,
     out: Option<PathBuf>,
     duration: Option<Duration>,
     shutdown: impl Future<Output = ()>,
-) -> i32 {
-    let plan = match load_watch_plan(scenario_path) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::BAD_INPUT;
-        }
-    };
+) -> Result<Watched, WatchError> {
+    let plan = load_watch_plan(scenario_path).map_err(WatchError::Scenario)?;
     let section = plan.kube.clone();
     let clock = RunClock::start_now();
     let dir = out.unwrap_or_else(|| {
@@ -131,17 +163,11 @@ pub async fn watch_command(
             clock.start_unix_micros() / 1_000_000
         ))
     });
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("error: cannot create {}: {e}", dir.display());
-        return exit::BAD_INPUT;
-    }
-    let session = match KubeSession::start(&section, clock, &dir).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::RUNTIME_FAILURE;
-        }
-    };
+    std::fs::create_dir_all(&dir).map_err(|source| WatchError::OutputDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let session = KubeSession::start(&section, clock, &dir).await?;
     eprintln!(
         "watching namespace {} ({}); recording to {}; Ctrl-C to stop",
         section.namespace,
@@ -163,13 +189,7 @@ pub async fn watch_command(
     drop(session.stop().await);
     let report = match rebuild_with(&dir, &plan.expect, &plan.stages, FaultRecord::NONE) {
         Ok(Some(r)) => r,
-        Ok(None) | Err(_) => {
-            eprintln!(
-                "error: the cluster journal in {} could not be read back",
-                dir.display()
-            );
-            return exit::RUNTIME_FAILURE;
-        }
+        Ok(None) | Err(_) => return Err(WatchError::Journal(dir)),
     };
     let md = super::summary::render_markdown(&report.cluster, &report.expectations);
     let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
@@ -177,21 +197,18 @@ pub async fn watch_command(
         ("cluster-report.json", json.as_slice()),
         ("cluster-summary.md", md.as_bytes()),
     ] {
-        if let Err(e) = std::fs::write(dir.join(name), bytes) {
-            eprintln!("error: cannot write {}: {e}", dir.join(name).display());
-            return exit::RUNTIME_FAILURE;
-        }
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| WatchError::Write { path, source })?;
     }
     crate::outln!("{md}\nReports in {}", dir.display());
     let overall = crate::verdict::overall(report.expectations.iter().map(|e| e.judged()));
     for reason in &overall.reasons {
         eprintln!("{}: {reason}", overall.verdict.shout());
     }
-    if interrupted {
-        exit::INTERRUPTED
-    } else {
-        exit::of_verdict(overall.verdict)
-    }
+    Ok(Watched {
+        verdict: overall.verdict,
+        interrupted,
+    })
 }
 
 #[cfg(test)]

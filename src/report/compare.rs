@@ -293,28 +293,6 @@ fn with_cluster_expectations(mut report: serde_json::Value, dir: &Path) -> serde
 
 pub const COMPARE_MD: &str = "compare.md";
 
-/// `xiuload compare A B [--out DIR]`: prints the Markdown and writes `compare.md` into `out`
-/// (default: the current directory). Returns the exit code.
-pub fn command(a: &Path, b: &Path, out: Option<&Path>) -> i32 {
-    let c = match compare_dirs(a, b) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
-    let md = markdown(&c);
-    crate::outln!("{md}");
-    let dir = out.unwrap_or(Path::new("."));
-    let path = dir.join(COMPARE_MD);
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &md)) {
-        eprintln!("error: cannot write {}: {e}", path.display());
-        return crate::exit::RUNTIME_FAILURE;
-    }
-    eprintln!("Wrote {}", path.display());
-    crate::exit::OK
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use super::model::Report;
 use super::{OutputDir, OutputError, html, markdown};
+use crate::blame::Blame;
 use crate::metrics::timeline::{TimelinePoint, read_timeline};
 use std::path::{Path, PathBuf};
 
@@ -22,11 +23,11 @@ pub enum RunDirError {
 }
 
 impl RunDirError {
-    /// Bad input (exit 2) unless writing failed (exit 3).
-    pub fn exit_code(&self) -> i32 {
+    /// The input's fault unless writing failed.
+    pub fn blame(&self) -> Blame {
         match self {
-            RunDirError::Output(_) => crate::exit::RUNTIME_FAILURE,
-            _ => crate::exit::BAD_INPUT,
+            RunDirError::Output(_) => Blame::Runtime,
+            _ => Blame::Input,
         }
     }
 }
@@ -131,24 +132,6 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
     Ok(out.path(OutputDir::REPORT_HTML))
 }
 
-/// `xiuload report <run dir>`: returns the exit code.
-pub fn command(dir: &Path) -> i32 {
-    match rebuild(dir) {
-        Ok(html) => {
-            crate::outln!(
-                "Rebuilt {} and {}",
-                html.display(),
-                dir.join(OutputDir::SUMMARY_MD).display()
-            );
-            crate::exit::OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +140,7 @@ mod tests {
     fn placeholder_and_missing_reports_are_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let e = rebuild(dir.path()).unwrap_err();
-        assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+        assert_eq!(e.blame(), Blame::Input);
         assert!(e.to_string().contains("report.json"), "{e}");
         OutputDir::prepare(dir.path()).unwrap();
         let e = rebuild(dir.path()).unwrap_err();

@@ -2,7 +2,6 @@
 //! one place that turns a scenario into them (the coordinator creates the same).
 
 use super::RunError;
-use crate::exit;
 use crate::k8s::job::{self, JobInput};
 use crate::scenario::Scenario;
 use crate::scenario::distributed::DistributedSection;
@@ -40,53 +39,51 @@ pub(super) fn objects(
     Ok((job::config_map(&input), job::job(&input)))
 }
 
-/// Prints the objects of a run of the scenario at `path`; exit 2 on a scenario without
-/// `[distributed]` (and no `--workers`).
-pub fn command(path: &Path, workers: Option<u32>, run_id: Option<String>) -> i32 {
-    let mut scenario = match crate::scenario::load(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::BAD_INPUT;
+/// Why `xiuload render` printed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::LoadError),
+    #[error("--workers: {0}")]
+    Workers(String),
+    #[error("{0}: no [distributed] section: nothing to render (add one, or give --workers N)")]
+    NotDistributed(std::path::PathBuf),
+    #[error(transparent)]
+    Objects(RunError),
+    #[error("cannot write YAML: {0}")]
+    Yaml(String),
+}
+
+impl RenderError {
+    pub fn blame(&self) -> crate::blame::Blame {
+        match self {
+            RenderError::Yaml(_) => crate::blame::Blame::Runtime,
+            _ => crate::blame::Blame::Input,
         }
-    };
-    if let Some(n) = workers
-        && let Err(e) = crate::scenario::distributed::apply_workers_flag(&mut scenario, n)
-    {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
+    }
+}
+
+/// The objects (YAML) of a run of the scenario at `path`, split as it says or over `workers`.
+pub fn render(
+    path: &Path,
+    workers: Option<u32>,
+    run_id: Option<String>,
+) -> Result<String, RenderError> {
+    let mut scenario = crate::scenario::load(path)?;
+    if let Some(n) = workers {
+        crate::scenario::distributed::apply_workers_flag(&mut scenario, n)
+            .map_err(|e| RenderError::Workers(e.to_string()))?;
     }
     let Some(section) = scenario.distributed.clone() else {
-        eprintln!(
-            "error: {}: no [distributed] section: nothing to render (add one, or give --workers N)",
-            path.display()
-        );
-        return exit::BAD_INPUT;
+        return Err(RenderError::NotDistributed(path.to_path_buf()));
     };
     let options = super::RunOptions {
         scenario_file: path.to_path_buf(),
         ..Default::default()
     };
     let run_id = run_id.unwrap_or_else(|| super::setup::identity(&scenario, &options).id);
-    let objects = objects(
-        &scenario,
-        &section,
-        path,
-        &run_id,
-        section.namespace.as_deref(),
-    );
-    match objects.map(|(cm, job)| job::to_yaml(&cm, &job)) {
-        Ok(Ok(yaml)) => {
-            crate::outln!("{}", yaml.trim_end());
-            exit::OK
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: cannot write YAML: {e}");
-            exit::RUNTIME_FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::BAD_INPUT
-        }
-    }
+    let namespace = section.namespace.as_deref();
+    let (cm, job) =
+        objects(&scenario, &section, path, &run_id, namespace).map_err(RenderError::Objects)?;
+    job::to_yaml(&cm, &job).map_err(|e| RenderError::Yaml(e.to_string()))
 }
