@@ -123,7 +123,7 @@ fn error_list(errors: &crate::metrics::stats::ErrorCounts) -> String {
 mod tests {
     use super::*;
     use crate::metrics::stats::ErrorCounts;
-    use crate::report::model::{PlayerSummary, WholeRun};
+    use crate::report::model::{PlayerSummary, ThresholdResult, WholeRun};
     use crate::verdict::Verdict;
 
     fn errors(kinds: &[(&str, u64)]) -> ErrorCounts {
@@ -162,5 +162,152 @@ mod tests {
             player_health(&viewers(10, 9, &[("eof", 1)])).verdict,
             Verdict::Pass
         );
+    }
+
+    /// A finished report (the fixture) reshaped: one viewer group that got media, no thresholds,
+    /// expectations, knee or workers, so each test adds the one thing it judges.
+    fn healthy_report() -> Report {
+        let text = include_str!("../../tests/fixtures/report/report.json");
+        let mut r: Report = serde_json::from_str(text).expect("the fixture is a report");
+        r.players = vec![viewers(10, 10, &[])];
+        r.publishers.clear();
+        r.thresholds.clear();
+        r.expectations.clear();
+        r.knee = None;
+        r.loader.workers.clear();
+        r
+    }
+
+    fn threshold(pass: bool, value: Option<f64>) -> ThresholdResult {
+        ThresholdResult {
+            metric: "startup_ms.p99".into(),
+            scope: "all".into(),
+            min: None,
+            max: Some(3000.0),
+            value,
+            pass,
+            note: None,
+        }
+    }
+
+    fn expectation(status: Verdict) -> crate::k8s::ExpectationResult {
+        crate::k8s::ExpectationResult {
+            kind: "scale_up".into(),
+            description: "xiu-edge scales up".into(),
+            status,
+            pass: status == Verdict::Pass,
+            evidence: "replicas 2 -> 4".into(),
+            inconclusive: (status == Verdict::Inconclusive).then(|| "no HPA seen".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_healthy_run_with_passing_thresholds_passes() {
+        let mut r = healthy_report();
+        r.thresholds = vec![threshold(true, Some(800.0))];
+        r.expectations = vec![expectation(Verdict::Pass)];
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Pass, "{:?}", o.reasons);
+        assert!(o.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_failed_threshold_fails_and_says_what_was_measured() {
+        let mut r = healthy_report();
+        r.thresholds = vec![threshold(true, Some(1.0)), threshold(false, Some(4200.0))];
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Fail);
+        let why = o.reasons.join("\n");
+        assert!(
+            why.contains("startup_ms.p99 (all) ≤ 3000: measured 4200"),
+            "{why}"
+        );
+        // Nothing measured is a failure too, and says "nothing".
+        r.thresholds = vec![threshold(false, None)];
+        assert!(judge(&r).reasons.join("\n").contains("measured nothing"));
+    }
+
+    #[test]
+    fn what_could_not_be_judged_is_inconclusive_and_a_failure_outranks_it() {
+        let mut r = healthy_report();
+        r.expectations = vec![expectation(Verdict::Inconclusive)];
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Inconclusive);
+        assert!(
+            o.reasons.join("\n").contains("no HPA seen"),
+            "{:?}",
+            o.reasons
+        );
+        r.thresholds = vec![threshold(false, Some(5000.0))];
+        assert_eq!(judge(&r).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_lost_worker_makes_the_run_inconclusive() {
+        let mut r = healthy_report();
+        r.thresholds = vec![threshold(true, Some(800.0))];
+        r.loader.workers = vec![crate::metrics::loader::WorkerHealth {
+            index: 1,
+            lost_at_s: Some(42.0),
+            load_share: 0.5,
+            ..Default::default()
+        }];
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Inconclusive);
+        let why = o.reasons.join("\n");
+        assert!(why.contains("worker 1 was lost at t=42s with 50%"), "{why}");
+    }
+
+    #[test]
+    fn a_run_in_which_no_client_ran_is_never_a_pass() {
+        let mut r = healthy_report();
+        r.players = vec![viewers(0, 0, &[])];
+        r.thresholds = vec![threshold(true, Some(1.0))];
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Inconclusive);
+        assert!(o.reasons.join("\n").contains("nothing to judge"));
+    }
+
+    #[test]
+    fn a_knee_run_passes_when_a_step_held_despite_its_broken_last_step() {
+        let mut r = healthy_report();
+        // The step that broke is in the thresholds of the knee, not the run's.
+        r.thresholds = vec![threshold(false, Some(9000.0))];
+        let step = crate::report::knee::StepResult {
+            step: 0,
+            target: 100,
+            active_mean: 100.0,
+            pass: true,
+            thresholds: vec![threshold(true, Some(900.0))],
+            mbps_in: 200.0,
+            server_cpu_percent: None,
+            server_rss_mib: None,
+            loader_saturated_seconds: 0,
+        };
+        let mut knee = crate::report::knee::KneeReport {
+            group: "v".into(),
+            clients: crate::report::knee::KneeClients::Viewers,
+            steps: vec![step.clone()],
+            knee: None,
+            broke_at: Some(1),
+            cpu_percent_per_viewer: None,
+            rss_kib_per_viewer: None,
+            mbps_per_viewer: None,
+            servers: 1,
+            target_audience: None,
+            headroom: 0.3,
+            pods_needed: None,
+            target_streams: None,
+            origins_needed: None,
+            note: String::new(),
+        };
+        knee.knee = Some(step.clone());
+        r.knee = Some(knee.clone());
+        assert_eq!(judge(&r).verdict, Verdict::Pass);
+        knee.knee = None;
+        r.knee = Some(knee);
+        let o = judge(&r);
+        assert_eq!(o.verdict, Verdict::Fail);
+        assert!(o.reasons.join("\n").contains("even the first step broke"));
     }
 }
