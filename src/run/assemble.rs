@@ -54,7 +54,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         faults,
         kubelet,
     } = i;
-    let planned = super::planned_length(scenario);
+    let planned = crate::scenario::plan::planned_length(scenario);
     let warmup = scenario.run.warmup.0;
     // Each group's configuration beside its totals from the collector.
     let publishers: Vec<(

@@ -337,7 +337,7 @@ impl Collector {
     pub fn finish_knee(
         &mut self,
         completed: bool,
-    ) -> Option<(KneeSection, Vec<super::knee::StepResult>)> {
+    ) -> Option<(KneeSection, Vec<crate::report::knee::StepResult>)> {
         let k = self.knee.take()?;
         let mut tracker = k.tracker;
         if completed {

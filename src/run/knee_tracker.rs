@@ -1,9 +1,9 @@
 //! Accumulates the judged part of each knee step from the collector's one-second windows and
 //! judges it when the step ends.
 
-use super::knee::StepResult;
 use crate::metrics::timeline::TimelinePoint;
 use crate::metrics::{PlayerStats, PublisherStats};
+use crate::report::knee::StepResult;
 use crate::report::model::Verdict;
 use crate::report::thresholds::{judge_all, verdict};
 use crate::scenario::Protocol;
@@ -30,7 +30,7 @@ pub struct KneeTracker {
 impl KneeTracker {
     pub fn new(section: KneeSection, groups: &[(String, Protocol)]) -> Self {
         KneeTracker {
-            targets: super::knee::step_targets(&section),
+            targets: crate::scenario::plan::step_targets(&section),
             section,
             step: 0,
             groups: groups
@@ -63,8 +63,10 @@ impl KneeTracker {
         loader_saturated_now: bool,
     ) -> bool {
         // The window ending at `t` belongs to the step that contains `t - ε`.
-        let (index, judged) =
-            super::knee::step_at(&self.section, t.saturating_sub(Duration::from_millis(1)));
+        let (index, judged) = crate::scenario::plan::step_at(
+            &self.section,
+            t.saturating_sub(Duration::from_millis(1)),
+        );
         let mut failed = false;
         while index > self.step {
             failed |= self.finish_step(thresholds);

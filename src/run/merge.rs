@@ -197,7 +197,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         .finish_knee(stopped_by == StopReason::Completed)
         .map(|(section, steps)| {
             let knee = first.knee.as_ref();
-            super::knee::summarise(
+            crate::report::knee::summarise(
                 &section,
                 knee.map(|k| k.clients).unwrap_or_default(),
                 steps,
@@ -230,7 +230,11 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         &crate::k8s::expect::stage_starts(&scenario),
         crate::scenario::fault::FaultRecord {
             events: &faults,
-            load_end: Some(super::planned_length(&scenario).min(ended).as_secs_f64()),
+            load_end: Some(
+                crate::scenario::plan::planned_length(&scenario)
+                    .min(ended)
+                    .as_secs_f64(),
+            ),
         },
     );
     let mut report = assemble::build_report(assemble::Inputs {

@@ -13,7 +13,6 @@ pub mod collector;
 mod coordinator;
 pub mod endpoints;
 pub mod faults;
-pub mod knee;
 mod knee_tracker;
 pub mod loops;
 pub mod merge;
@@ -51,7 +50,8 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use setup::{planned_length, player_shape};
+use crate::report::knee;
+use crate::scenario::plan::planned_length;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

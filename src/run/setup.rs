@@ -34,7 +34,7 @@ pub(super) struct PlayerGroupRun {
     pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
 }
 
-pub use crate::scenario::plan::{planned_length, player_shape};
+use crate::scenario::plan::player_shape;
 
 /// Who the run is: its name, its id and its output directory.
 pub(super) struct Identity {

@@ -18,13 +18,14 @@
 use super::assembler::{WindowRecord, window_seq};
 use super::collector::Window;
 use super::endpoints::Endpoints;
-use super::setup::{planned_length, prepare_load};
+use super::setup::prepare_load;
 use super::sources::LocalSource;
 use super::{Load, RunError};
 use crate::clock::RunClock;
 use crate::metrics::loader::{CpuSampler, ProcessSampler};
 use crate::metrics::timeline::TimelineWriter;
 use crate::scenario::Scenario;
+use crate::scenario::plan::planned_length;
 use crate::scenario::shard::Shard;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
