@@ -111,7 +111,7 @@ pub enum Command {
     /// /livez, /readyz (the edge serves every origin stream), /startupz, /drain (for preStop).
     Sidecar(Box<SidecarArgs>),
     /// Rebuild report.html and summary.md of a run directory from its report.json and
-    /// timeline.jsonl (and cluster.json, when present).
+    /// timeline.jsonl (and a watcher's cluster-report.json, when present).
     Report { run_dir: PathBuf },
     /// Replay a run's recorded per-pod metrics (hpa-input.json) through alternative HPA specs:
     /// the replicas each would have had beside the real ones. Writes hpa-replay.html/.json.

@@ -6,8 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use xiuload::k8s::correlate::{Incident, PodUsage, ReplicaPoint};
+use xiuload::k8s::{ClusterReport, ExpectationResult};
 use xiuload::metrics::timeline::read_timeline;
 use xiuload::report::Report;
+use xiuload::verdict::Verdict;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
@@ -22,37 +25,67 @@ fn load_fixture() -> (Report, Vec<xiuload::metrics::timeline::TimelinePoint>) {
     (report, timeline)
 }
 
-fn cluster() -> serde_json::Value {
-    let mut replicas = Vec::new();
-    let mut pods = Vec::new();
+/// What the cluster watcher would have recorded over the fixture's 40 s: a scale-out at 12 s,
+/// a failed probe and a restart, pod usage, and two expectations (one failed).
+fn cluster() -> (ClusterReport, Vec<ExpectationResult>) {
+    let mut c = ClusterReport::default();
     for t in 0..40 {
         let t = t as f64;
         let desired = if t < 12.0 { 2 } else { 4 };
         let ready = if t < 20.0 { 2 } else { 4 };
-        replicas.push(
-            serde_json::json!({"t": t, "desired": desired, "current": desired, "ready": ready}),
-        );
+        c.replicas.push(ReplicaPoint {
+            t,
+            workload: "xiu-edge".into(),
+            desired: Some(desired),
+            current: Some(desired),
+            ready: Some(ready),
+            load: None,
+        });
         for p in 0..ready {
-            pods.push(serde_json::json!({
-                "t": t, "pod": format!("xiu-edge-{p}"),
-                "cpu_millicores": 150.0 + 40.0 * t / (p as f64 + 1.0),
-                "memory_bytes": (60.0 + t) * 1_048_576.0,
-            }));
+            c.pod_usage.push(PodUsage {
+                t,
+                pod: format!("xiu-edge-{p}"),
+                cpu_millicores: 150.0 + 40.0 * t / (p as f64 + 1.0),
+                memory_bytes: ((60.0 + t) * 1_048_576.0) as u64,
+            });
         }
     }
-    serde_json::json!({
-        "replicas": replicas,
-        "pods": pods,
-        "events": [
-            {"t": 12.0, "kind": "SuccessfulRescale", "message": "New size: 4; reason: cpu resource utilization above target"},
-            {"t": 15.5, "kind": "ProbeFailed", "message": "Readiness probe failed: /readyz 503"},
-            {"t": 27.0, "kind": "Restart", "message": "xiu-edge-1 restarted"}
-        ],
-        "expectations": [
-            {"name": "scales out within 60 s", "pass": true, "evidence": "desired 2 → 4 at 12 s"},
-            {"name": "no viewer errors during scale-out", "pass": false, "evidence": {"errors": 3}}
-        ]
-    })
+    let incident = |t: f64, kind: &str, message: &str| Incident {
+        t,
+        kind: kind.into(),
+        object: "pod/xiu-edge-1".into(),
+        probe: None,
+        count: 1,
+        message: message.into(),
+        load: None,
+        pod_cpu_millicores: None,
+        pod_memory_bytes: None,
+    };
+    c.incidents = vec![
+        incident(15.5, "ProbeFailed", "Readiness probe failed: /readyz 503"),
+        incident(27.0, "Restart", "xiu-edge-1 restarted"),
+    ];
+    let expectation = |description: &str, status: Verdict, evidence: &str| ExpectationResult {
+        kind: "scale_up".into(),
+        description: description.into(),
+        status,
+        pass: status == Verdict::Pass,
+        evidence: evidence.into(),
+        inconclusive: None,
+    };
+    let expectations = vec![
+        expectation(
+            "scales out within 60 s",
+            Verdict::Pass,
+            "desired 2 → 4 at 12 s",
+        ),
+        expectation(
+            "no viewer errors during scale-out",
+            Verdict::Fail,
+            "3 errors",
+        ),
+    ];
+    (c, expectations)
 }
 
 /// Titles of the charts, in page order (from `data-title`).
@@ -151,11 +184,14 @@ fn html_report_renders_in_headless_chromium() {
         println!("SKIPPED: chromium is not installed (scripts/install-deps.sh installs it)");
         return;
     };
+    let watched = cluster();
     let (report, timeline) = load_fixture();
     let html = xiuload::report::html::render(
         &report,
         &timeline,
-        Some(&xiuload::report::html::ClusterView::from_json(&cluster())),
+        Some(&xiuload::report::html::ClusterView::from_cluster(
+            &watched.0, &watched.1,
+        )),
     );
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");

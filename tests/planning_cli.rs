@@ -29,9 +29,23 @@ fn copy_dir(from: &Path, to: &Path) {
 fn report_rebuilds_html_and_summary_with_cluster_data() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture("report"), dir.path());
+    // What `xiuload watch --out <run dir>` leaves beside a run without [kube].
+    let watched = serde_json::json!({
+        "cluster": {
+            "namespace": "xiu", "workloads": ["xiu-edge"],
+            "replicas": [{"t": 0.0, "workload": "xiu-edge", "desired": 2, "current": 2, "ready": 1, "load": null}],
+            "scale_decisions": [], "scale_ups": [], "scale_downs": [],
+            "incidents": [{"t": 3.0, "kind": "ProbeFailed", "object": "pod/xiu-edge-0", "probe": null,
+                           "count": 1, "message": "readyz 503", "load": null,
+                           "pod_cpu_millicores": null, "pod_memory_bytes": null}],
+            "experience_windows": [], "flapping": [], "gaps": [], "permission_denied": [],
+            "totals": {"probe_failures": 1, "restarts": 0, "oom_killed": 0, "metric_failures": 0}
+        },
+        "expectations": []
+    });
     std::fs::write(
-        dir.path().join("cluster.json"),
-        r#"{"replicas": [{"t": 0, "desired": 2, "current": 2, "ready": 1}], "events": [{"t": 3, "kind": "ProbeFailed", "message": "readyz 503"}]}"#,
+        dir.path().join("cluster-report.json"),
+        serde_json::to_vec(&watched).unwrap(),
     )
     .unwrap();
     let out = xiuload().arg("report").arg(dir.path()).output().unwrap();

@@ -21,6 +21,25 @@ pub struct WatchReport {
     pub expectations: Vec<ExpectationResult>,
 }
 
+impl WatchReport {
+    /// The file `xiuload watch` writes into its output directory.
+    pub const FILE_NAME: &'static str = "cluster-report.json";
+
+    /// The watcher's report in `dir`: `Ok(None)` when there is none, an error when there is one
+    /// that cannot be read (the caller names the file).
+    pub fn read(dir: &Path) -> Result<Option<WatchReport>, String> {
+        let path = dir.join(Self::FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Analyses a run directory: `cluster.jsonl` plus `timeline.jsonl` when there is one.
 /// `Ok(None)` when the run did not watch a cluster.
 /// `faults`: what the run did for its `[[fault]]`s (from its report), which the fault
@@ -194,7 +213,7 @@ pub async fn watch_command(
     let md = super::summary::render_markdown(&report.cluster, &report.expectations);
     let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
     for (name, bytes) in [
-        ("cluster-report.json", json.as_slice()),
+        (WatchReport::FILE_NAME, json.as_slice()),
         ("cluster-summary.md", md.as_bytes()),
     ] {
         let path = dir.join(name);

@@ -273,19 +273,17 @@ pub fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison, RunDirError> {
     ))
 }
 
-/// Expectations may live in `report.json` or only in the cluster watcher's `cluster.json`: take
-/// the report's when it has them, else the watcher's.
+/// Expectations may live in `report.json` or only in a watcher's `cluster-report.json` beside it:
+/// take the report's when it has them, else the watcher's.
 fn with_cluster_expectations(mut report: serde_json::Value, dir: &Path) -> serde_json::Value {
     if !expectations(&report).is_empty() {
         return report;
     }
-    let cluster = std::fs::read_to_string(dir.join(super::OutputDir::CLUSTER_JSON))
+    let watched = crate::k8s::standalone::WatchReport::read(dir)
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    if let (Some(e), Some(obj)) = (
-        cluster.and_then(|c| c.get("expectations").cloned()),
-        report.as_object_mut(),
-    ) {
+        .flatten();
+    let expectations = watched.and_then(|w| serde_json::to_value(w.expectations).ok());
+    if let (Some(e), Some(obj)) = (expectations, report.as_object_mut()) {
         obj.insert("expectations".into(), e);
     }
     report
@@ -350,11 +348,23 @@ mod tests {
     }
 
     #[test]
-    fn expectations_fall_back_to_cluster_json() {
+    fn expectations_fall_back_to_the_watchers_report() {
         let dir = tempfile::tempdir().unwrap();
+        let watched = crate::k8s::standalone::WatchReport {
+            cluster: Default::default(),
+            expectations: vec![crate::k8s::ExpectationResult {
+                kind: "ready_within".into(),
+                description: "ready within 30 s".into(),
+                status: crate::verdict::Verdict::Fail,
+                pass: false,
+                evidence: "never ready".into(),
+                inconclusive: None,
+            }],
+        };
         std::fs::write(
-            dir.path().join("cluster.json"),
-            r#"{"expectations": [{"name": "ready within 30 s", "pass": false}]}"#,
+            dir.path()
+                .join(crate::k8s::standalone::WatchReport::FILE_NAME),
+            serde_json::to_vec(&watched).unwrap(),
         )
         .unwrap();
         let v = with_cluster_expectations(serde_json::json!({}), dir.path());

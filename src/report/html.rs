@@ -34,18 +34,13 @@ pre{background:#f7f8fa;padding:10px;overflow:auto;font-size:12px} details summar
 "#;
 
 /// What the HTML report draws of the cluster: built from the report's typed cluster analysis, or,
-/// for runs whose report has none, read from the watcher's `cluster.json`. Every field is optional
-/// in the file form: the watcher's format may grow, and a partial file should still draw what it
-/// has.
-#[derive(Debug, Default, Deserialize)]
+/// for runs whose report has none, from the watcher's `cluster-report.json` (`xiuload watch --out
+/// <run dir>` beside a run without `[kube]`).
+#[derive(Debug, Default)]
 pub struct ClusterView {
-    #[serde(default)]
     replicas: Vec<ReplicaPoint>,
-    #[serde(default)]
     events: Vec<ClusterEvent>,
-    #[serde(default)]
     pods: Vec<PodPoint>,
-    #[serde(default)]
     expectations: Vec<Expectation>,
 }
 
@@ -89,10 +84,18 @@ pub(crate) struct Expectation {
 }
 
 impl ClusterView {
-    /// From the cluster analysis embedded in the report: scale decisions and incidents as events,
-    /// in time order.
+    /// From the cluster analysis embedded in the report.
     pub fn from_report(report: &Report) -> Option<ClusterView> {
         let c = report.cluster.as_ref()?;
+        Some(ClusterView::from_cluster(c, &report.expectations))
+    }
+
+    /// From a cluster analysis and its expectations (the report's, or those of the watcher's
+    /// `cluster-report.json`): scale decisions and incidents as events, in time order.
+    pub fn from_cluster(
+        c: &crate::k8s::ClusterReport,
+        expectations: &[crate::k8s::ExpectationResult],
+    ) -> ClusterView {
         let mut events: Vec<ClusterEvent> = c
             .scale_decisions
             .iter()
@@ -108,7 +111,7 @@ impl ClusterView {
             }))
             .collect();
         events.sort_by(|a, b| a.t.total_cmp(&b.t));
-        Some(ClusterView {
+        ClusterView {
             replicas: c
                 .replicas
                 .iter()
@@ -130,8 +133,7 @@ impl ClusterView {
                     memory_bytes: Some(p.memory_bytes as f64),
                 })
                 .collect(),
-            expectations: report
-                .expectations
+            expectations: expectations
                 .iter()
                 .map(|e| Expectation {
                     name: e.description.clone(),
@@ -140,22 +142,6 @@ impl ClusterView {
                     evidence: serde_json::Value::String(e.evidence.clone()),
                 })
                 .collect(),
-        })
-    }
-
-    /// From a watcher's `cluster.json`. Reads each known field on its own, so one malformed field
-    /// does not hide the others.
-    pub fn from_json(v: &serde_json::Value) -> ClusterView {
-        fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, name: &str) -> T {
-            v.get(name)
-                .and_then(|x| serde_json::from_value(x.clone()).ok())
-                .unwrap_or_default()
-        }
-        ClusterView {
-            replicas: field(v, "replicas"),
-            events: field(v, "events"),
-            pods: field(v, "pods"),
-            expectations: field(v, "expectations"),
         }
     }
 }
@@ -779,20 +765,6 @@ fn config_section(h: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cluster_fields_are_each_optional() {
-        let c = ClusterView::from_json(&serde_json::json!({
-            "replicas": [{"t": 1.0, "desired": 2, "current": 1}],
-            "events": "not a list",
-            "pods": [{"t": 1.0, "pod": "edge-0", "cpu_millicores": 250}],
-        }));
-        assert_eq!(c.replicas.len(), 1);
-        assert_eq!(c.replicas[0].ready, None);
-        assert!(c.events.is_empty());
-        assert_eq!(c.pods[0].memory_bytes, None);
-        assert!(c.expectations.is_empty());
-    }
 
     #[test]
     fn faults_are_marked_on_every_chart_and_listed_with_their_expectations() {

@@ -14,6 +14,7 @@ pub mod verdict;
 
 pub use model::{Report, SCHEMA_VERSION};
 
+use crate::k8s::standalone::WatchReport;
 use crate::metrics::timeline::TimelinePoint;
 use std::path::{Path, PathBuf};
 
@@ -49,8 +50,6 @@ impl OutputDir {
     /// Every per-second window with its raw histograms: what `xiuload merge` joins.
     pub const WINDOWS: &'static str = "windows.jsonl";
     pub const REPORT_HTML: &'static str = "report.html";
-    /// Written by the cluster watcher during cluster runs; drawn in `report.html` when present.
-    pub const CLUSTER_JSON: &'static str = "cluster.json";
 
     /// Placeholders are padded to this size so that, when the final file cannot be written (a
     /// full disk), the placeholder can still be overwritten in place, in blocks it already owns,
@@ -111,7 +110,7 @@ impl OutputDir {
         result.map_err(|source| OutputError::Write { path, source })
     }
 
-    /// Writes report.json, summary.md and report.html. The cluster watcher's `cluster.json`, if
+    /// Writes report.json, summary.md and report.html. A watcher's `cluster-report.json`, if
     /// already in the directory, is drawn in the HTML report.
     ///
     /// Every file is attempted, whatever happened to the others; the error lists each failure
@@ -124,10 +123,12 @@ impl OutputDir {
     ) -> Result<(), OutputError> {
         let json = serde_json::to_vec_pretty(report).expect("report serialises");
         let cluster = html::ClusterView::from_report(report).or_else(|| {
-            std::fs::read_to_string(self.path(Self::CLUSTER_JSON))
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .map(|v| html::ClusterView::from_json(&v))
+            // A watcher's report that cannot be read is left out of the drawing, not the run's.
+            let watched = WatchReport::read(&self.dir).ok().flatten()?;
+            Some(html::ClusterView::from_cluster(
+                &watched.cluster,
+                &watched.expectations,
+            ))
         });
         let files = [
             (Self::REPORT_JSON, json),

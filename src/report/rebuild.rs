@@ -1,10 +1,11 @@
 //! `xiuload report <run dir>`: rebuilds `report.html` and `summary.md` from a run directory's
-//! `report.json` and `timeline.jsonl` (and `cluster.json` when present), e.g. after upgrading
+//! `report.json` and `timeline.jsonl` (and a watcher's `cluster-report.json` when present), e.g. after upgrading
 //! xiuload or after the cluster watcher added its data.
 
 use super::model::Report;
 use super::{OutputDir, OutputError, html, markdown};
 use crate::blame::Blame;
+use crate::k8s::standalone::WatchReport;
 use crate::metrics::timeline::{TimelinePoint, read_timeline};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ pub enum RunDirError {
     },
     #[error("{path} is not a finished xiuload report: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path} is not a cluster report written by `xiuload watch`: {message}")]
+    WatchReport { path: PathBuf, message: String },
     #[error(transparent)]
     Output(#[from] OutputError),
 }
@@ -71,23 +74,17 @@ pub fn load_report(dir: &Path) -> Result<(Report, serde_json::Value), RunDirErro
 /// Everything `report.html` is drawn from.
 pub fn load_run(
     dir: &Path,
-) -> Result<(Report, Vec<TimelinePoint>, Option<serde_json::Value>), RunDirError> {
+) -> Result<(Report, Vec<TimelinePoint>, Option<WatchReport>), RunDirError> {
     let (report, _) = load_report(dir)?;
     let tl_path = dir.join(OutputDir::TIMELINE);
     let timeline = read_timeline(&tl_path).map_err(|source| RunDirError::Missing {
         path: tl_path,
         source,
     })?;
-    let cluster_path = dir.join(OutputDir::CLUSTER_JSON);
-    let cluster = match std::fs::read_to_string(&cluster_path) {
-        Ok(text) => Some(
-            serde_json::from_str(&text).map_err(|e| RunDirError::Invalid {
-                path: cluster_path,
-                message: e.to_string(),
-            })?,
-        ),
-        Err(_) => None,
-    };
+    let cluster = WatchReport::read(dir).map_err(|message| RunDirError::WatchReport {
+        path: dir.join(WatchReport::FILE_NAME),
+        message,
+    })?;
     Ok((report, timeline, cluster))
 }
 
@@ -122,8 +119,9 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf, RunDirError> {
             });
         }
     }
-    let cluster = html::ClusterView::from_report(&report)
-        .or_else(|| cluster_file.map(|v| html::ClusterView::from_json(&v)));
+    let cluster = html::ClusterView::from_report(&report).or_else(|| {
+        cluster_file.map(|w| html::ClusterView::from_cluster(&w.cluster, &w.expectations))
+    });
     out.write(OutputDir::SUMMARY_MD, markdown::render(&report).as_bytes())?;
     out.write(
         OutputDir::REPORT_HTML,
