@@ -98,9 +98,12 @@ fn main() {
             "machine: {} cores (shared: xiu, the stream's source and the TLS terminator run beside the viewers)",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         );
+        println!("viewers run by {}", xiuload_binary().display());
+        let started = Instant::now();
         for kind in &args.streams {
             bench_stream(&bin, *kind, &args).await;
         }
+        println!("\nbenchmark took {:.0} s", started.elapsed().as_secs_f64());
     });
 }
 
