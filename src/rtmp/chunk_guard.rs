@@ -9,8 +9,15 @@
 //! timestamps), skips payloads without keeping them, and rejects what rml_rtmp cannot handle, plus
 //! messages longer than the caller's bound (memory per connection stays bounded). Sans I/O: bytes
 //! in, verdict out, across any split of the input.
+//!
+//! It also taps media for viewers (`with_media_tap`): since it follows the framing anyway, it
+//! hands out each audio/video message's timestamp and the first [`MEDIA_HEAD_BYTES`] of its body,
+//! whatever message stream it came on, without keeping the rest. Why not a second rml_rtmp
+//! deserializer: that one reassembles every message whole, so a viewer's memory grew with the
+//! stream's biggest keyframe (README "Benchmark").
 
-use std::collections::HashMap;
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
 
 /// RTMP's initial chunk size (spec §5.4.1), rml_rtmp's too.
 const INITIAL_CHUNK_SIZE: u32 = 128;
@@ -22,6 +29,29 @@ const SET_CHUNK_SIZE: u8 = 1;
 const AMF0_COMMAND: u8 = 20;
 /// An AMF3 command: rml_rtmp skips its first byte and reads the rest as an AMF0 command.
 const AMF3_COMMAND: u8 = 17;
+const AUDIO: u8 = 8;
+const VIDEO: u8 = 9;
+
+/// How much of each audio/video message's body the media tap keeps: what a viewer reads of a
+/// frame. A video body starts with the 5-byte FLV video tag header (frame type, AVC packet type,
+/// composition time), then AVCC NAL units; xiuload's publisher puts its SEI stamp (a 4-byte
+/// length and a ~45-byte NAL) first, so it ends by byte ~55. 256 leaves room for a server that
+/// puts an access unit delimiter or a small SEI of its own in front; a stamp behind a bigger NAL
+/// (an encoder's parameter sets or version SEI) is not looked for, as the stamp search stops at a
+/// NAL that runs past the head.
+pub const MEDIA_HEAD_BYTES: usize = 256;
+
+/// Audio or video received: its timestamp (rml_rtmp's reading of the chunk headers) and the first
+/// [`MEDIA_HEAD_BYTES`] of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaMessage {
+    pub is_video: bool,
+    pub timestamp_ms: u32,
+    /// The whole body's length, of which `data` is the head.
+    pub length: u32,
+    /// The body's first bytes: all of it when it is at most [`MEDIA_HEAD_BYTES`].
+    pub data: Bytes,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -58,6 +88,8 @@ struct StreamHeader {
     timestamp_field: u32,
     message_length: u32,
     type_id: u8,
+    /// The absolute timestamp of the stream's current (or last) message.
+    timestamp: u32,
 }
 
 /// A message whose chunks are still arriving.
@@ -90,6 +122,15 @@ pub struct ChunkGuard {
     /// The AMF0 command being received (commands are small; bounded by `max_message`).
     command: Vec<u8>,
     failed: Option<ChunkError>,
+    media: Option<MediaTap>,
+}
+
+/// The media tap's state: the head of the audio/video message being received, and the messages
+/// complete but not yet taken.
+#[derive(Debug, Default)]
+struct MediaTap {
+    head: Vec<u8>,
+    complete: VecDeque<MediaMessage>,
 }
 
 impl ChunkGuard {
@@ -106,7 +147,24 @@ impl ChunkGuard {
             set_chunk_size: Vec::new(),
             command: Vec::new(),
             failed: None,
+            media: None,
         }
+    }
+
+    /// A guard that also keeps each audio/video message's head for [`Self::next_media`].
+    pub fn with_media_tap(max_message: u32) -> Self {
+        ChunkGuard {
+            media: Some(MediaTap {
+                head: Vec::with_capacity(MEDIA_HEAD_BYTES),
+                complete: VecDeque::new(),
+            }),
+            ..Self::new(max_message)
+        }
+    }
+
+    /// The oldest audio/video message completed by the bytes checked so far (with the media tap).
+    pub fn next_media(&mut self) -> Option<MediaMessage> {
+        self.media.as_mut()?.complete.pop_front()
     }
 
     /// Checks the next bytes of the stream. An error is final: the stream cannot be followed past
@@ -212,6 +270,7 @@ impl ChunkGuard {
                 timestamp_field: 0,
                 message_length: 0,
                 type_id: 0,
+                timestamp: 0,
             },
             (_, Some(p)) => p,
             (_, None) => return Err(ChunkError::NoPreviousHeader { csid, format }),
@@ -225,6 +284,7 @@ impl ChunkGuard {
             header.type_id = fields[6];
         }
         let starts_message = self.open.is_none();
+        let mut timestamp = header.timestamp_field;
         if header.timestamp_field >= EXTENDED_TIMESTAMP {
             let at = basic + [11, 7, 3, 0][format as usize];
             let value = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
@@ -232,6 +292,16 @@ impl ChunkGuard {
             if format != 0 && starts_message && value < EXTENDED_TIMESTAMP {
                 return Err(ChunkError::ExtendedTimestampTooSmall { csid, value });
             }
+            timestamp = value;
+        }
+        // As rml_rtmp (and the spec) read timestamps: a type 0 header's is absolute; types 1 and 2
+        // carry a delta from the stream's previous message, and a type 3 header starting a message
+        // repeats the last field as a delta. A continuation chunk changes nothing.
+        if starts_message {
+            header.timestamp = match format {
+                0 => timestamp,
+                _ => header.timestamp.wrapping_add(timestamp),
+            };
         }
         if starts_message && header.message_length > self.max_message {
             return Err(ChunkError::TooLarge {
@@ -253,6 +323,9 @@ impl ChunkGuard {
         if starts_message {
             self.set_chunk_size.clear();
             self.command.clear();
+            if let Some(tap) = self.media.as_mut() {
+                tap.head.clear();
+            }
         }
         self.open = Some(OpenMessage { csid, received });
         self.stage = Stage::Payload(chunk);
@@ -280,6 +353,13 @@ impl ChunkGuard {
         if header.type_id == AMF0_COMMAND || header.type_id == AMF3_COMMAND {
             self.command.extend_from_slice(bytes);
         }
+        if let Some(tap) = self.media.as_mut()
+            && (header.type_id == AUDIO || header.type_id == VIDEO)
+            && tap.head.len() < MEDIA_HEAD_BYTES
+        {
+            let take = (MEDIA_HEAD_BYTES - tap.head.len()).min(bytes.len());
+            tap.head.extend_from_slice(&bytes[..take]);
+        }
         if let Some(open) = self.open.as_mut() {
             open.received += bytes.len() as u32;
         }
@@ -301,6 +381,16 @@ impl ChunkGuard {
             return Ok(());
         }
         self.open = None;
+        if let Some(tap) = self.media.as_mut()
+            && (header.type_id == AUDIO || header.type_id == VIDEO)
+        {
+            tap.complete.push_back(MediaMessage {
+                is_video: header.type_id == VIDEO,
+                timestamp_ms: header.timestamp,
+                length: header.message_length,
+                data: Bytes::copy_from_slice(&tap.head),
+            });
+        }
         if header.type_id == AMF0_COMMAND || header.type_id == AMF3_COMMAND {
             // As rml_rtmp reads it: an AMF3 command loses its first byte only when that byte is
             // 0 (the format byte Flash clients send); otherwise the whole body is read as AMF0.
@@ -461,6 +551,144 @@ mod tests {
             assert_eq!(guard.stage, Stage::Header, "split {split}");
             assert!(guard.open.is_none());
         }
+    }
+
+    /// Media as a server sends it, through rml_rtmp's serializer: audio of one size at one delta
+    /// (so new messages get type 3 headers), video of one size at two deltas (type 2) and
+    /// keyframes longer than the chunk size (type 1, continued by type 3), on message stream 1
+    /// and for a while alternating with stream 0 (type 0); script data in between, a chunk size
+    /// change, timestamps past 0xFFFFFF (extended) and a wrap past u32::MAX.
+    fn media_stream() -> Vec<u8> {
+        let mut s = ChunkSerializer::new();
+        let mut out = Vec::new();
+        let mut push = |p: rml_rtmp::chunk_io::Packet| out.extend_from_slice(&p.bytes);
+        let (mut audio_ts, mut video_ts) = (0u32, 0u32);
+        for i in 0..80u32 {
+            let stream = if (40..50).contains(&i) { i % 2 } else { 1 };
+            if i == 60 {
+                (audio_ts, video_ts) = (0x0100_0000, 0x0100_0000);
+            }
+            if i == 70 {
+                (audio_ts, video_ts) = (u32::MAX - 100, u32::MAX - 100);
+            }
+            audio_ts = audio_ts.wrapping_add(23);
+            push(
+                s.serialize(&message(AUDIO, 10, audio_ts, stream), false, false)
+                    .unwrap(),
+            );
+            video_ts = video_ts.wrapping_add(if i % 3 == 0 { 34 } else { 33 });
+            let len = if i % 4 == 0 { 30_000 + i as usize } else { 200 };
+            push(
+                s.serialize(&message(VIDEO, len, video_ts, stream), false, false)
+                    .unwrap(),
+            );
+            if i % 10 == 5 {
+                push(
+                    s.serialize(&message(18, 40, video_ts, 1), false, false)
+                        .unwrap(),
+                );
+            }
+            if i == 20 {
+                push(s.set_max_chunk_size(4096, RtmpTimestamp::new(0)).unwrap());
+            }
+        }
+        // The same huge delta three times: type 3 headers that start a message with an extended
+        // timestamp.
+        for _ in 0..3 {
+            audio_ts = audio_ts.wrapping_add(0x0100_0000);
+            push(
+                s.serialize(&message(AUDIO, 10, audio_ts, 1), false, false)
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    /// What rml_rtmp reads from `bytes`: the audio/video messages, whole.
+    fn rml_media(bytes: &[u8]) -> Vec<MessagePayload> {
+        let mut d = ChunkDeserializer::new();
+        let mut media = Vec::new();
+        let mut input = bytes;
+        while let Some(m) = d.get_next_message(input).unwrap() {
+            input = &[];
+            if m.type_id == 1 {
+                let size = u32::from_be_bytes(m.data[..4].try_into().unwrap());
+                d.set_max_chunk_size(size as usize).unwrap();
+            }
+            if m.type_id == AUDIO || m.type_id == VIDEO {
+                media.push(m);
+            }
+        }
+        media
+    }
+
+    #[test]
+    fn the_media_tap_reads_what_rml_rtmp_reads_keeping_only_heads() {
+        let bytes = media_stream();
+        let expected: Vec<MediaMessage> = rml_media(&bytes)
+            .into_iter()
+            .map(|m| MediaMessage {
+                is_video: m.type_id == VIDEO,
+                timestamp_ms: m.timestamp.value,
+                length: m.data.len() as u32,
+                data: m.data.slice(..m.data.len().min(MEDIA_HEAD_BYTES)),
+            })
+            .collect();
+        assert_eq!(expected.len(), 163);
+        assert!(expected.iter().any(|m| m.timestamp_ms > EXTENDED_TIMESTAMP));
+        assert!(
+            expected[150..160].iter().any(|m| m.timestamp_ms < 100),
+            "a wrap"
+        );
+        for split in [usize::MAX, 1, 5, 128, 4096, READ_LIKE] {
+            let mut guard = ChunkGuard::with_media_tap(1 << 24);
+            let mut got = Vec::new();
+            for piece in bytes.chunks(split.min(bytes.len())) {
+                guard
+                    .check(piece)
+                    .unwrap_or_else(|e| panic!("split {split}: {e}"));
+                got.extend(std::iter::from_fn(|| guard.next_media()));
+            }
+            assert_eq!(got, expected, "split {split}");
+        }
+        // Without the tap, nothing is kept.
+        let mut guard = ChunkGuard::new(1 << 24);
+        guard.check(&bytes).unwrap();
+        assert_eq!(guard.next_media(), None);
+    }
+    const READ_LIKE: usize = 16 * 1024 - 3;
+
+    #[test]
+    fn the_media_tap_holds_a_head_however_big_the_message() {
+        let mut s = ChunkSerializer::new();
+        let mut bytes = s
+            .set_max_chunk_size(4096, RtmpTimestamp::new(0))
+            .unwrap()
+            .bytes;
+        let big = message(VIDEO, 1 << 20, 1234, 1);
+        bytes.extend_from_slice(&s.serialize(&big, false, false).unwrap().bytes);
+        let mut guard = ChunkGuard::with_media_tap(4 << 20);
+        let mut got = Vec::new();
+        for piece in bytes.chunks(16 * 1024) {
+            guard.check(piece).unwrap();
+            let tap = guard.media.as_ref().unwrap();
+            assert!(
+                tap.head.capacity() <= MEDIA_HEAD_BYTES,
+                "{}",
+                tap.head.capacity()
+            );
+            assert!(guard.command.capacity() == 0 && guard.header.capacity() <= 18);
+            got.extend(std::iter::from_fn(|| guard.next_media()));
+        }
+        assert_eq!(
+            got,
+            [MediaMessage {
+                is_video: true,
+                timestamp_ms: 1234,
+                length: 1 << 20,
+                data: big.data.slice(..MEDIA_HEAD_BYTES),
+            }]
+        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! we read and its packets written back in order (the session does no I/O itself).
 
 use bytes::Bytes;
-use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
@@ -14,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunk_guard::{ChunkError, ChunkGuard};
+pub use super::chunk_guard::{MEDIA_HEAD_BYTES, MediaMessage};
 use super::url::RtmpBase;
 use crate::metrics::ErrorKind;
 
@@ -66,70 +66,23 @@ fn is_peer_close(e: &std::io::Error) -> bool {
     )
 }
 
+/// Bytes read from the socket at a time. Each viewer holds one such buffer for its whole session,
+/// so it is small: at 2 Mbit/s a read rarely finds more than a frame (a keyframe of tens of KB
+/// takes two or three reads). 64 KiB here was a quarter of an RTMP viewer's memory.
+const READ_BUF_BYTES: usize = 16 * 1024;
+
 pub struct RtmpConnection {
     stream: TcpStream,
-    /// Sees every byte from the server before rml_rtmp does (see `chunk_guard`).
+    /// Sees every byte from the server before rml_rtmp does (see `chunk_guard`). With
+    /// `tap_media` it also keeps the media for [`Self::next_media`]: xiu 0.14 sends media on
+    /// message stream 0 while its `createStream` answered stream 1, and rml_rtmp's
+    /// `ClientSession` silently drops media from a stream it did not open. ffmpeg accepts such
+    /// media, so a viewer does too; the guard's tap sees it regardless of the stream id.
     guard: ChunkGuard,
     session: ClientSession,
     events: VecDeque<ClientSessionEvent>,
-    read_buf: Vec<u8>,
+    read_buf: Box<[u8]>,
     bytes_read: u64,
-    media: Option<MediaTap>,
-}
-
-/// Audio or video received, whatever message stream it came on.
-#[derive(Debug, Clone)]
-pub struct MediaMessage {
-    pub is_video: bool,
-    pub timestamp_ms: u32,
-    pub data: Bytes,
-}
-
-/// A second chunk deserializer over the same bytes the session sees, keeping only media.
-///
-/// Why: xiu 0.14 sends media on message stream 0 while its `createStream` answered stream 1, and
-/// rml_rtmp's `ClientSession` silently drops media from a stream it did not open. ffmpeg accepts
-/// such media, so a viewer does too; the tap sees it regardless of the stream id.
-struct MediaTap {
-    chunks: ChunkDeserializer,
-    queue: VecDeque<MediaMessage>,
-}
-
-impl MediaTap {
-    const SET_CHUNK_SIZE: u8 = 1;
-    const AUDIO: u8 = 8;
-    const VIDEO: u8 = 9;
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
-        let mut input = bytes;
-        while let Some(message) = self
-            .chunks
-            .get_next_message(input)
-            .map_err(|e| RtmpError::Session(format!("media chunks: {e:?}")))?
-        {
-            input = &[];
-            match message.type_id {
-                Self::SET_CHUNK_SIZE if message.data.len() >= 4 => {
-                    let size = u32::from_be_bytes([
-                        message.data[0] & 0x7f,
-                        message.data[1],
-                        message.data[2],
-                        message.data[3],
-                    ]);
-                    self.chunks
-                        .set_max_chunk_size(size as usize)
-                        .map_err(|e| RtmpError::Session(format!("chunk size: {e:?}")))?;
-                }
-                Self::AUDIO | Self::VIDEO => self.queue.push_back(MediaMessage {
-                    is_video: message.type_id == Self::VIDEO,
-                    timestamp_ms: message.timestamp.value,
-                    data: message.data,
-                }),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
 }
 
 /// How long a connection took to set up, for the connect histograms.
@@ -166,17 +119,18 @@ impl RtmpConnection {
         config.tc_url = Some(base.tc_url(app));
         let (session, initial) =
             ClientSession::new(config).map_err(|e| RtmpError::Session(format!("{e:?}")))?;
+        let guard = if tap_media {
+            ChunkGuard::with_media_tap(max_message)
+        } else {
+            ChunkGuard::new(max_message)
+        };
         let mut conn = RtmpConnection {
             stream,
-            guard: ChunkGuard::new(max_message),
+            guard,
             session,
             events: VecDeque::new(),
-            read_buf: vec![0; 64 * 1024],
+            read_buf: vec![0; READ_BUF_BYTES].into_boxed_slice(),
             bytes_read: 0,
-            media: tap_media.then(|| MediaTap {
-                chunks: ChunkDeserializer::new(),
-                queue: VecDeque::new(),
-            }),
         };
         conn.apply(initial).await?;
         if !leftover.is_empty() {
@@ -271,13 +225,14 @@ impl RtmpConnection {
         }
     }
 
-    /// The next audio/video message (needs `tap_media`), reading as needed. Session events
-    /// raised meanwhile are dropped: a playing viewer only needs the session to answer the
-    /// server (acks, pings), which it does while reading.
+    /// The next audio/video message (needs `tap_media`; its `data` is the body's head), reading
+    /// as needed. Without the tap this waits for the connection to end. Session events raised
+    /// meanwhile are dropped: a playing viewer only needs the session to answer the server
+    /// (acks, pings), which it does while reading.
     pub async fn next_media(&mut self) -> Result<MediaMessage, RtmpError> {
         loop {
             self.events.clear();
-            if let Some(m) = self.media.as_mut().and_then(|t| t.queue.pop_front()) {
+            if let Some(m) = self.guard.next_media() {
                 return Ok(m);
             }
             self.read_once().await?;
@@ -291,8 +246,7 @@ impl RtmpConnection {
             return Err(RtmpError::Eof);
         }
         self.bytes_read += n as u64;
-        let chunk = self.read_buf[..n].to_vec();
-        self.handle_bytes(&chunk).await
+        self.handle_read(n).await
     }
 
     /// Waits until the socket has something to read, without consuming it. Used in `select!`
@@ -307,8 +261,7 @@ impl RtmpConnection {
             Ok(0) => Err(RtmpError::Eof),
             Ok(n) => {
                 self.bytes_read += n as u64;
-                let chunk = self.read_buf[..n].to_vec();
-                self.handle_bytes(&chunk).await
+                self.handle_read(n).await
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => Err(RtmpError::Io(e)),
@@ -324,17 +277,27 @@ impl RtmpConnection {
         self.bytes_read
     }
 
-    async fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
-        // Checked first: rml_rtmp panics on some chunk streams it cannot follow.
-        self.guard.check(bytes)?;
-        if let Some(tap) = self.media.as_mut() {
-            tap.feed(bytes)?;
-        }
-        let results = self
-            .session
-            .handle_input(bytes)
-            .map_err(|e| RtmpError::Session(format!("{e:?}")))?;
+    /// Processes the first `n` bytes of the read buffer, in place (no copy per read).
+    async fn handle_read(&mut self, n: usize) -> Result<(), RtmpError> {
+        let results = Self::feed(&mut self.guard, &mut self.session, &self.read_buf[..n])?;
         self.apply(results).await
+    }
+
+    async fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
+        let results = Self::feed(&mut self.guard, &mut self.session, bytes)?;
+        self.apply(results).await
+    }
+
+    fn feed(
+        guard: &mut ChunkGuard,
+        session: &mut ClientSession,
+        bytes: &[u8],
+    ) -> Result<Vec<ClientSessionResult>, RtmpError> {
+        // Checked first: rml_rtmp panics on some chunk streams it cannot follow.
+        guard.check(bytes)?;
+        session
+            .handle_input(bytes)
+            .map_err(|e| RtmpError::Session(format!("{e:?}")))
     }
 
     async fn apply(&mut self, results: Vec<ClientSessionResult>) -> Result<(), RtmpError> {
