@@ -3,7 +3,7 @@
 //! turns, and closes its side. The client opens (`connect`), plays and reads media until the
 //! connection ends, handing each video message to the tag header parser and the stamp search, as
 //! `player::rtmp` does. Everything the server says goes through rml_rtmp's client session and
-//! xiuload's media tap (the second chunk deserializer).
+//! xiuload's media tap (the chunk guard, which keeps each media message's timestamp and head).
 //!
 //! Input: the first byte's low bit sends the first turn right behind the handshake's S0S1S2 (the
 //! client then finds it left over from the handshake) instead of after C2. Then turns, each a
