@@ -1,7 +1,8 @@
-//! The HTTP/1 response head parser and chunked decoder (`xiuload::player::http1`) as the plain
-//! HTTP-FLV viewer (`player::flv::watch_plain`) drives them: the response arrives in reads cut as
-//! the first byte says into a 16 KiB buffer; the head is parsed from what has arrived, then the
-//! body is delimited (chunked, Content-Length or close) and fed to the FLV demuxer in place.
+//! The HTTP/1 response head parser and chunked decoder (`xiuload::player::http1`) as the
+//! HTTP-FLV viewer (`player::flv::session`, plain or TLS) drives them: the response arrives in
+//! reads cut as the first byte says into a 16 KiB buffer; the head is parsed from what has
+//! arrived, then the body is delimited (chunked, Content-Length or close) and fed to the FLV
+//! demuxer in place, keeping only tag heads.
 //!
 //! Besides not panicking: the head's length lies within what was parsed, and a chunked body
 //! decodes to the same bytes (and the same end or error) whether it came in one read or many.
@@ -13,6 +14,9 @@ use xiuload::player::http1::{BodyKind, ChunkedDecoder, Http1Error, parse_head};
 
 /// The viewer's read buffer (`player::flv::READ_BUF`).
 const READ_BUF: usize = 16 * 1024;
+
+/// What the viewer keeps of each tag's body.
+use xiuload::player::flv::TAG_HEAD_KEPT;
 
 fuzz_target!(|data: &[u8]| {
     let (cuts, wire) = xiuload_fuzz::split_input(data);
@@ -52,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     // The body: what followed the head in its read, then the later reads.
     let mut body = Body {
         kind: head.body,
-        demux: FlvDemuxer::new(),
+        demux: FlvDemuxer::new().keeping_tag_heads(TAG_HEAD_KEPT),
         chunked: ChunkedDecoder::default(),
         total: 0,
         wire: Vec::new(),

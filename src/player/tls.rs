@@ -30,7 +30,10 @@ pub fn client_config(
     extra_ca_pem: Option<&[u8]>,
     insecure_skip_verify: bool,
 ) -> Result<ClientConfig, TlsConfigError> {
-    // The provider is named rather than taken from the process default, which nothing installs.
+    // The provider is named rather than taken from the process default, which nothing installs:
+    // ring, which reqwest and kube are built with too. (rustls 0.23.48 deprecates it for lack of
+    // post-quantum key exchange, which a load test against its own cluster does not need.)
+    #[allow(deprecated)]
     let provider = Arc::new(crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
