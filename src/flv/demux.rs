@@ -627,13 +627,12 @@ mod tests {
         flv
     }
 
+    /// A tag as handed out keeping heads: kind, timestamp, head, whole size.
+    type Head = (TagKind, u32, Vec<u8>, usize);
+
     /// The tags `feed` hands out when keeping heads of `head` bytes, cut into reads by `cuts`
     /// (positions in `data`), with the most the demuxer ever held.
-    fn feed_heads(
-        data: &[u8],
-        head: usize,
-        cuts: &[usize],
-    ) -> (Vec<(TagKind, u32, Vec<u8>, usize)>, usize) {
+    fn feed_heads(data: &[u8], head: usize, cuts: &[usize]) -> (Vec<Head>, usize) {
         let mut d = FlvDemuxer::with_max_tag_size(4 << 20).keeping_tag_heads(head);
         let mut out = Vec::new();
         let mut most = 0;
