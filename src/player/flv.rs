@@ -43,8 +43,11 @@ pub async fn play_flv(
     // Active from the request on: a viewer waiting for a slow server is still a viewer.
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let outcome =
-        crate::cancel::until_cancelled(cancel, watch(tls, url, timing, limits, &mut viewer)).await;
+    // Boxed here: a future passed by value is stored again by every async fn it goes through
+    // (`until_cancelled`, the slot's panic guard...), which made each slot's task ~15 KiB, the
+    // largest part of a viewer's memory. Behind a box each layer holds a pointer.
+    let session = Box::pin(watch(tls, url, timing, limits, &mut viewer));
+    let outcome = crate::cancel::until_cancelled(cancel, session).await;
     viewer.end(outcome, cancel.is_cancelled())
 }
 

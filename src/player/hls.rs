@@ -30,11 +30,16 @@ pub async fn play_hls(
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let outcome = crate::cancel::until_cancelled(
-        cancel,
-        watch(client, playlist_url, timing, limits, metrics, &mut viewer),
-    )
-    .await;
+    // Boxed: see `flv::play_flv`.
+    let session = Box::pin(watch(
+        client,
+        playlist_url,
+        timing,
+        limits,
+        metrics,
+        &mut viewer,
+    ));
+    let outcome = crate::cancel::until_cancelled(cancel, session).await;
     viewer.end(outcome, cancel.is_cancelled())
 }
 

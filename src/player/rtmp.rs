@@ -25,11 +25,9 @@ pub async fn play_rtmp(
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let outcome = crate::cancel::until_cancelled(
-        cancel,
-        watch(base, app, stream, timing, limits, &mut viewer),
-    )
-    .await;
+    // Boxed: see `flv::play_flv`.
+    let session = Box::pin(watch(base, app, stream, timing, limits, &mut viewer));
+    let outcome = crate::cancel::until_cancelled(cancel, session).await;
     viewer.end(outcome, cancel.is_cancelled())
 }
 
