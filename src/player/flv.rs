@@ -15,14 +15,16 @@ use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::session::{Expiry, Progress, SessionDeadlines, SessionEnd, SessionTimer};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 
-/// Read buffer of a viewer: fixed, so a thousand viewers stay cheap (see `http1`). It also bounds
-/// the response head (`http1::MAX_HEAD`).
-const READ_BUF: usize = 16 * 1024;
+/// Read buffer of a plain-HTTP viewer: fixed, so a thousand viewers stay cheap (see `http1`); a
+/// TLS viewer reads from rustls' own buffer instead. 8 KiB measured no more CPU than 16 KiB for
+/// 200 viewers of a 2 Mbit/s stream (tags are parsed in place whatever the cut) and ~7 KiB less
+/// memory per viewer.
+const READ_BUF: usize = 8 * 1024;
 
 /// Bytes of each tag's body a viewer keeps; the rest is skipped without being held, so a viewer's
 /// memory does not grow with the stream's keyframes. What it needs from a video tag: the 5-byte
@@ -165,7 +167,8 @@ async fn watch(
     let _ = tcp.set_nodelay(true);
     let Some(server_name) = target.server_name.clone() else {
         viewer.connected(started.elapsed());
-        return session(tcp, &target, url, &deadlines, limits, viewer).await;
+        let stream = tokio::io::BufReader::with_capacity(READ_BUF, tcp);
+        return session(stream, &target, url, &deadlines, limits, viewer).await;
     };
     let stream = match tokio::time::timeout_at(answer_by, tls.connect(server_name, tcp)).await {
         Err(_) => {
@@ -183,9 +186,22 @@ async fn watch(
     session(stream, &target, url, &deadlines, limits, viewer).await
 }
 
-/// The request, then the response read into a fixed buffer until it ends, fails or a deadline
-/// passes: the same loop over plain TCP and over TLS.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+/// What a viewer does with each tag: a video tag's head is a frame.
+fn show<'v, 'm>(viewer: &'v mut Viewer<'m>, now: Instant) -> impl FnMut(TagRef<'_>) + 'v
+where
+    'm: 'v,
+{
+    move |tag| {
+        if tag.kind == TagKind::Video {
+            viewer.on_flv_video(now, tag.timestamp_ms, tag.data);
+        }
+    }
+}
+
+/// The request, then the response parsed straight from the stream's own buffer until it ends,
+/// fails or a deadline passes: the same loop over plain TCP (a fixed `BufReader`) and over TLS
+/// (rustls' buffer of decrypted bytes, read in place rather than copied out).
+async fn session<S: AsyncBufRead + AsyncWrite + Unpin>(
     mut stream: S,
     target: &Target,
     url: &str,
@@ -205,16 +221,17 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         return fail(viewer, kind, &detail);
     }
 
-    let mut buf = vec![0u8; READ_BUF];
-    let mut filled = 0;
     let mut response = FlvResponse::new(limits.max_tag());
+    // The response head while it arrives in pieces (bounded by `http1::MAX_HEAD`); freed once
+    // parsed.
+    let mut head = Vec::new();
     let mut timer = SessionTimer::new(deadlines.due(Progress::Setup));
     let mut last_data = Instant::now();
     loop {
         let now_at = Progress::of(response.answered(), viewer.has_media(), last_data);
         timer.aim(deadlines.due(now_at));
         let read = tokio::select! {
-            r = stream.read(&mut buf[filled..]) => r,
+            r = stream.fill_buf() => r,
             _ = timer.fired() => match deadlines.check(Instant::now(), now_at) {
                 // Data came since the timer was armed: re-aim and read on.
                 None => continue,
@@ -225,45 +242,39 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 Some(expired) => return expired.session_end(),
             },
         };
-        let n = match read {
-            Ok(n) => n,
+        let arrived = match read {
+            Ok(arrived) => arrived,
             // A TLS server that closes without close_notify has closed all the same.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => &[],
             Err(e) => {
                 let doing = format!("reading from {host}:{port}");
                 let (kind, detail) = io_failure(&doing, &e, ErrorKind::Io);
                 return fail(viewer, kind, &detail);
             }
         };
+        let n = arrived.len();
         let now = Instant::now();
         last_data = now;
         if n == 0 {
             return SessionEnd::Failed(response.ended(viewer.has_media()));
         }
         viewer.on_bytes(now, n);
-        filled += n;
-        let body_start = if response.answered() {
-            0
+        let finished = if response.answered() {
+            response.on_body(arrived, show(viewer, now))
         } else {
-            match response.on_head(&buf[..filled]) {
-                Ok(None) if filled == buf.len() => {
-                    let detail = format!("response head longer than {} bytes", buf.len());
-                    return fail(viewer, ErrorKind::Protocol, &detail);
-                }
-                Ok(None) => continue,
+            head.extend_from_slice(arrived);
+            match response.on_head(&head) {
+                Ok(None) => Ok(false),
                 Err(failure) => return fail_with(viewer, failure),
                 Ok(Some(head_len)) => {
                     viewer.answered();
-                    head_len
+                    let finished = response.on_body(&head[head_len..], show(viewer, now));
+                    head = Vec::new();
+                    finished
                 }
             }
         };
-        let finished = response.on_body(&buf[body_start..filled], |tag| {
-            if tag.kind == TagKind::Video {
-                viewer.on_flv_video(now, tag.timestamp_ms, tag.data);
-            }
-        });
-        filled = 0;
+        stream.consume(n);
         match finished {
             Err(failure) => return fail_with(viewer, failure),
             Ok(true) => return SessionEnd::Failed(response.ended(viewer.has_media())),
