@@ -402,6 +402,76 @@ async fn an_rtmp_message_over_the_bound_is_too_large() {
     assert!(example.contains("16777215 bytes"), "{example}");
 }
 
+/// A response head trickled in pieces, then a stream with a 3 MiB tag in it (under the 4 MiB
+/// bound): the viewer puts the head together, skips the big tag without holding it, and plays
+/// every frame around it (that the demuxer holds no more than a tag head is unit-tested in
+/// `flv::demux`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_head_and_a_huge_allowed_tag_still_play() {
+    let video = xiuload::media::h264::SyntheticVideo::new(&xiuload::media::h264::VideoParams {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bitrate_bps: 300_000,
+        gop_frames: 25,
+    })
+    .unwrap();
+    let flv = xiuload::media::flv_file::write_flv(Some(&video), None, 2);
+    // The file header and the first tags (2 KB or so), a 3 MiB audio tag, then the rest.
+    let mut cut = 13;
+    while cut < 2000 {
+        cut += flv_tag_len(&flv[cut..]);
+    }
+    let mut body = flv[..cut].to_vec();
+    let big = 3 << 20;
+    body.push(8);
+    body.extend_from_slice(&(big as u32).to_be_bytes()[1..]);
+    body.extend_from_slice(&[0; 7]);
+    body.extend(std::iter::repeat_n(0xaf, big));
+    body.extend_from_slice(&(11 + big as u32).to_be_bytes());
+    body.extend_from_slice(&flv[cut..]);
+    let body = Arc::new(body);
+    let port = serve(move |mut s| {
+        let body = body.clone();
+        async move {
+            if read_request(&mut s).await.is_none() {
+                return;
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: video/x-flv\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            for piece in head.as_bytes().chunks(7) {
+                if s.write_all(piece).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let _ = s.write_all(&body).await;
+            hold(s).await;
+        }
+    })
+    .await;
+    let r = run(&format!(
+        "[run]\nduration = \"3s\"\n[target]\nflv_base = \"http://127.0.0.1:{port}\"\n\
+         [[players]]\nname = \"viewers\"\nprotocol = \"flv\"\nstreams = [\"s\"]\ncount = 1\n\
+         reconnect = {{ max_attempts = 0, backoff = \"10s\" }}\n"
+    ))
+    .await;
+    let g = &r.players[0].summary;
+    let errors = player_errors(&r, "viewers");
+    // Every frame of the two seconds, each with its stamp; the session ends at the body's end.
+    assert_eq!(g.frames, 50, "{errors:?}");
+    assert_eq!(g.unstamped_frames, 0);
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["eof"], "{errors:?}");
+}
+
+/// Bytes of the first tag in `tags`, with its PreviousTagSize.
+fn flv_tag_len(tags: &[u8]) -> usize {
+    let size = u32::from_be_bytes([0, tags[1], tags[2], tags[3]]) as usize;
+    11 + size + 4
+}
+
 /// Item 6: zero-size FLV tags gave one `protocol` error per tag (5 million from 8 sessions), so
 /// `error_rate`, "errors per session", meant nothing. Now a session counts it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,12 @@
-//! The HTTP-FLV demuxer (`xiuload::flv::demux`), both ways in, on the same bytes:
+//! The HTTP-FLV demuxer (`xiuload::flv::demux`), all ways in, on the same bytes:
 //! - `push` + `next_event` with the whole input at once;
-//! - `feed` (in place, what viewers use) with the input cut into reads as the first byte says.
+//! - `feed` (in place) with the input cut into reads as the first byte says;
+//! - `feed` keeping only tag heads (what viewers use), cut the same way.
 //!
-//! Besides not panicking, the two must agree: the same tags in the same order, the same error,
-//! the same count of PreviousTagSize mismatches (the module promises that cuts change nothing).
+//! Besides not panicking, they must agree: the same tags in the same order (heads: the first
+//! bytes of the same tags, with their whole size), the same error, the same count of
+//! PreviousTagSize mismatches (the module promises that cuts change nothing); and keeping heads,
+//! the demuxer never holds more than one tag header, head and PreviousTagSize.
 //! Every tag goes through what a viewer does with it: the video/audio tag header parsers and the
 //! stamp search in AVC payloads.
 #![no_main]
@@ -16,6 +19,9 @@ use xiuload::media::stamp::find_stamp_in_avcc;
 
 /// The demuxer's tag cap, lowered so the fuzzer reaches `TagTooLarge` with small inputs.
 const MAX_TAG: usize = 64 * 1024;
+
+/// The head kept in the third way: small, so that fuzzed tags are often longer.
+const HEAD: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
     let (cuts, wire) = xiuload_fuzz::split_input(data);
@@ -44,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let mut fed = FlvDemuxer::with_max_tag_size(MAX_TAG);
     let mut fed_tags = Vec::new();
     let mut fed_error: Option<FlvError> = None;
-    for read in cuts.reads(wire) {
+    for read in cuts.clone().reads(wire) {
         let result = fed.feed(read, |t| {
             inspect(t.kind, t.data);
             fed_tags.push((t.kind, t.timestamp_ms, t.data.to_vec()));
@@ -57,6 +63,50 @@ fuzz_target!(|data: &[u8]| {
             assert!(missing <= MAX_TAG + 15, "a tag cannot miss {missing} bytes");
         }
     }
+
+    // Way 3: only tag heads, as a viewer keeps them.
+    let mut heads = FlvDemuxer::with_max_tag_size(MAX_TAG).keeping_tag_heads(HEAD);
+    let mut head_tags = Vec::new();
+    let mut heads_error: Option<FlvError> = None;
+    for read in cuts.reads(wire) {
+        let result = heads.feed(read, |t| {
+            assert_eq!(t.data.len(), t.size.min(HEAD));
+            inspect(t.kind, t.data);
+            head_tags.push((t.kind, t.timestamp_ms, t.data.to_vec(), t.size));
+        });
+        assert!(
+            heads.buffer_capacity() <= 11 + HEAD + 4,
+            "holds {} bytes",
+            heads.buffer_capacity()
+        );
+        if let Err(e) = result {
+            heads_error = Some(e);
+            break;
+        }
+    }
+    let pushed_heads: Vec<_> = pushed_tags
+        .iter()
+        .map(|(kind, ts, data)| {
+            (
+                *kind,
+                *ts,
+                data[..data.len().min(HEAD)].to_vec(),
+                data.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        head_tags, pushed_heads,
+        "heads and push disagree on the tags"
+    );
+    assert!(
+        same_error(&heads_error, &pushed_error),
+        "heads and push disagree on the error: {heads_error:?} and {pushed_error:?}"
+    );
+    assert_eq!(
+        heads.prev_tag_size_mismatches(),
+        pushed.prev_tag_size_mismatches()
+    );
 
     assert_eq!(fed_tags, pushed_tags, "feed and push disagree on the tags");
     assert!(

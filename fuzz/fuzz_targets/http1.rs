@@ -1,7 +1,8 @@
-//! The HTTP/1 response head parser and chunked decoder (`xiuload::player::http1`) as the plain
-//! HTTP-FLV viewer (`player::flv::watch_plain`) drives them: the response arrives in reads cut as
-//! the first byte says into a 16 KiB buffer; the head is parsed from what has arrived, then the
-//! body is delimited (chunked, Content-Length or close) and fed to the FLV demuxer in place.
+//! The HTTP/1 response head parser and chunked decoder (`xiuload::player::http1`) as the
+//! HTTP-FLV viewer (`player::flv::session`, plain or TLS) drives them: the response arrives in
+//! reads cut as the first byte says, none longer than the viewer's 8 KiB buffer; the head is
+//! gathered from the reads until it parses (or is too large), then the body is delimited
+//! (chunked, Content-Length or close) and fed to the FLV demuxer in place, keeping only tag heads.
 //!
 //! Besides not panicking: the head's length lies within what was parsed, and a chunked body
 //! decodes to the same bytes (and the same end or error) whether it came in one read or many.
@@ -9,17 +10,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use xiuload::flv::demux::FlvDemuxer;
-use xiuload::player::http1::{BodyKind, ChunkedDecoder, Http1Error, parse_head};
+use xiuload::player::http1::{BodyKind, ChunkedDecoder, Http1Error, MAX_HEAD, parse_head};
 
-/// The viewer's read buffer (`player::flv::READ_BUF`).
-const READ_BUF: usize = 16 * 1024;
+/// The plain viewer's read buffer (`player::flv::READ_BUF`): no read is longer.
+const READ_BUF: usize = 8 * 1024;
+
+/// What the viewer keeps of each tag's body.
+use xiuload::player::flv::TAG_HEAD_KEPT;
 
 fuzz_target!(|data: &[u8]| {
     let (cuts, wire) = xiuload_fuzz::split_input(data);
     let mut reads = cuts.reads(wire);
 
-    // The head, from the reads that arrived so far. A read never overfills the buffer: what
-    // does not fit stays on the wire (`carry`) for the next one.
+    // The head, gathered from the reads that arrived so far. A read never overfills the buffer:
+    // what does not fit stays on the wire (`carry`) for the next one.
     let mut filled: Vec<u8> = Vec::new();
     let mut carry: &[u8] = &[];
     let head = loop {
@@ -30,15 +34,19 @@ fuzz_target!(|data: &[u8]| {
             },
             rest => rest,
         };
-        let (now, later) = read.split_at(read.len().min(READ_BUF - filled.len()));
+        let (now, later) = read.split_at(read.len().min(READ_BUF));
         carry = later;
         filled.extend_from_slice(now);
         match parse_head(&filled) {
             Ok(Some(head)) => break head,
-            Ok(None) if filled.len() == READ_BUF => return,
-            Ok(None) => {}
+            Ok(None) => assert!(
+                filled.len() < MAX_HEAD,
+                "an unfinished head grows without bound"
+            ),
             Err(Http1Error::HeadTooLarge(max)) => {
                 assert!(filled.len() >= max);
+                // What the viewer gathers stays bounded: the limit plus one read.
+                assert!(filled.len() < max + READ_BUF);
                 return;
             }
             Err(_) => return,
@@ -52,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     // The body: what followed the head in its read, then the later reads.
     let mut body = Body {
         kind: head.body,
-        demux: FlvDemuxer::new(),
+        demux: FlvDemuxer::new().keeping_tag_heads(TAG_HEAD_KEPT),
         chunked: ChunkedDecoder::default(),
         total: 0,
         wire: Vec::new(),

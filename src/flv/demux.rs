@@ -1,7 +1,10 @@
 //! Sans-IO incremental FLV demuxer. Two ways in:
-//! - [`FlvDemuxer::push`] then [`FlvDemuxer::next_event`]: owned events, every byte copied once;
+//! - [`FlvDemuxer::push`] then [`FlvDemuxer::next_event`]: owned events, every byte copied once
+//!   (the sidecar's relay, which forwards whole tags);
 //! - [`FlvDemuxer::feed`]: tags parsed in place from the caller's read buffer, only a tag split
-//!   over reads is copied. Viewers use this one: the copy was ~8 % of a viewer's CPU.
+//!   over reads is copied. Viewers use this one: the copy was ~8 % of a viewer's CPU. With
+//!   [`FlvDemuxer::keeping_tag_heads`] it hands out only the first bytes of each tag's body and
+//!   skips the rest unbuffered, so what it holds does not grow with the stream's biggest tag.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -57,7 +60,10 @@ pub enum FlvEvent {
 pub struct TagRef<'a> {
     pub kind: TagKind,
     pub timestamp_ms: u32,
+    /// The body, or only its head when the demuxer keeps tag heads.
     pub data: &'a [u8],
+    /// The body's whole size, as its header announced.
+    pub size: usize,
 }
 
 /// The fields of an 11-byte tag header.
@@ -77,6 +83,53 @@ impl TagHeader {
             size: u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize,
         }
     }
+
+    /// The header, refused when it announces more than `max` bytes of body.
+    fn checked(h: &[u8], max: usize) -> Result<TagHeader, FlvError> {
+        let header = TagHeader::parse(h);
+        if header.size > max {
+            return Err(FlvError::TagTooLarge {
+                size: header.size,
+                max,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Header, body and the PreviousTagSize after it.
+    fn total(&self) -> usize {
+        TAG_HEADER_LEN + self.size + PREV_TAG_SIZE_LEN
+    }
+}
+
+/// The fields of the FLV file header.
+struct FileHeader {
+    has_audio: bool,
+    has_video: bool,
+    data_offset: u32,
+}
+
+/// Parses the file header from the start of `b`; `Ok(None)` when more bytes are needed. The
+/// signature is checked on the first byte, so that a wrong URL (an HTML error page) fails fast.
+fn parse_file_header(b: &[u8]) -> Result<Option<FileHeader>, FlvError> {
+    let seen = b.len().min(3);
+    if b[..seen] != b"FLV"[..seen] {
+        let mut sig = [0u8; 3];
+        sig[..seen].copy_from_slice(&b[..seen]);
+        return Err(FlvError::BadSignature(sig));
+    }
+    if b.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let data_offset = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+    if !(HEADER_LEN as u32..=MAX_DATA_OFFSET).contains(&data_offset) {
+        return Err(FlvError::BadHeaderSize(data_offset));
+    }
+    Ok(Some(FileHeader {
+        has_audio: b[4] & 0x04 != 0,
+        has_video: b[4] & 0x01 != 0,
+        data_offset,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +142,17 @@ enum State {
 
 #[derive(Debug)]
 pub struct FlvDemuxer {
+    /// What `push` received and `next_event` has not consumed.
     buf: BytesMut,
     state: State,
     max_tag_size: usize,
+    /// Most bytes of a tag's body `feed` hands out; the rest is skipped.
+    head_limit: usize,
+    /// `feed`'s bytes of the file header, or of a tag split over reads: its header, the head of
+    /// its body and its PreviousTagSize. Never more than one tag's worth.
+    carry: Vec<u8>,
+    /// Bytes of the split tag `feed` has consumed (kept or skipped); 0 between tags.
+    tag_read: usize,
     failed: Option<FlvError>,
     prev_tag_size_mismatches: u64,
 }
@@ -113,9 +174,21 @@ impl FlvDemuxer {
             buf: BytesMut::new(),
             state: State::Header,
             max_tag_size,
+            head_limit: usize::MAX,
+            carry: Vec::new(),
+            tag_read: 0,
             failed: None,
             prev_tag_size_mismatches: 0,
         }
+    }
+
+    /// Makes [`FlvDemuxer::feed`] hand out at most the first `head` bytes of each tag's body
+    /// (`TagRef::size` still says the whole size) and skip the rest without buffering it: what
+    /// the demuxer holds is then bounded by `head`, whatever the tags' sizes. Sizes are checked as
+    /// before (the tag bound, PreviousTagSize). `push`/`next_event` still give whole tags.
+    pub fn keeping_tag_heads(mut self, head: usize) -> Self {
+        self.head_limit = head;
+        self
     }
 
     /// Appends received bytes. Buffering grows only until the caller drains
@@ -126,91 +199,200 @@ impl FlvDemuxer {
         }
     }
 
-    /// Bytes received but not yet turned into events.
+    /// Bytes received and held, not yet turned into events.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.carry.len()
+    }
+
+    /// Bytes the demuxer's buffers have room for: what it costs in memory.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity() + self.carry.capacity()
     }
 
     /// Bytes still missing from a tag whose header has arrived but whose body has not all come:
     /// the tag is complete when that many more arrive. `None` between tags.
     pub fn missing_from_tag(&self) -> Option<usize> {
-        if self.state != State::Tag || self.buf.len() < TAG_HEADER_LEN || self.failed.is_some() {
+        if self.state != State::Tag || self.failed.is_some() {
             return None;
         }
-        let size = TagHeader::parse(&self.buf[..TAG_HEADER_LEN]).size;
-        Some((TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN).saturating_sub(self.buf.len()))
+        if self.tag_read >= TAG_HEADER_LEN {
+            let total = TagHeader::parse(&self.carry[..TAG_HEADER_LEN]).total();
+            return Some(total - self.tag_read);
+        }
+        if self.buf.len() < TAG_HEADER_LEN {
+            return None;
+        }
+        let total = TagHeader::parse(&self.buf[..TAG_HEADER_LEN]).total();
+        Some(total.saturating_sub(self.buf.len()))
     }
 
     /// Parses `input` in place, calling `on_tag` for every complete tag (the FLV header is checked
-    /// and skipped). Only bytes of a tag that continues in the next call are copied. Errors are
-    /// those of [`FlvDemuxer::next_event`], and as sticky.
+    /// and skipped). Only bytes of a tag that continues in the next call are copied: all of them,
+    /// or with [`FlvDemuxer::keeping_tag_heads`] its header, head and PreviousTagSize. A tag is
+    /// handed out once its last byte has come, as a player could only show it then. Errors are
+    /// those of [`FlvDemuxer::next_event`], and as sticky. Use one way in per demuxer.
     pub fn feed(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         mut on_tag: impl FnMut(TagRef<'_>),
     ) -> Result<(), FlvError> {
-        // Slow path: finish what is buffered (the file header, or a tag split over reads),
-        // topping the buffer up with no more than that unit needs.
-        while self.state != State::Tag || !self.buf.is_empty() {
-            if let Some(e) = &self.failed {
-                return Err(e.clone());
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let result = self.feed_tags(input, &mut on_tag);
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+            self.carry = Vec::new();
+            self.tag_read = 0;
+        }
+        result
+    }
+
+    fn feed_tags(
+        &mut self,
+        input: &[u8],
+        on_tag: &mut impl FnMut(TagRef<'_>),
+    ) -> Result<(), FlvError> {
+        let mut input = self.feed_file_header(input)?;
+        if self.state != State::Tag {
+            return Ok(());
+        }
+        loop {
+            if self.tag_read == 0 {
+                input = self.whole_tags_in_place(input, on_tag)?;
             }
             if input.is_empty() {
                 return Ok(());
             }
-            let want = match self.state {
-                State::Tag => self
-                    .missing_from_tag()
-                    .unwrap_or_else(|| TAG_HEADER_LEN - self.buf.len()),
-                _ => input.len(),
-            };
-            let take = want.min(input.len());
-            self.buf.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            while let Some(event) = self.next_event()? {
-                if let FlvEvent::Tag(t) = event {
-                    on_tag(TagRef {
-                        kind: t.kind,
-                        timestamp_ms: t.timestamp_ms,
-                        data: &t.data,
-                    });
+            input = self.continue_split_tag(input, on_tag)?;
+        }
+    }
+
+    /// The file header and PreviousTagSize0; returns what follows them in `input`.
+    fn feed_file_header<'i>(&mut self, mut input: &'i [u8]) -> Result<&'i [u8], FlvError> {
+        loop {
+            match self.state {
+                State::Header => {
+                    let take = (HEADER_LEN - self.carry.len()).min(input.len());
+                    self.carry.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    let Some(header) = parse_file_header(&self.carry)? else {
+                        return Ok(input);
+                    };
+                    self.carry = Vec::new();
+                    self.state =
+                        State::Skip(header.data_offset as usize - HEADER_LEN + PREV_TAG_SIZE_LEN);
                 }
+                State::Skip(n) => {
+                    let k = n.min(input.len());
+                    input = &input[k..];
+                    if k < n {
+                        self.state = State::Skip(n - k);
+                        return Ok(input);
+                    }
+                    self.state = State::Tag;
+                }
+                State::Tag => return Ok(input),
             }
         }
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        // Fast path: whole tags straight from `input`.
+    }
+
+    /// Fast path: every whole tag at the start of `input`, straight from it; returns the rest (the
+    /// start of a tag split over reads, or nothing).
+    fn whole_tags_in_place<'i>(
+        &mut self,
+        mut input: &'i [u8],
+        on_tag: &mut impl FnMut(TagRef<'_>),
+    ) -> Result<&'i [u8], FlvError> {
         while input.len() >= TAG_HEADER_LEN {
-            let header = TagHeader::parse(&input[..TAG_HEADER_LEN]);
-            let size = header.size;
-            if size > self.max_tag_size {
-                let e = FlvError::TagTooLarge {
-                    size,
-                    max: self.max_tag_size,
-                };
-                self.failed = Some(e.clone());
-                return Err(e);
-            }
-            let total = TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN;
+            let header = TagHeader::checked(&input[..TAG_HEADER_LEN], self.max_tag_size)?;
+            let total = header.total();
             if input.len() < total {
                 break;
             }
-            let end = TAG_HEADER_LEN + size;
+            let end = TAG_HEADER_LEN + header.size;
             let prev =
                 u32::from_be_bytes([input[end], input[end + 1], input[end + 2], input[end + 3]]);
-            if prev as usize != end {
-                self.prev_tag_size_mismatches += 1;
-            }
+            self.check_prev_tag_size(prev, end);
+            let kept = header.size.min(self.head_limit);
             on_tag(TagRef {
                 kind: header.kind,
                 timestamp_ms: header.timestamp_ms,
-                data: &input[TAG_HEADER_LEN..end],
+                data: &input[TAG_HEADER_LEN..TAG_HEADER_LEN + kept],
+                size: header.size,
             });
             input = &input[total..];
         }
-        self.buf.extend_from_slice(input);
-        Ok(())
+        Ok(input)
+    }
+
+    /// Slow path: takes from `input` what the tag split over reads still needs, keeping its
+    /// header, its head and its PreviousTagSize and skipping the rest of its body; hands it out
+    /// when complete. Returns what follows in `input`.
+    fn continue_split_tag<'i>(
+        &mut self,
+        mut input: &'i [u8],
+        on_tag: &mut impl FnMut(TagRef<'_>),
+    ) -> Result<&'i [u8], FlvError> {
+        if self.tag_read < TAG_HEADER_LEN {
+            let take = (TAG_HEADER_LEN - self.tag_read).min(input.len());
+            self.carry.extend_from_slice(&input[..take]);
+            self.tag_read += take;
+            input = &input[take..];
+            if self.tag_read < TAG_HEADER_LEN {
+                return Ok(input);
+            }
+            let header = TagHeader::checked(&self.carry, self.max_tag_size)?;
+            // Room for what this tag keeps, reserved once (a large tag in whole-tag mode is not
+            // reallocated on every read).
+            let kept = header.size.min(self.head_limit);
+            self.carry.reserve_exact(kept + PREV_TAG_SIZE_LEN);
+        }
+        let header = TagHeader::parse(&self.carry[..TAG_HEADER_LEN]);
+        let head_end = TAG_HEADER_LEN + header.size.min(self.head_limit);
+        let body_end = TAG_HEADER_LEN + header.size;
+        let total = header.total();
+        while !input.is_empty() && self.tag_read < total {
+            let at = self.tag_read;
+            let (until, keep) = if at < head_end {
+                (head_end, true)
+            } else if at < body_end {
+                (body_end, false)
+            } else {
+                (total, true)
+            };
+            let take = (until - at).min(input.len());
+            if keep {
+                self.carry.extend_from_slice(&input[..take]);
+            }
+            self.tag_read += take;
+            input = &input[take..];
+        }
+        if self.tag_read == total {
+            let n = self.carry.len();
+            let prev = u32::from_be_bytes([
+                self.carry[n - 4],
+                self.carry[n - 3],
+                self.carry[n - 2],
+                self.carry[n - 1],
+            ]);
+            self.check_prev_tag_size(prev, body_end);
+            on_tag(TagRef {
+                kind: header.kind,
+                timestamp_ms: header.timestamp_ms,
+                data: &self.carry[TAG_HEADER_LEN..head_end],
+                size: header.size,
+            });
+            self.carry.clear();
+            self.tag_read = 0;
+        }
+        Ok(input)
+    }
+
+    fn check_prev_tag_size(&mut self, prev: u32, tag_len: usize) {
+        if prev as usize != tag_len {
+            self.prev_tag_size_mismatches += 1;
+        }
     }
 
     /// Tags whose trailing PreviousTagSize disagreed with their size. Not an
@@ -239,37 +421,15 @@ impl FlvDemuxer {
         loop {
             match self.state {
                 State::Header => {
-                    if self.buf.len() < 3 {
-                        // Check the signature as early as possible so that a
-                        // wrong URL (HTML error page) fails fast.
-                        if !b"FLV".starts_with(&self.buf) {
-                            let mut sig = [0u8; 3];
-                            sig[..self.buf.len()].copy_from_slice(&self.buf);
-                            return Err(FlvError::BadSignature(sig));
-                        }
+                    let Some(header) = parse_file_header(&self.buf)? else {
                         return Ok(None);
-                    }
-                    if &self.buf[..3] != b"FLV" {
-                        return Err(FlvError::BadSignature([
-                            self.buf[0],
-                            self.buf[1],
-                            self.buf[2],
-                        ]));
-                    }
-                    if self.buf.len() < HEADER_LEN {
-                        return Ok(None);
-                    }
-                    let flags = self.buf[4];
-                    let offset =
-                        u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]);
-                    if !(HEADER_LEN as u32..=MAX_DATA_OFFSET).contains(&offset) {
-                        return Err(FlvError::BadHeaderSize(offset));
-                    }
+                    };
                     self.buf.advance(HEADER_LEN);
-                    self.state = State::Skip(offset as usize - HEADER_LEN + PREV_TAG_SIZE_LEN);
+                    self.state =
+                        State::Skip(header.data_offset as usize - HEADER_LEN + PREV_TAG_SIZE_LEN);
                     return Ok(Some(FlvEvent::Header {
-                        has_audio: flags & 0x04 != 0,
-                        has_video: flags & 0x01 != 0,
+                        has_audio: header.has_audio,
+                        has_video: header.has_video,
                     }));
                 }
                 State::Skip(n) => {
@@ -285,18 +445,14 @@ impl FlvDemuxer {
                     if self.buf.len() < TAG_HEADER_LEN {
                         return Ok(None);
                     }
+                    let header =
+                        TagHeader::checked(&self.buf[..TAG_HEADER_LEN], self.max_tag_size)?;
+                    let total = header.total();
                     let TagHeader {
                         kind,
                         timestamp_ms,
                         size,
-                    } = TagHeader::parse(&self.buf[..TAG_HEADER_LEN]);
-                    if size > self.max_tag_size {
-                        return Err(FlvError::TagTooLarge {
-                            size,
-                            max: self.max_tag_size,
-                        });
-                    }
-                    let total = TAG_HEADER_LEN + size + PREV_TAG_SIZE_LEN;
+                    } = header;
                     if self.buf.len() < total {
                         // Reserve once so a large tag is not reallocated on
                         // every small push.
@@ -306,9 +462,7 @@ impl FlvDemuxer {
                     self.buf.advance(TAG_HEADER_LEN);
                     let data = self.buf.split_to(size).freeze();
                     let prev = self.buf.get_u32();
-                    if prev as usize != TAG_HEADER_LEN + size {
-                        self.prev_tag_size_mismatches += 1;
-                    }
+                    self.check_prev_tag_size(prev, TAG_HEADER_LEN + size);
                     return Ok(Some(FlvEvent::Tag(FlvTag {
                         kind,
                         timestamp_ms,
@@ -453,6 +607,155 @@ mod tests {
         for seed in [7u64, 99, 0xfeed] {
             let chunks = feed_in_chunks(&flv, random_cuts(seed, 3000));
             assert_eq!(chunks, whole, "seed {seed}");
+        }
+    }
+
+    /// A stream of tags around a head of `head` bytes: empty, shorter, exactly, one longer and
+    /// much longer than it, with a wrong PreviousTagSize on one, and a 1 MB tag.
+    fn tags_around_a_head(head: usize) -> Vec<u8> {
+        let mut flv = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        let sizes = [0, 3, head - 1, head, head + 1, 5000, 1 << 20, 17];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let kind = if i % 3 == 2 { 8 } else { 9 };
+            flv.push(kind);
+            flv.extend_from_slice(&(size as u32).to_be_bytes()[1..]);
+            flv.extend_from_slice(&[0, 0, (i * 40) as u8, 0, 0, 0, 0]);
+            flv.extend((0..size).map(|b| (b * 7 + i) as u8));
+            let prev = if i == 4 { 1 } else { 11 + size as u32 };
+            flv.extend_from_slice(&prev.to_be_bytes());
+        }
+        flv
+    }
+
+    /// A tag as handed out keeping heads: kind, timestamp, head, whole size.
+    type Head = (TagKind, u32, Vec<u8>, usize);
+
+    /// The tags `feed` hands out when keeping heads of `head` bytes, cut into reads by `cuts`
+    /// (positions in `data`), with the most the demuxer ever held.
+    fn feed_heads(data: &[u8], head: usize, cuts: &[usize]) -> (Vec<Head>, usize) {
+        let mut d = FlvDemuxer::with_max_tag_size(4 << 20).keeping_tag_heads(head);
+        let mut out = Vec::new();
+        let mut most = 0;
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&data.len())) {
+            d.feed(&data[from..to], |t| {
+                assert_eq!(t.data.len(), t.size.min(head));
+                out.push((t.kind, t.timestamp_ms, t.data.to_vec(), t.size))
+            })
+            .unwrap();
+            most = most.max(d.buffer_capacity());
+            from = to;
+        }
+        assert_eq!((d.buffered(), d.missing_from_tag()), (0, None));
+        assert_eq!(d.prev_tag_size_mismatches(), 1);
+        (out, most)
+    }
+
+    #[test]
+    fn keeping_heads_a_tag_split_at_every_byte_gives_the_same_tags() {
+        const HEAD: usize = 64;
+        let flv = tags_around_a_head(HEAD);
+        let (whole, _) = feed_heads(&flv, HEAD, &[]);
+        // The heads are the tags' first bytes, whatever their sizes.
+        let pushed = demux_in_chunks_lenient(&flv);
+        let expected: Vec<_> = pushed
+            .iter()
+            .map(|t| {
+                (
+                    t.kind,
+                    t.timestamp_ms,
+                    t.data[..t.data.len().min(HEAD)].to_vec(),
+                    t.data.len(),
+                )
+            })
+            .collect();
+        assert_eq!(whole, expected);
+        assert_eq!(whole.len(), 8);
+        // Every cut in the small tags' part, and around every tag boundary further on.
+        let mut positions: Vec<usize> = (1..6000).collect();
+        let mut at = 13;
+        for (_, _, _, size) in &whole {
+            at += 11 + size + 4;
+            positions.extend(at.saturating_sub(20)..(at + 20).min(flv.len()));
+        }
+        for cut in positions {
+            assert_eq!(feed_heads(&flv, HEAD, &[cut]).0, whole, "cut at {cut}");
+        }
+        // Byte by byte through the start, random reads through all of it.
+        let bytes: Vec<usize> = (1..3000).collect();
+        assert_eq!(feed_heads(&flv, HEAD, &bytes).0, whole);
+        let mut next = random_cuts(5, 20_000);
+        let mut cuts = Vec::new();
+        let mut pos = 0;
+        while pos < flv.len() {
+            pos += next();
+            cuts.push(pos.min(flv.len()));
+        }
+        assert_eq!(feed_heads(&flv, HEAD, &cuts).0, whole);
+    }
+
+    /// Whole tags through `push`, PreviousTagSize mismatches allowed.
+    fn demux_in_chunks_lenient(data: &[u8]) -> Vec<FlvTag> {
+        let mut d = FlvDemuxer::with_max_tag_size(4 << 20);
+        d.push(data);
+        let mut tags = Vec::new();
+        while let Some(ev) = d.next_event().unwrap() {
+            if let FlvEvent::Tag(t) = ev {
+                tags.push(t);
+            }
+        }
+        tags
+    }
+
+    #[test]
+    fn keeping_heads_a_1_mb_tag_is_skipped_with_a_bounded_buffer() {
+        const HEAD: usize = 256;
+        let flv = tags_around_a_head(HEAD);
+        // Reads of a viewer's size, so the 1 MB tag spans many of them.
+        let cuts: Vec<usize> = (1..)
+            .map(|i| i * 16 * 1024)
+            .take_while(|&c| c < flv.len())
+            .collect();
+        let (tags, most) = feed_heads(&flv, HEAD, &cuts);
+        let big = tags.iter().find(|t| t.3 == 1 << 20).expect("the 1 MB tag");
+        assert_eq!(big.2.len(), HEAD);
+        assert_eq!(big.2[..4], [6, 13, 20, 27]);
+        assert!(
+            most <= TAG_HEADER_LEN + HEAD + PREV_TAG_SIZE_LEN,
+            "held {most} bytes"
+        );
+        // Whole tags through `feed` hold the whole 1 MB tag.
+        let mut d = FlvDemuxer::with_max_tag_size(4 << 20);
+        let mut most = 0;
+        for piece in flv.chunks(16 * 1024) {
+            d.feed(piece, |_| {}).unwrap();
+            most = most.max(d.buffer_capacity());
+        }
+        assert!(most > 1 << 20);
+    }
+
+    #[test]
+    fn keeping_heads_still_refuses_a_tag_over_the_bound() {
+        let mut flv = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        flv.extend_from_slice(&[9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let too_large = Err(FlvError::TagTooLarge {
+            size: 256,
+            max: 100,
+        });
+        // Header in one read, and split over two.
+        for cut in [flv.len(), 13 + 5] {
+            let mut d = FlvDemuxer::with_max_tag_size(100).keeping_tag_heads(16);
+            let first = d.feed(&flv[..cut], |_| {});
+            let result = if cut == flv.len() {
+                first
+            } else {
+                first.unwrap();
+                d.feed(&flv[cut..], |_| {})
+            };
+            assert_eq!(result, too_large);
+            // Sticky, and nothing held.
+            assert_eq!(d.feed(&[0; 300], |_| {}), too_large);
+            assert_eq!(d.buffer_capacity(), 0);
         }
     }
 

@@ -7,7 +7,7 @@ use crate::clock::RunClock;
 use crate::hls::playlist::{LiveEdgeCursor, MediaPlaylistView, parse_media_playlist, resolve_uri};
 use crate::hls::ts::TsDemuxer;
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
-use crate::session::{SessionEnd, deadline};
+use crate::session::{Progress, SessionEnd, deadline};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -30,11 +30,16 @@ pub async fn play_hls(
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let outcome = crate::cancel::until_cancelled(
-        cancel,
-        watch(client, playlist_url, timing, limits, metrics, &mut viewer),
-    )
-    .await;
+    // Boxed: see `flv::play_flv`.
+    let session = Box::pin(watch(
+        client,
+        playlist_url,
+        timing,
+        limits,
+        metrics,
+        &mut viewer,
+    ));
+    let outcome = crate::cancel::until_cancelled(cancel, session).await;
     viewer.end(outcome, cancel.is_cancelled())
 }
 
@@ -133,11 +138,11 @@ async fn watch(
     metrics: &GroupMetrics<PlayerStats>,
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
-    let started = viewer.started_at();
-    let first_frame_deadline = deadline(started, timing.first_frame_timeout);
-    let session_end = timing.session_length.map(|len| deadline(started, len));
+    let deadlines = timing.deadlines(limits, viewer.started_at());
     let mut cursor = LiveEdgeCursor::new(START_SEGMENTS_FROM_END);
     let mut connected = false;
+    // The server answered a playlist request (any status).
+    let mut answered = false;
     // The live edge (last segment's sequence) and when it last moved, for stale-playlist checks.
     let mut edge: Option<(u64, Instant)> = None;
     let mut stale_reported = false;
@@ -145,15 +150,11 @@ async fn watch(
     let mut last_media_at = Instant::now();
     let mut bad_in_a_row = 0u32;
     loop {
-        let now = Instant::now();
-        if session_end.is_some_and(|e| now >= e) {
-            return SessionEnd::Completed;
-        }
-        if !viewer.has_media() && now >= first_frame_deadline {
-            return SessionEnd::Failed(ErrorKind::NoMedia);
-        }
-        if viewer.has_media() && now.duration_since(last_media_at) > timing.read_timeout {
-            return SessionEnd::Failed(ErrorKind::ReadTimeout);
+        // Before the first answer a fetch bounds its own wait; then the first keyframe is due,
+        // then segments within the read timeout.
+        let progress = Progress::of(answered, viewer.has_media(), last_media_at);
+        if let Some(expired) = deadlines.check(Instant::now(), progress) {
+            return expired.session_end();
         }
         // Until the server first answers, the connect timeout bounds the wait too.
         let wait = if connected {
@@ -170,6 +171,7 @@ async fn watch(
         )
         .await;
         if answer.is_ok() {
+            answered = true;
             viewer.answered();
         }
         let playlist = match answer {
@@ -285,11 +287,10 @@ async fn watch(
             .map(|s| s.duration)
             .unwrap_or(target);
         let wait = if got_new { last } else { target / 2 };
-        // Both come from the server (bounded when parsed, and checked here all the same).
-        let mut wake = deadline(Instant::now(), wait);
-        if let Some(e) = session_end {
-            wake = wake.min(e);
-        }
+        // Both come from the server (bounded when parsed, and checked here all the same). Woken
+        // early when a deadline comes first, so it is met on time.
+        let progress = Progress::of(answered, viewer.has_media(), last_media_at);
+        let wake = deadline(Instant::now(), wait).min(deadlines.due(progress));
         tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
     }
 }

@@ -1,10 +1,10 @@
 //! The little of HTTP/1.1 an HTTP-FLV viewer needs, sans I/O: the response head (via `httparse`,
 //! the parser hyper itself uses) and the chunked transfer coding xiu answers with.
 //!
-//! Why not reqwest for plain `http://`: a viewer is one endless response, and reqwest/hyper grow
-//! each connection's read buffer adaptively up to ~400 KiB with no knob to cap it, which made a
-//! viewer cost ~300 KiB. Reading into a fixed buffer keeps a thousand viewers cheap. HTTPS targets
-//! still go through reqwest (rustls, certificate checks).
+//! Why not reqwest for HTTP-FLV: a viewer is one endless response, and reqwest/hyper grow each
+//! connection's read buffer adaptively up to ~400 KiB with no knob to cap it, which made a viewer
+//! cost ~300 KiB. Reading into a fixed buffer keeps a thousand viewers cheap, over plain TCP and
+//! over TLS alike (`player::flv`, `player::tls`). HLS keeps reqwest: its requests are short.
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Http1Error {

@@ -5,10 +5,21 @@ pub mod flv;
 pub mod hls;
 pub mod http1;
 pub mod rtmp;
+pub mod tls;
 pub mod viewer;
 
 use crate::metrics::ErrorKind;
-use std::time::Duration;
+use crate::session::{DeadlineBudget, SessionDeadlines};
+use std::time::{Duration, Instant};
+
+/// What HTTP viewers connect with, made once per run: reqwest for HLS's short requests (its
+/// connection pool and adaptive buffers suit them), and the TLS connector the HTTP-FLV viewer
+/// wraps its own TCP connection in for https:// (one long response, read into a fixed buffer).
+#[derive(Clone)]
+pub struct HttpClients {
+    pub reqwest: reqwest::Client,
+    pub tls: tokio_rustls::TlsConnector,
+}
 
 /// What every player session needs to know besides its URL.
 #[derive(Debug, Clone)]
@@ -18,6 +29,21 @@ pub struct PlayerTiming {
     pub startup_buffer: Duration,
     /// Planned session length (viewer churn); `None` watches until cancelled.
     pub session_length: Option<Duration>,
+}
+
+impl PlayerTiming {
+    /// The deadlines of a session that started at `started`.
+    pub fn deadlines(&self, limits: &PlayerLimits, started: Instant) -> SessionDeadlines {
+        SessionDeadlines::new(
+            started,
+            &DeadlineBudget {
+                connect: limits.connect_timeout,
+                first_frame: self.first_frame_timeout,
+                read: self.read_timeout,
+                session_length: self.session_length,
+            },
+        )
+    }
 }
 
 /// Bounds on what one viewer accepts from a server, so its memory stays bounded whatever the
@@ -75,6 +101,16 @@ pub fn http_error(e: &reqwest::Error) -> (ErrorKind, String) {
         ErrorKind::Io
     };
     (kind, error_chain(e))
+}
+
+/// The kind an I/O error of a viewer's own connection is counted as (`tls` when rustls failed
+/// inside it, `otherwise` else), and the detail kept: what failed (a TLS failure says it with the
+/// `ca_file` hint, as reqwest's do), or what was being done and why it failed.
+pub fn io_failure(doing: &str, e: &std::io::Error, otherwise: ErrorKind) -> (ErrorKind, String) {
+    match tls_failure(e) {
+        Some(tls) => (ErrorKind::Tls, tls),
+        None => (otherwise, format!("{doing}: {}", error_chain(e))),
+    }
 }
 
 /// The error and its causes, joined: reqwest's own message is only "error sending request".

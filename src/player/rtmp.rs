@@ -7,7 +7,7 @@ use crate::clock::RunClock;
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::rtmp::url::RtmpBase;
 use crate::rtmp::{RtmpConnection, RtmpError};
-use crate::session::{SessionEnd, tokio_deadline};
+use crate::session::{Progress, SessionEnd, SessionTimer};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,11 +25,9 @@ pub async fn play_rtmp(
 ) -> SessionEnd {
     let _active = metrics.active_guard();
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
-    let outcome = crate::cancel::until_cancelled(
-        cancel,
-        watch(base, app, stream, timing, limits, &mut viewer),
-    )
-    .await;
+    // Boxed: see `flv::play_flv`.
+    let session = Box::pin(watch(base, app, stream, timing, limits, &mut viewer));
+    let outcome = crate::cancel::until_cancelled(cancel, session).await;
     viewer.end(outcome, cancel.is_cancelled())
 }
 
@@ -49,44 +47,57 @@ async fn watch(
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
     let started = viewer.started_at();
-    let connect_within = timing.first_frame_timeout.min(limits.connect_timeout);
+    let deadlines = timing.deadlines(limits, started);
+    // The setup's steps take their budgets as durations (connect, handshake and `connect` by
+    // the answer deadline; `play` by the first-frame deadline).
+    let connect_within = deadlines.answer_by().saturating_duration_since(started);
     let (mut conn, setup) =
         match RtmpConnection::open(base, app, connect_within, true, limits.max_tag()).await {
             Ok(c) => c,
             Err(e) => return fail(viewer, &e),
         };
     viewer.connected(setup.connected_in);
-    let remaining = timing.first_frame_timeout.saturating_sub(started.elapsed());
+    let remaining = deadlines
+        .first_frame_by()
+        .saturating_duration_since(Instant::now());
     if let Err(e) = conn.play(stream, remaining).await {
         return fail(viewer, &e);
     }
     viewer.answered();
-    let started = tokio::time::Instant::from_std(started);
-    let first_frame_deadline = tokio_deadline(started, timing.first_frame_timeout);
-    let session_end = timing
-        .session_length
-        .map(|len| tokio_deadline(started, len));
     let mut counted = conn.bytes_read();
+    let mut last_data = Instant::now();
+    let mut timer = SessionTimer::new(deadlines.due(Progress::Answered));
     loop {
-        let deadline = if viewer.has_media() {
-            tokio_deadline(tokio::time::Instant::now(), timing.read_timeout)
-        } else {
-            first_frame_deadline
-        };
-        let deadline = session_end.map_or(deadline, |e| e.min(deadline));
-        let media = match tokio::time::timeout_at(deadline, conn.next_media()).await {
-            Err(_) if session_end.is_some_and(|e| tokio::time::Instant::now() >= e) => {
-                return SessionEnd::Completed;
+        let media = {
+            // Pinned across timer wake-ups: a wake-up that finds no deadline passed must not drop
+            // a message half read.
+            let next = conn.next_media();
+            tokio::pin!(next);
+            loop {
+                let progress = match viewer.has_media() {
+                    true => Progress::Media { last_data },
+                    false => Progress::Answered,
+                };
+                timer.aim(deadlines.due(progress));
+                tokio::select! {
+                    media = &mut next => break media,
+                    _ = timer.fired() => {
+                        if let Some(expired) = deadlines.check(Instant::now(), progress) {
+                            return expired.session_end();
+                        }
+                    }
+                }
             }
-            Err(_) if viewer.has_media() => return SessionEnd::Failed(ErrorKind::ReadTimeout),
-            Err(_) => return SessionEnd::Failed(ErrorKind::NoMedia),
-            Ok(Err(RtmpError::Eof)) if !viewer.has_media() => {
+        };
+        let media = match media {
+            Err(RtmpError::Eof) if !viewer.has_media() => {
                 return SessionEnd::Failed(ErrorKind::NoMedia);
             }
-            Ok(Err(e)) => return fail(viewer, &e),
-            Ok(Ok(media)) => media,
+            Err(e) => return fail(viewer, &e),
+            Ok(media) => media,
         };
         let now = Instant::now();
+        last_data = now;
         let read = conn.bytes_read();
         viewer.on_bytes(now, (read - counted) as usize);
         counted = read;

@@ -7,7 +7,7 @@ use crate::clock::RunClock;
 use crate::media::aac::SyntheticAudio;
 use crate::media::h264::SyntheticVideo;
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats, PublisherStats};
-use crate::player::{PlayerLimits, PlayerTiming};
+use crate::player::{HttpClients, PlayerLimits, PlayerTiming};
 use crate::rtmp::publisher::{PublisherSpec, publish_session};
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::select::{Selector, viewer_number, viewer_rng};
@@ -76,7 +76,7 @@ pub(super) async fn publisher_slot(
 
 pub(super) struct PlayerSlotContext {
     pub(super) endpoints: Arc<Endpoints>,
-    pub(super) http: reqwest::Client,
+    pub(super) http: HttpClients,
     pub(super) streams: Arc<Vec<String>>,
     pub(super) selector: Selector,
     /// The group's seed: each viewer's draws derive from it and the viewer's number.
@@ -176,7 +176,7 @@ async fn play_one(
         Protocol::Flv => {
             let url = ctx.endpoints.flv_url(stream, viewer).unwrap_or_default();
             crate::player::flv::play_flv(
-                &ctx.http,
+                &ctx.http.tls,
                 &url,
                 timing,
                 limits,
@@ -189,7 +189,7 @@ async fn play_one(
         Protocol::Hls => {
             let url = ctx.endpoints.hls_url(stream, viewer).unwrap_or_default();
             crate::player::hls::play_hls(
-                &ctx.http,
+                &ctx.http.reqwest,
                 &url,
                 timing,
                 limits,

@@ -10,6 +10,7 @@ use crate::media::aac::{AudioParams, SyntheticAudio};
 use crate::media::h264::{SyntheticVideo, VideoParams};
 use crate::metrics::timeline::TimelineWriter;
 use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
+use crate::player::HttpClients;
 use crate::report::{OutputDir, OutputError};
 use crate::rtmp::url::RtmpBase;
 use crate::scenario::plan::Shape;
@@ -66,7 +67,7 @@ pub(super) fn identity(scenario: &Scenario, options: &RunOptions) -> Identity {
 pub(super) struct Prepared {
     pub(super) target_label: String,
     pub(super) endpoints: Arc<Endpoints>,
-    pub(super) http: reqwest::Client,
+    pub(super) http: HttpClients,
     pub(super) local: Option<LocalTopology>,
     pub(super) kube: Option<crate::k8s::session::Connected>,
     pub(super) publishers: Vec<PublisherGroupRun>,
@@ -258,25 +259,41 @@ pub(super) fn publish_base(
     }
 }
 
-fn build_http_client(scenario: &Scenario) -> Result<reqwest::Client, RunError> {
+/// The run's HTTP clients: reqwest (HLS) and the rustls config HTTP-FLV viewers wrap their own
+/// connections in, both honouring `target.tls` and both made once.
+fn build_http_client(scenario: &Scenario) -> Result<HttpClients, RunError> {
     let tls = &scenario.target.tls;
     let mut builder = reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("xiuload/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display())))?;
-        builder = builder.add_root_certificate(cert);
-    }
+    let ca_error = |ca: &std::path::Path, e: &dyn std::fmt::Display| {
+        RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display()))
+    };
+    let ca_pem = match &tls.ca_file {
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| ca_error(ca, &e))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ca_error(ca, &e))?;
+            builder = builder.add_root_certificate(cert);
+            Some(pem)
+        }
+        None => None,
+    };
     if tls.insecure_skip_verify {
         builder = builder.danger_accept_invalid_certs(true);
     }
-    builder
+    let reqwest = builder
         .build()
-        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))
+        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))?;
+    let config = crate::player::tls::client_config(ca_pem.as_deref(), tls.insecure_skip_verify)
+        .map_err(|e| match &tls.ca_file {
+            Some(ca) => ca_error(ca, &e),
+            None => RunError::Setup(e.to_string()),
+        })?;
+    Ok(HttpClients {
+        reqwest,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+    })
 }
 
 fn compact_timestamp(unix_micros: u64) -> String {
