@@ -816,8 +816,11 @@ mod tests {
         m.out
     }
 
-    /// (pts, keyframe, size, stamp sequence) of every access unit of `ts` fed in `pieces`.
-    fn summary(d: TsDemuxer, pieces: &[&[u8]]) -> (Vec<(Option<u64>, bool, usize, u64)>, u64) {
+    /// What a viewer reads of one access unit: pts, keyframe, size and stamp sequence.
+    type UnitSummary = (Option<u64>, bool, usize, u64);
+
+    /// Every access unit's summary of `ts` fed in `pieces`, and the audio frames counted.
+    fn summary(d: TsDemuxer, pieces: &[&[u8]]) -> (Vec<UnitSummary>, u64) {
         use crate::media::stamp::find_stamp_in_annexb;
         let mut d = d;
         let mut got = Vec::new();
