@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let whole_out = drain(whole);
 
     let mut cut = TsDemuxer::new();
-    for read in cuts.reads(wire) {
+    for read in cuts.clone().reads(wire) {
         cut.push(read);
     }
     let cut_out = drain(cut);
