@@ -1,7 +1,7 @@
 //! HLS viewer: polls the media playlist at the live edge, downloads new segments in order, and
 //! demuxes them only as far as the video access units (for the stamps in their SEI).
 
-use super::viewer::Viewer;
+use super::viewer::{HlsFrame, Viewer};
 use super::{PlayerLimits, PlayerTiming, http_error};
 use crate::clock::RunClock;
 use crate::hls::playlist::{LiveEdgeCursor, MediaPlaylistView, parse_media_playlist, resolve_uri};
@@ -280,7 +280,7 @@ async fn watch(
             // the segment nor its keyframes.
             let mut sink = SegmentSink {
                 demux: TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT),
-                viewer: &mut *viewer,
+                frames: Vec::new(),
                 bytes: 0,
             };
             let answer = fetch(
@@ -292,8 +292,11 @@ async fn watch(
                 &mut sink,
             )
             .await;
-            let bytes = sink.bytes;
-            let mut demux = sink.demux;
+            let SegmentSink {
+                mut demux,
+                mut frames,
+                bytes,
+            } = sink;
             match answer {
                 Err((kind, detail)) => {
                     viewer.note(kind, &detail);
@@ -319,7 +322,10 @@ async fn watch(
             last_media_at = now;
             // The last access unit has no length of its own: the segment's end completes it.
             demux.finish();
-            hand_frames(&mut demux, viewer, now);
+            collect_frames(&mut demux, &mut frames);
+            for frame in frames {
+                viewer.on_hls_frame(now, frame);
+            }
             viewer.on_bytes(now, bytes);
             if let Some(prev) = last_segment_at.replace(now) {
                 metrics.record(|s| s.frame_gap.record(now.duration_since(prev)));
@@ -347,25 +353,26 @@ async fn watch(
     }
 }
 
-/// A segment's body on its way in: demuxed chunk by chunk, each frame handed to the viewer as
-/// it is complete (at its chunk's arrival, as a player would have it), the bytes counted.
-struct SegmentSink<'a, 'v> {
+/// A segment's body on its way in: demuxed chunk by chunk, each frame reduced to what the viewer
+/// needs (a few bytes), the bytes counted. The frames reach the viewer when the segment is whole,
+/// as a player can only show them then; a segment that fails halfway shows none.
+struct SegmentSink {
     demux: TsDemuxer,
-    viewer: &'a mut Viewer<'v>,
+    frames: Vec<HlsFrame>,
     bytes: usize,
 }
 
-impl BodySink for SegmentSink<'_, '_> {
+impl BodySink for SegmentSink {
     fn take(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len();
         self.demux.push(chunk);
-        hand_frames(&mut self.demux, self.viewer, Instant::now());
+        collect_frames(&mut self.demux, &mut self.frames);
     }
 }
 
-fn hand_frames(demux: &mut TsDemuxer, viewer: &mut Viewer<'_>, now: Instant) {
+fn collect_frames(demux: &mut TsDemuxer, frames: &mut Vec<HlsFrame>) {
     while let Some(au) = demux.next_video_access_unit() {
-        viewer.on_annexb_frame(now, au.is_keyframe, &au.data);
+        frames.push(HlsFrame::of(au.is_keyframe, &au.data));
     }
 }
 
