@@ -3,11 +3,13 @@
 //! stamp (`find_stamp_in_annexb`, which parses SEI NAL units).
 //!
 //! Besides not panicking: where the reads are cut changes nothing (access units and every
-//! counter equal those of one whole push).
+//! counter equal those of one whole push), and a demuxer keeping only video heads, as a viewer's
+//! does, fed in the same cuts, gives the same access units cut to their heads (same timestamps,
+//! sizes and keyframe flags) and the same counters.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xiuload::hls::ts::{TsDemuxer, VideoAccessUnit};
+use xiuload::hls::ts::{TsDemuxer, VIDEO_HEAD_KEPT, VideoAccessUnit};
 use xiuload::media::stamp::find_stamp_in_annexb;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let whole_out = drain(whole);
 
     let mut cut = TsDemuxer::new();
-    for read in cuts.reads(wire) {
+    for read in cuts.clone().reads(wire) {
         cut.push(read);
     }
     let cut_out = drain(cut);
@@ -27,6 +29,26 @@ fuzz_target!(|data: &[u8]| {
         cut_out, whole_out,
         "where the reads are cut changed the result"
     );
+
+    let mut heads = TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT);
+    for read in cuts.reads(wire) {
+        heads.push(read);
+    }
+    let heads_out = drain(heads);
+    for unit in &heads_out.units {
+        assert!(unit.data.len() <= VIDEO_HEAD_KEPT, "a head longer than kept");
+    }
+    let expected: Vec<VideoAccessUnit> = whole_out
+        .units
+        .iter()
+        .map(|unit| VideoAccessUnit {
+            data: unit.data.slice(..unit.data.len().min(VIDEO_HEAD_KEPT)),
+            ..unit.clone()
+        })
+        .collect();
+    assert_eq!(heads_out.units, expected, "heads differ from whole units");
+    assert_eq!(heads_out.counters, whole_out.counters);
+    assert_eq!(heads_out.pids, whole_out.pids);
 });
 
 /// Everything a viewer reads from a demuxer at the end of a segment.

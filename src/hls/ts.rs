@@ -11,8 +11,6 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::media::stamp::annexb_nal_units;
-
 pub const TS_PACKET_LEN: usize = 188;
 const SYNC_BYTE: u8 = 0x47;
 const PAT_PID: u16 = 0;
@@ -22,22 +20,160 @@ pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
 /// Fixed PES header part before optional fields.
 const PES_FIXED_HEADER: usize = 9;
 
+/// Bytes of each video access unit an HLS viewer keeps ([`TsDemuxer::keeping_video_heads`]); the
+/// rest is only scanned for an IDR slice, so a viewer's memory does not grow with keyframes. What
+/// it needs from the head is our stamp SEI, which our publisher puts first in every frame
+/// (`SyntheticVideo::frame_tag`), at most ~60 bytes with its start code once escaped. A server
+/// remuxing to TS may put an access unit delimiter (6 bytes) and, on keyframes, SPS and PPS
+/// (tens of bytes) in front; 512 leaves room for all of that several times over.
+pub const VIDEO_HEAD_KEPT: usize = 512;
+
 /// One reassembled video PES: normally exactly one access unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoAccessUnit {
     pub pts_90k: Option<u64>,
     pub dts_90k: Option<u64>,
-    /// Annex B byte stream (start codes included).
+    /// Annex B byte stream (start codes included): the whole access unit, or only its first
+    /// bytes when the demuxer keeps heads ([`TsDemuxer::keeping_video_heads`]).
     pub data: Bytes,
-    /// Contains an IDR slice (NAL type 5).
+    /// The whole access unit's size, whether or not all of it is in `data`.
+    pub size: usize,
+    /// Contains an IDR slice (NAL type 5), anywhere in the whole access unit.
     pub is_keyframe: bool,
 }
 
+/// Finds whether an Annex B stream fed in pieces has a NAL unit of type 5 (IDR slice), holding
+/// only the last two bytes and whether a start code just ended, so a start code or NAL header
+/// split between PES packets or reads is still seen. Same answer as looking at the first byte
+/// after every `00 00 01` of the whole stream (as `annexb_nal_units` does).
+#[derive(Debug, Clone)]
+struct IdrScanner {
+    /// The two bytes before the next one fed (non-zero at first: nothing precedes the stream).
+    last_two: [u8; 2],
+    /// The last byte fed ended a start code, so the next one is a NAL header.
+    at_nal_header: bool,
+    found: bool,
+}
+
+impl Default for IdrScanner {
+    fn default() -> Self {
+        IdrScanner {
+            last_two: [0xff, 0xff],
+            at_nal_header: false,
+            found: false,
+        }
+    }
+}
+
+impl IdrScanner {
+    fn feed(&mut self, data: &[u8]) {
+        if self.found || data.is_empty() {
+            return;
+        }
+        if self.at_nal_header && is_idr_header(data[0]) {
+            self.found = true;
+            return;
+        }
+        self.at_nal_header = false;
+        // A start code ends at every 0x01 preceded by two zero bytes; those may be the carried
+        // ones.
+        let carried = self.last_two;
+        let before = |i: usize| if i >= 1 { data[i - 1] } else { carried[1] };
+        let before_that = |i: usize| if i >= 2 { data[i - 2] } else { carried[i] };
+        for (i, _) in data.iter().enumerate().filter(|&(_, &b)| b == 1) {
+            if before(i) != 0 || before_that(i) != 0 {
+                continue;
+            }
+            match data.get(i + 1) {
+                Some(&header) if is_idr_header(header) => {
+                    self.found = true;
+                    return;
+                }
+                Some(_) => {}
+                None => self.at_nal_header = true,
+            }
+        }
+        self.last_two = match data {
+            [.., a, b] => [*a, *b],
+            [b] => [self.last_two[1], *b],
+            [] => self.last_two,
+        };
+    }
+}
+
+fn is_idr_header(nal_header: u8) -> bool {
+    nal_header & 0x1f == 5
+}
+
+/// A PES packet being received. Its start (header and, for video, the head of its payload, or
+/// all of it when heads are not limited) is kept; the rest is only counted and, for video,
+/// scanned for an IDR slice.
 #[derive(Debug, Default)]
 struct PesAssembly {
-    /// Whole PES packet so far (header included), so a header split across
-    /// TS packets needs no special handling.
+    /// The kept start of the PES packet (header included), so a header split across TS packets
+    /// needs no special handling.
     bytes: BytesMut,
+    /// Bytes of the PES packet received so far, kept or not.
+    received: usize,
+    /// Payload bytes kept after the PES header (`usize::MAX`: all).
+    head_limit: usize,
+    idr: IdrScanner,
+}
+
+impl PesAssembly {
+    fn new(head_limit: usize) -> Self {
+        // With a limited head, the most ever kept is reserved once, so the buffer never grows
+        // (nor doubles) past it.
+        let bytes = if head_limit == usize::MAX {
+            BytesMut::new()
+        } else {
+            BytesMut::with_capacity(max_kept_pes_bytes(head_limit))
+        };
+        PesAssembly {
+            bytes,
+            received: 0,
+            head_limit,
+            idr: IdrScanner::default(),
+        }
+    }
+
+    /// Where the payload starts, once the fixed header has come.
+    fn payload_start(&self) -> Option<usize> {
+        (self.bytes.len() >= PES_FIXED_HEADER)
+            .then(|| PES_FIXED_HEADER + usize::from(self.bytes[PES_FIXED_HEADER - 1]))
+    }
+
+    fn extend(&mut self, mut data: &[u8]) {
+        // The fixed header is always kept whole: it says where the payload starts.
+        if self.bytes.len() < PES_FIXED_HEADER {
+            let take = (PES_FIXED_HEADER - self.bytes.len()).min(data.len());
+            self.bytes.extend_from_slice(&data[..take]);
+            self.received += take;
+            data = &data[take..];
+        }
+        let Some(payload_start) = self.payload_start() else {
+            return;
+        };
+        let at = self.received;
+        let keep_until = payload_start.saturating_add(self.head_limit);
+        if at < keep_until {
+            let take = (keep_until - at).min(data.len());
+            self.bytes.extend_from_slice(&data[..take]);
+        }
+        // Only payload bytes are scanned (PTS bytes could look like a start code), and none past
+        // a declared end (the rest of the TS packet is not part of this PES).
+        let scan_from = payload_start.saturating_sub(at).min(data.len());
+        let end = declared_pes_len(&self.bytes).unwrap_or(usize::MAX);
+        let scan_to = end.saturating_sub(at).min(data.len()).max(scan_from);
+        self.idr.feed(&data[scan_from..scan_to]);
+        self.received += data.len();
+    }
+}
+
+/// The most a video PES assembly keeps with payload heads of `head` bytes: the fixed header, the
+/// largest optional header (its length is one byte), then the head.
+pub const fn max_kept_pes_bytes(head: usize) -> usize {
+    PES_FIXED_HEADER + u8::MAX as usize + head
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +182,11 @@ enum Kind {
     Audio,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TsDemuxer {
     buf: BytesMut,
+    /// Payload bytes of each video access unit kept (`usize::MAX`: all).
+    video_head_limit: usize,
     pmt_pid: Option<u16>,
     video_pid: Option<u16>,
     audio_pid: Option<u16>,
@@ -67,9 +205,41 @@ pub struct TsDemuxer {
     audio_frames: u64,
 }
 
+impl Default for TsDemuxer {
+    fn default() -> Self {
+        TsDemuxer {
+            buf: BytesMut::new(),
+            video_head_limit: usize::MAX,
+            pmt_pid: None,
+            video_pid: None,
+            audio_pid: None,
+            last_cc: HashMap::new(),
+            video: None,
+            audio: None,
+            video_out: VecDeque::new(),
+            syncing: false,
+            packets: 0,
+            continuity_errors: 0,
+            sync_losses: 0,
+            dropped_pes: 0,
+            audio_pes: 0,
+            audio_frames: 0,
+        }
+    }
+}
+
 impl TsDemuxer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the demuxer keep only the first `head` bytes of each video access unit
+    /// ([`VideoAccessUnit::data`]); the rest is scanned for an IDR slice and counted, not held.
+    /// So what a demuxer holds for video is bounded by [`max_kept_pes_bytes`]`(head)`, whatever
+    /// the size of keyframes. Keyframe flags, timestamps and sizes are as without it.
+    pub fn keeping_video_heads(mut self, head: usize) -> Self {
+        self.video_head_limit = head;
+        self
     }
 
     /// Feeds bytes; chunk boundaries may fall anywhere. Complete packets are
@@ -220,15 +390,20 @@ impl TsDemuxer {
         } else if let Some(kind) = self.kind_of(pid) {
             if pusi {
                 self.flush(kind);
-                *self.slot(kind) = Some(PesAssembly::default());
+                let head_limit = match kind {
+                    Kind::Video => self.video_head_limit,
+                    // Audio PES packets are small (a few ADTS frames) and all of them is counted.
+                    Kind::Audio => usize::MAX,
+                };
+                *self.slot(kind) = Some(PesAssembly::new(head_limit));
             }
             // Without a start seen (joined mid-PES or after an error), skip.
             let Some(pes) = self.slot(kind).as_mut() else {
                 return;
             };
-            pes.bytes.extend_from_slice(payload);
+            pes.extend(payload);
             if let Some(total) = declared_pes_len(&pes.bytes)
-                && pes.bytes.len() >= total
+                && pes.received >= total
             {
                 self.flush(kind);
             }
@@ -256,17 +431,18 @@ impl TsDemuxer {
         let Some(pes) = self.slot(kind).take() else {
             return;
         };
-        let Some(parsed) = parse_pes(pes.bytes.freeze()) else {
+        let is_keyframe = pes.idr.found;
+        let Some(parsed) = parse_pes(pes.bytes.freeze(), pes.received) else {
             self.dropped_pes += 1;
             return;
         };
         match kind {
             Kind::Video => {
-                let is_keyframe = annexb_nal_units(&parsed.payload).any(|n| n[0] & 0x1f == 5);
                 self.video_out.push_back(VideoAccessUnit {
                     pts_90k: parsed.pts,
                     dts_90k: parsed.dts,
                     data: parsed.payload,
+                    size: parsed.size,
                     is_keyframe,
                 });
             }
@@ -343,17 +519,22 @@ fn declared_pes_len(pes: &[u8]) -> Option<usize> {
 struct ParsedPes {
     pts: Option<u64>,
     dts: Option<u64>,
+    /// The payload, or its kept head.
     payload: Bytes,
+    /// The whole payload's size.
+    size: usize,
 }
 
-fn parse_pes(pes: Bytes) -> Option<ParsedPes> {
+/// Parses a PES packet of which `received` bytes came and the first of them are in `pes` (the
+/// header, then all or the head of the payload).
+fn parse_pes(pes: Bytes, received: usize) -> Option<ParsedPes> {
     if pes.len() < PES_FIXED_HEADER || pes[..3] != [0, 0, 1] {
         return None;
     }
     let end = match declared_pes_len(&pes) {
-        Some(total) if pes.len() < total => return None, // truncated
+        Some(total) if received < total => return None, // truncated
         Some(total) => total,
-        None => pes.len(),
+        None => received,
     };
     let flags = pes[7];
     let header_len = usize::from(pes[8]);
@@ -367,10 +548,12 @@ fn parse_pes(pes: Bytes) -> Option<ParsedPes> {
     let dts = (flags & 0xc0 == 0xc0)
         .then(|| pes.get(14..19).map(read_timestamp))
         .flatten();
+    let kept_end = end.min(pes.len());
     Some(ParsedPes {
         pts,
         dts,
-        payload: pes.slice(start..end),
+        payload: pes.slice(start.min(kept_end)..kept_end),
+        size: end - start,
     })
 }
 
@@ -401,6 +584,7 @@ fn count_adts_frames(mut data: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::stamp::annexb_nal_units;
 
     /// A tiny TS muxer: PAT, PMT and PES packetisation with stuffing.
     struct Mux {
@@ -544,6 +728,175 @@ mod tests {
         }
     }
 
+    /// A deterministic xorshift, for random splits without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// `data` cut into pieces of 1..=max bytes at random.
+    fn random_pieces<'a>(data: &'a [u8], rng: &mut Rng, max: usize) -> Vec<&'a [u8]> {
+        let mut pieces = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at((1 + rng.below(max)).min(rest.len()));
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces
+    }
+
+    fn has_idr_whole(data: &[u8]) -> bool {
+        annexb_nal_units(data).any(|n| is_idr_header(n[0]))
+    }
+
+    #[test]
+    fn idr_scanner_agrees_with_whole_nal_parsing_in_any_split() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![0, 0, 1, 0x65],
+            vec![0, 0, 0, 1, 0x41, 0, 0, 1, 0x25],
+            vec![0, 0, 1],
+            vec![0, 1, 0x65, 0, 0, 1, 0x41],
+            vec![0, 0, 1, 0, 0, 1, 0x65],
+            vec![0x65, 0, 0, 2, 0x65],
+        ];
+        // Random streams over a small alphabet, so start codes and type-5 headers are common.
+        for _ in 0..300 {
+            let len = rng.below(40);
+            cases.push(
+                (0..len)
+                    .map(|_| [0, 0, 0, 1, 0x65, 0x41, 0x25, 0x05][rng.below(8)])
+                    .collect(),
+            );
+        }
+        for case in &cases {
+            let expected = has_idr_whole(case);
+            for max in [1, 2, 3, 5, 64] {
+                let mut scanner = IdrScanner::default();
+                for piece in random_pieces(case, &mut rng, max) {
+                    scanner.feed(piece);
+                }
+                assert_eq!(scanner.found, expected, "{case:02x?} in pieces of <= {max}");
+            }
+        }
+    }
+
+    /// An access unit as our publisher's frames come out of a remuxer: AUD, stamp SEI, slice.
+    fn stamped_access_unit(sequence: u64, idr: bool, fill: usize) -> Vec<u8> {
+        use crate::media::stamp::FrameStamp;
+        let mut au = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1];
+        au.extend_from_slice(
+            &FrameStamp {
+                stream_tag: 7,
+                sequence,
+                sent_at_unix_micros: 1_700_000_000_000_000 + sequence,
+            }
+            .to_sei_nal(),
+        );
+        au.extend_from_slice(&[0, 0, 1]);
+        au.extend_from_slice(if idr { &[0x65, 0x88] } else { &[0x41, 0x9a] });
+        au.extend((0..fill).map(|i| (i % 251) as u8 | 0x10));
+        au
+    }
+
+    fn stamped_stream() -> Vec<u8> {
+        let mut m = Mux::new();
+        for i in 0..12u64 {
+            let au = stamped_access_unit(i, i % 5 == 0, [10, 3000, 40_000][i as usize % 3]);
+            m.pes(VID, 0xe0, i * 3000, &au, i % 2 == 0 && au.len() < 60_000);
+            m.pes(AUD, 0xc0, i * 3000, &adts(2), true);
+        }
+        m.out
+    }
+
+    /// What a viewer reads of one access unit: pts, keyframe, size and stamp sequence.
+    type UnitSummary = (Option<u64>, bool, usize, u64);
+
+    /// Every access unit's summary of `ts` fed in `pieces`, and the audio frames counted.
+    fn summary(d: TsDemuxer, pieces: &[&[u8]]) -> (Vec<UnitSummary>, u64) {
+        use crate::media::stamp::find_stamp_in_annexb;
+        let mut d = d;
+        let mut got = Vec::new();
+        for piece in pieces {
+            d.push(piece);
+            got.extend(collect(&mut d));
+        }
+        d.finish();
+        got.extend(collect(&mut d));
+        let units = got
+            .iter()
+            .map(|au| {
+                let stamp = find_stamp_in_annexb(&au.data).expect("stamp in the kept head");
+                (au.pts_90k, au.is_keyframe, au.size, stamp.sequence)
+            })
+            .collect();
+        (units, d.audio_frames())
+    }
+
+    #[test]
+    fn video_heads_give_the_same_keyframes_stamps_and_sizes_in_any_split() {
+        let ts = stamped_stream();
+        let whole = summary(TsDemuxer::new(), &[&ts]);
+        assert_eq!(whole.0.len(), 12);
+        assert_eq!(whole.1, 24);
+        for (i, (_, key, _, seq)) in whole.0.iter().enumerate() {
+            assert_eq!((*key, *seq), (i % 5 == 0, i as u64));
+        }
+        let mut rng = Rng(42);
+        let ones: Vec<&[u8]> = ts.chunks(1).collect();
+        let randoms = random_pieces(&ts, &mut rng, 3000);
+        for pieces in [vec![&ts[..]], ones, randoms] {
+            let heads = TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT);
+            assert_eq!(summary(heads, &pieces), whole);
+            assert_eq!(summary(TsDemuxer::new(), &pieces), whole);
+        }
+        // The heads are the access units' first bytes.
+        let mut full = TsDemuxer::new();
+        let mut heads = TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT);
+        full.push(&ts);
+        heads.push(&ts);
+        full.finish();
+        heads.finish();
+        for (f, h) in collect(&mut full).iter().zip(collect(&mut heads)) {
+            assert_eq!(h.data, f.data[..f.size.min(VIDEO_HEAD_KEPT)]);
+            assert_eq!(f.data.len(), f.size);
+        }
+    }
+
+    #[test]
+    fn a_megabyte_access_unit_is_held_in_bounded_memory() {
+        const SIZE: usize = 1 << 20;
+        // No IDR slice at the start: its only one comes last, after a start code that a TS
+        // packet boundary can split, so the whole access unit must be scanned.
+        let mut au = stamped_access_unit(3, false, SIZE);
+        au.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x80]);
+        let mut m = Mux::new();
+        m.pes(VID, 0xe0, 90_000, &au, false);
+        let bound = max_kept_pes_bytes(VIDEO_HEAD_KEPT);
+        let mut d = TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT);
+        let mut most = 0;
+        for piece in m.out.chunks(1316) {
+            d.push(piece);
+            if let Some(pes) = &d.video {
+                most = most.max(pes.bytes.capacity());
+            }
+        }
+        assert!(most <= bound, "held {most} bytes, bound {bound}");
+        d.finish();
+        let got = collect(&mut d);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].size, au.len());
+        assert_eq!(got[0].data, au[..VIDEO_HEAD_KEPT]);
+        assert!(got[0].is_keyframe);
+    }
+
     #[test]
     fn empty_psi_sections_are_ignored() {
         // section_length 1 is shorter than the section's own CRC, so nothing of it is left: a
@@ -682,25 +1035,31 @@ mod tests {
         let _ = std::fs::remove_file(&flv);
         let _ = std::fs::remove_file(&ts);
 
-        let mut d = TsDemuxer::new();
-        for c in data.chunks(1316) {
-            d.push(c);
+        // As a whole, and keeping only the heads as a viewer does: the stamps are within them.
+        for d in [
+            TsDemuxer::new(),
+            TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT),
+        ] {
+            let mut d = d;
+            for c in data.chunks(1316) {
+                d.push(c);
+            }
+            d.finish();
+            let aus = collect(&mut d);
+            assert_eq!(aus.len(), 75);
+            for (i, au) in aus.iter().enumerate() {
+                let stamp = find_stamp_in_annexb(&au.data).expect("stamp survives remux");
+                assert_eq!(stamp.sequence, i as u64);
+                assert_eq!(au.is_keyframe, i % 25 == 0, "frame {i}");
+                assert!(au.pts_90k.is_some());
+            }
+            assert_eq!(d.continuity_errors(), 0);
+            // 3 s of 1024-sample frames at 44.1 kHz.
+            assert!(
+                (129..=131).contains(&d.audio_frames()),
+                "{}",
+                d.audio_frames()
+            );
         }
-        d.finish();
-        let aus = collect(&mut d);
-        assert_eq!(aus.len(), 75);
-        for (i, au) in aus.iter().enumerate() {
-            let stamp = find_stamp_in_annexb(&au.data).expect("stamp survives remux");
-            assert_eq!(stamp.sequence, i as u64);
-            assert_eq!(au.is_keyframe, i % 25 == 0, "frame {i}");
-            assert!(au.pts_90k.is_some());
-        }
-        assert_eq!(d.continuity_errors(), 0);
-        // 3 s of 1024-sample frames at 44.1 kHz.
-        assert!(
-            (129..=131).contains(&d.audio_frames()),
-            "{}",
-            d.audio_frames()
-        );
     }
 }

@@ -1,11 +1,11 @@
 //! HLS viewer: polls the media playlist at the live edge, downloads new segments in order, and
 //! demuxes them only as far as the video access units (for the stamps in their SEI).
 
-use super::viewer::Viewer;
+use super::viewer::{HlsFrame, Viewer};
 use super::{PlayerLimits, PlayerTiming, http_error};
 use crate::clock::RunClock;
 use crate::hls::playlist::{LiveEdgeCursor, MediaPlaylistView, parse_media_playlist, resolve_uri};
-use crate::hls::ts::TsDemuxer;
+use crate::hls::ts::{TsDemuxer, VIDEO_HEAD_KEPT};
 use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::session::{Progress, SessionEnd, deadline};
 use std::sync::Arc;
@@ -43,22 +43,26 @@ pub async fn play_hls(
     viewer.end(outcome, cancel.is_cancelled())
 }
 
+/// How a GET ended: its 200 body all read (and fed to the caller's sink) after the time given,
+/// or another status (whose body is not read).
 enum Fetch {
-    Body(Vec<u8>, Duration),
+    Done(Duration),
     Status(u16),
 }
 
 /// A failed fetch: the kind counted and the detail kept.
 type FetchError = (ErrorKind, String);
 
-/// GETs `url` within `timeout`, reading a 200's body as it streams in and giving up with
-/// `too_large` past `limit` bytes: a server that never ends a body cannot make a viewer hold more.
+/// GETs `url` within `timeout`, handing a 200's body to `sink` chunk by chunk as it streams in
+/// and giving up with `too_large` past `limit` bytes: a server that never ends a body cannot make
+/// a viewer read more, and the viewer holds no more of it than its sink keeps.
 async fn fetch(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
     limit: u64,
     what: &str,
+    sink: &mut impl BodySink,
 ) -> Result<Fetch, FetchError> {
     let started = Instant::now();
     let timed_out = || {
@@ -82,15 +86,40 @@ async fn fetch(
         if let Some(len) = response.content_length().filter(|&len| len > limit) {
             return Err(too_large(len));
         }
-        let mut body = BoundedBody::new(limit, response.content_length());
+        sink.expect(response.content_length());
+        let mut read = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(|e| http_error(&e))? {
-            body.extend(&chunk).map_err(too_large)?;
+            read += chunk.len() as u64;
+            if read > limit {
+                return Err(too_large(read));
+            }
+            sink.take(&chunk);
         }
-        Ok(Fetch::Body(body.into_inner(), started.elapsed()))
+        Ok(Fetch::Done(started.elapsed()))
     };
     tokio::time::timeout(timeout, read)
         .await
         .map_err(|_| timed_out())?
+}
+
+/// Where [`fetch`] hands a 200's body. The limit is checked before `take`.
+trait BodySink {
+    /// The length the response announced (within the limit), before any chunk.
+    fn expect(&mut self, _content_length: Option<u64>) {}
+    fn take(&mut self, chunk: &[u8]);
+}
+
+/// GETs a playlist whole (bounded by `limit`, see [`fetch`]): it is small and parsed at once.
+async fn fetch_whole(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    limit: u64,
+    what: &str,
+) -> Result<(Fetch, Vec<u8>), FetchError> {
+    let mut body = BoundedBody::new(limit, None);
+    let answer = fetch(client, url, timeout, limit, what, &mut body).await?;
+    Ok((answer, body.into_inner()))
 }
 
 /// A response body that refuses to grow past a limit, and whose allocation never exceeds it
@@ -130,6 +159,18 @@ impl BoundedBody {
     }
 }
 
+impl BodySink for BoundedBody {
+    fn expect(&mut self, content_length: Option<u64>) {
+        *self = BoundedBody::new(self.limit, content_length);
+    }
+
+    fn take(&mut self, chunk: &[u8]) {
+        // `fetch` refuses a body past the limit before handing it over.
+        let fits = self.extend(chunk);
+        debug_assert!(fits.is_ok(), "fetch checks the limit first");
+    }
+}
+
 async fn watch(
     client: &reqwest::Client,
     playlist_url: &str,
@@ -162,7 +203,7 @@ async fn watch(
         } else {
             timing.read_timeout.min(limits.connect_timeout)
         };
-        let answer = fetch(
+        let answer = fetch_whole(
             client,
             playlist_url,
             wait,
@@ -180,13 +221,15 @@ async fn watch(
                 return SessionEnd::Failed(kind);
             }
             // xiu serves no playlist until it cut the first segment: expected at first.
-            Ok(Fetch::Status(404)) if !viewer.has_media() => {
+            Ok((Fetch::Status(404), _)) if !viewer.has_media() => {
                 metrics.record(|s| s.playlist_not_ready += 1);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            Ok(Fetch::Status(code)) => return SessionEnd::Failed(ErrorKind::HttpStatus(code)),
-            Ok(Fetch::Body(body, took)) => {
+            Ok((Fetch::Status(code), _)) => {
+                return SessionEnd::Failed(ErrorKind::HttpStatus(code));
+            }
+            Ok((Fetch::Done(took), body)) => {
                 if !connected {
                     connected = true;
                     viewer.connected(took);
@@ -238,7 +281,28 @@ async fn watch(
         for segment in new_segments {
             let url = resolve_uri(playlist_url, &segment.uri);
             let wait = timing.read_timeout.max(segment.duration.saturating_mul(3));
-            let body = match fetch(client, &url, wait, limits.max_segment_bytes, "segment").await {
+            // Demuxed as it arrives, keeping only each access unit's head: a viewer holds neither
+            // the segment nor its keyframes.
+            let mut sink = SegmentSink {
+                demux: TsDemuxer::new().keeping_video_heads(VIDEO_HEAD_KEPT),
+                frames: Vec::new(),
+                bytes: 0,
+            };
+            let answer = fetch(
+                client,
+                &url,
+                wait,
+                limits.max_segment_bytes,
+                "segment",
+                &mut sink,
+            )
+            .await;
+            let SegmentSink {
+                mut demux,
+                mut frames,
+                bytes,
+            } = sink;
+            match answer {
                 Err((kind, detail)) => {
                     viewer.note(kind, &detail);
                     return SessionEnd::Failed(kind);
@@ -249,7 +313,7 @@ async fn watch(
                     continue;
                 }
                 Ok(Fetch::Status(code)) => return SessionEnd::Failed(ErrorKind::HttpStatus(code)),
-                Ok(Fetch::Body(body, took)) => {
+                Ok(Fetch::Done(took)) => {
                     metrics.record(|s| {
                         s.segments += 1;
                         s.segment.record(took);
@@ -257,20 +321,19 @@ async fn watch(
                             s.slow_segments += 1;
                         }
                     });
-                    body
                 }
-            };
+            }
             let now = Instant::now();
             last_media_at = now;
-            viewer.on_bytes(now, body.len());
+            // The last access unit has no length of its own: the segment's end completes it.
+            demux.finish();
+            collect_frames(&mut demux, &mut frames);
+            for frame in frames {
+                viewer.on_hls_frame(now, frame);
+            }
+            viewer.on_bytes(now, bytes);
             if let Some(prev) = last_segment_at.replace(now) {
                 metrics.record(|s| s.frame_gap.record(now.duration_since(prev)));
-            }
-            let mut demux = TsDemuxer::new();
-            demux.push(&body);
-            demux.finish();
-            while let Some(au) = demux.next_video_access_unit() {
-                viewer.on_annexb_frame(now, au.is_keyframe, &au.data);
             }
             viewer.on_segment_media(now, segment.duration);
         }
@@ -292,6 +355,29 @@ async fn watch(
         let progress = Progress::of(answered, viewer.has_media(), last_media_at);
         let wake = deadline(Instant::now(), wait).min(deadlines.due(progress));
         tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
+    }
+}
+
+/// A segment's body on its way in: demuxed chunk by chunk, each frame reduced to what the viewer
+/// needs (a few bytes), the bytes counted. The frames reach the viewer when the segment is whole,
+/// as a player can only show them then; a segment that fails halfway shows none.
+struct SegmentSink {
+    demux: TsDemuxer,
+    frames: Vec<HlsFrame>,
+    bytes: usize,
+}
+
+impl BodySink for SegmentSink {
+    fn take(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len();
+        self.demux.push(chunk);
+        collect_frames(&mut self.demux, &mut self.frames);
+    }
+}
+
+fn collect_frames(demux: &mut TsDemuxer, frames: &mut Vec<HlsFrame>) {
+    while let Some(au) = demux.next_video_access_unit() {
+        frames.push(HlsFrame::of(au.is_keyframe, &au.data));
     }
 }
 

@@ -44,6 +44,23 @@ struct BufferDelta {
     transitions: Vec<Transition>,
 }
 
+/// What an HLS viewer keeps of an access unit until its segment is whole: a player can show a
+/// segment's frames only once the segment has arrived, so that is when they count.
+#[derive(Debug, Clone, Copy)]
+pub struct HlsFrame {
+    pub is_keyframe: bool,
+    pub stamp: Option<crate::media::stamp::FrameStamp>,
+}
+
+impl HlsFrame {
+    pub fn of(is_keyframe: bool, annexb_head: &[u8]) -> HlsFrame {
+        HlsFrame {
+            is_keyframe,
+            stamp: find_stamp_in_annexb(annexb_head),
+        }
+    }
+}
+
 impl BufferDelta {
     fn apply(&self, s: &mut PlayerStats) {
         s.play_micros += self.play.as_micros() as u64;
@@ -197,10 +214,11 @@ impl<'a> Viewer<'a> {
         self.on_frame(now, info.is_keyframe, stamp, Some(media));
     }
 
-    /// An H.264 access unit from an HLS segment (Annex B). Media time is accounted per segment.
-    pub fn on_annexb_frame(&mut self, now: Instant, is_keyframe: bool, data: &[u8]) {
-        let stamp = find_stamp_in_annexb(data);
-        self.on_frame(now, is_keyframe, stamp, None);
+    /// An H.264 access unit of an HLS segment, already looked at (its keyframe flag and stamp),
+    /// handed over when its whole segment has arrived: `now` is then. Media time is accounted per
+    /// segment.
+    pub fn on_hls_frame(&mut self, now: Instant, frame: HlsFrame) {
+        self.on_frame(now, frame.is_keyframe, frame.stamp, None);
     }
 
     /// A whole HLS segment of `duration` media arrived.
