@@ -79,7 +79,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// The client side, as `player::rtmp::play_rtmp` drives it.
 async fn watch(base: &RtmpBase) {
-    let Ok((mut conn, _setup)) = RtmpConnection::open(base, "live", WAIT, true, 1 << 24).await else {
+    let Ok((mut conn, _setup)) = RtmpConnection::open(base, "live", WAIT, true, 1 << 24).await
+    else {
         return;
     };
     if conn.play("cam", WAIT).await.is_err() {

@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let heads_out = drain(heads);
     for unit in &heads_out.units {
-        assert!(unit.data.len() <= VIDEO_HEAD_KEPT, "a head longer than kept");
+        assert!(
+            unit.data.len() <= VIDEO_HEAD_KEPT,
+            "a head longer than kept"
+        );
     }
     let expected: Vec<VideoAccessUnit> = whole_out
         .units
