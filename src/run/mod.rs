@@ -129,7 +129,12 @@ pub async fn run(
         }
     };
     let measured = measure(&scenario, &options, &mut ready, metrics_listener, shutdown);
-    let (stopped_by, ended, faults, collecting) = match measured.await {
+    let Measured {
+        stopped_by,
+        ended,
+        faults,
+        collecting,
+    } = match measured.await {
         Ok(measured) => measured,
         Err(e) => {
             out.write_error(&no_load_because(&e));
@@ -252,12 +257,15 @@ async fn start_clock(
     }
 }
 
-type Measured = (
-    StopReason,
-    Duration,
-    Vec<crate::scenario::fault::FaultEvent>,
-    Collecting,
-);
+/// What the load phase leaves for the report.
+struct Measured {
+    stopped_by: StopReason,
+    /// When the load stopped, on the run clock.
+    ended: Duration,
+    /// What the fault driver did.
+    faults: Vec<crate::scenario::fault::FaultEvent>,
+    collecting: Collecting,
+}
 
 /// From time zero until the plan ends or `shutdown`: the load (made here or by the workers),
 /// the collector, the fault driver and the live metrics; then everything stops.
@@ -309,7 +317,12 @@ async fn measure(
         }
     };
     stop_metrics.cancel();
-    Ok((stopped_by, ended, faults, collecting))
+    Ok(Measured {
+        stopped_by,
+        ended,
+        faults,
+        collecting,
+    })
 }
 
 /// Stops the workers of a run that ends before its load (and deletes their Job).
