@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell around [`run::run`], [`scenario::load`] and the other
 //! entry points here, so that tests drive exactly what users run.
 
+pub mod base_url;
 pub mod blame;
 pub mod cancel;
 pub mod cli;

@@ -10,6 +10,7 @@ use std::path::Path;
 /// Each top-level module and its layer; a module may import its own layer or any lower one.
 const LAYERS: &[(&str, u8)] = &[
     ("units", 0),
+    ("base_url", 0),
     ("clock", 0),
     ("cancel", 0),
     ("verdict", 0),

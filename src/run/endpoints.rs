@@ -2,7 +2,7 @@
 
 use crate::local::Rotation;
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::{PathTemplate, Target};
+use crate::scenario::{HttpBase, PathTemplate, Target};
 
 /// Play addresses are lists: a local topology spreads viewers over its edges (a cluster target
 /// has one address per protocol, its load balancer).
@@ -39,27 +39,21 @@ impl Default for UrlPaths {
 }
 
 impl Endpoints {
-    /// Remote endpoints from a validated scenario target.
-    pub fn from_target(t: &Target) -> Result<Self, String> {
-        let trim = |u: &String| u.trim_end_matches('/').to_string();
-        Ok(Endpoints {
+    /// Remote endpoints from a scenario target, whose URLs were parsed when it was read.
+    pub fn from_target(t: &Target) -> Self {
+        let bases = |b: &Option<HttpBase>| b.iter().map(|b| b.as_str().to_string()).collect();
+        Endpoints {
             app: t.app.clone(),
-            rtmp_publish: t.rtmp_publish.as_deref().map(RtmpBase::parse).transpose()?,
-            rtmp_play: t
-                .rtmp_play
-                .as_deref()
-                .map(RtmpBase::parse)
-                .transpose()?
-                .into_iter()
-                .collect(),
-            flv_base: t.flv_base.iter().map(trim).collect(),
-            hls_base: t.hls_base.iter().map(trim).collect(),
+            rtmp_publish: t.rtmp_publish.clone(),
+            rtmp_play: t.rtmp_play.iter().cloned().collect(),
+            flv_base: bases(&t.flv_base),
+            hls_base: bases(&t.hls_base),
             paths: UrlPaths {
                 flv: t.flv_path.clone(),
                 hls: t.hls_path.clone(),
             },
             rotation: None,
-        })
+        }
     }
 
     /// The HTTP-FLV URL viewer number `viewer` uses.
@@ -167,7 +161,7 @@ mod tests {
                     [[players]]\nname = \"v\"\nprotocol = \"hls\"\nstreams = [\"s1\"]\ncount = 1\n\
                     [run]\nduration = \"1s\"\n";
         let scenario = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
-        let e = Endpoints::from_target(&scenario.target).unwrap();
+        let e = Endpoints::from_target(&scenario.target);
         assert_eq!(
             e.hls_url("s1", 0).unwrap(),
             "http://127.0.0.1:8080/hls/s1/index.m3u8"

@@ -123,7 +123,7 @@ pub(super) async fn prepare(
             (Some(topology), endpoints, label)
         }
         _ => {
-            let e = Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?;
+            let e = Endpoints::from_target(&scenario.target);
             let label = e
                 .rtmp_publish
                 .as_ref()

@@ -166,7 +166,7 @@ async fn drive(
             serde_json::from_str(&text)
                 .map_err(|e| RunError::Setup(format!("--endpoints {}: {e}", path.display())))?
         }
-        None => Endpoints::from_target(&scenario.target).map_err(RunError::Setup)?,
+        None => Endpoints::from_target(&scenario.target),
     };
     let mut prepared = prepare_load(scenario, endpoints, String::new())?;
     shared.set_phase(Phase::Ready);

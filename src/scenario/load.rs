@@ -155,7 +155,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         } else {
             message
         };
-        let hint = hint_for_serde_message(&message);
+        let hint = value_hint(inner.message()).or_else(|| hint_for_serde_message(&message));
         LoadError::Invalid(vec![locate(inner.span(), field, message, hint)])
     })?;
 
@@ -211,6 +211,15 @@ fn misplaced_section(
             None
         }
     })
+}
+
+/// A value type's own advice: its parse error ends in a `hint: ` line (see
+/// `base_url::BaseUrlError`), which `first_line` leaves out of the message.
+fn value_hint(message: &str) -> Option<String> {
+    message
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("hint: "))
+        .map(str::to_string)
 }
 
 fn first_line(message: &str) -> String {
@@ -438,6 +447,23 @@ count = 2
             e.message.contains("unknown variant `reboot`") && e.message.contains("restart"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unusable_url_is_located_with_its_hint() {
+        let text = MINIMAL.replace(
+            "[target.local]",
+            "[target]\nrtmp_publish = \"rtmp://origin/live\"\nflv_base = \"http://edge\"",
+        );
+        let e = one_error(&text);
+        assert_eq!(e.field, "target.rtmp_publish");
+        assert_eq!((e.line, e.column), (6, 16));
+        assert!(
+            e.message.contains("the path \"/live\" would be ignored"),
+            "{e}"
+        );
+        assert!(!e.message.contains("hint"), "{e}");
+        assert!(e.hint.as_deref().unwrap().contains("target.app"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! with a location, not a silently ignored setting.
 
 pub use super::template::PathTemplate;
+pub use crate::base_url::HttpBase;
+pub use crate::rtmp::url::RtmpBase;
 use crate::units::{BitRate, HumanDuration};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -109,13 +111,13 @@ pub struct Target {
     /// Start a xiu topology on loopback instead of targeting a cluster.
     pub local: Option<LocalTarget>,
     /// `rtmp://host[:port]` publishers connect to (the origin's LoadBalancer).
-    pub rtmp_publish: Option<String>,
+    pub rtmp_publish: Option<RtmpBase>,
     /// `rtmp://host[:port]` RTMP players connect to (the edges' LoadBalancer).
-    pub rtmp_play: Option<String>,
+    pub rtmp_play: Option<RtmpBase>,
     /// `http(s)://host[:port]` serving `flv_path`.
-    pub flv_base: Option<String>,
+    pub flv_base: Option<HttpBase>,
     /// `http(s)://host[:port]` serving `hls_path`.
-    pub hls_base: Option<String>,
+    pub hls_base: Option<HttpBase>,
     /// Where the server serves a stream's HTTP-FLV, below `flv_base` (default: xiu's layout).
     #[serde(default = "PathTemplate::xiu_flv")]
     pub flv_path: PathTemplate,

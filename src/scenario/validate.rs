@@ -292,9 +292,10 @@ fn scopes(s: &Scenario) -> BTreeSet<&str> {
 
 fn check_target(s: &Scenario, p: &mut Problems) {
     let t = &s.target;
-    let remote = [&t.rtmp_publish, &t.rtmp_play, &t.flv_base, &t.hls_base]
-        .iter()
-        .any(|u| u.is_some());
+    let remote = t.rtmp_publish.is_some()
+        || t.rtmp_play.is_some()
+        || t.flv_base.is_some()
+        || t.hls_base.is_some();
     if t.local.is_some() && remote {
         p.add(
             "target.local",
@@ -311,18 +312,6 @@ fn check_target(s: &Scenario, p: &mut Problems) {
     }
     if t.app.is_empty() || t.app.contains('/') {
         p.add("target.app", "must be a non-empty name without '/'", None);
-    }
-    for (field, url, schemes) in [
-        ("target.rtmp_publish", &t.rtmp_publish, &["rtmp://"][..]),
-        ("target.rtmp_play", &t.rtmp_play, &["rtmp://"][..]),
-        ("target.flv_base", &t.flv_base, &["http://", "https://"][..]),
-        ("target.hls_base", &t.hls_base, &["http://", "https://"][..]),
-    ] {
-        if let Some(u) = url
-            && let Err((message, hint)) = check_base_url(u, schemes)
-        {
-            p.add(field, message, Some(&hint));
-        }
     }
     if t.local.is_some() {
         for (field, template, xiu) in [
@@ -347,12 +336,12 @@ fn check_target(s: &Scenario, p: &mut Problems) {
             );
         }
         for (i, g) in s.players.iter().enumerate() {
-            let (needed, name) = match g.protocol {
-                Protocol::Flv => (&t.flv_base, "flv_base"),
-                Protocol::Hls => (&t.hls_base, "hls_base"),
-                Protocol::Rtmp => (&t.rtmp_play, "rtmp_play"),
+            let (given, name) = match g.protocol {
+                Protocol::Flv => (t.flv_base.is_some(), "flv_base"),
+                Protocol::Hls => (t.hls_base.is_some(), "hls_base"),
+                Protocol::Rtmp => (t.rtmp_play.is_some(), "rtmp_play"),
             };
-            if needed.is_none() {
+            if !given {
                 p.add(
                     format!("players[{i}].protocol"),
                     format!("{} players need `target.{name}`", g.protocol.as_str()),
@@ -514,75 +503,6 @@ fn check_video(at: &str, v: &VideoSection, p: &mut Problems) {
             Some("2s is usual for live streaming (HLS cuts segments on keyframes)"),
         );
     }
-}
-
-/// Checks a target base URL (`rtmp://host[:port]`, `http(s)://host[:port][/prefix]`) the way the
-/// run will use it, so that a typo fails here rather than as every session failing to connect.
-/// Returns the message and a hint.
-fn check_base_url(url: &str, schemes: &[&str]) -> Result<(), (String, String)> {
-    let rtmp = schemes == ["rtmp://"];
-    let shape = if rtmp {
-        "rtmp://host[:port]"
-    } else {
-        "http(s)://host[:port][/path]"
-    };
-    let fail = |what: String| Err((format!("{url:?}: {what}"), format!("write {shape}")));
-    let Some(rest) = schemes.iter().find_map(|s| url.strip_prefix(s)) else {
-        return fail(format!("not a {} URL", schemes.join(" or ")));
-    };
-    if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return fail(format!("contains {c:?}; URLs cannot hold spaces"));
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    if authority.contains('@') {
-        return fail("user names and passwords in the URL are not supported".into());
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((addr, "")) => (addr, None),
-            Some((addr, after)) => match after.strip_prefix(':') {
-                Some(port) => (addr, Some(port)),
-                None => return fail(format!("unexpected {after:?} after the IPv6 address")),
-            },
-            None => return fail("IPv6 address without a closing ']'".into()),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return fail("no host".into());
-    }
-    let host_ok = if authority.starts_with('[') {
-        host.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        host.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    };
-    if !host_ok {
-        return fail(format!("{host:?} is not a host name or IP address"));
-    }
-    if let Some(port) = port {
-        match port.parse::<u32>() {
-            Ok(n) if (1..=65535).contains(&n) && !port.starts_with('+') => {}
-            _ => return fail(format!("port {port:?} is not a number from 1 to 65535")),
-        }
-    }
-    if rtmp && !path.is_empty() && path != "/" {
-        return Err((
-            format!("{url:?}: the path {path:?} would be ignored"),
-            "give rtmp://host[:port] only; the application name goes in `target.app`".into(),
-        ));
-    }
-    if !rtmp && path.contains(['?', '#']) {
-        return fail(
-            "a base URL cannot hold a query or fragment; put it in flv_path/hls_path".into(),
-        );
-    }
-    Ok(())
 }
 
 /// `run.name` names the report directory under `reports/`: it must stay a single directory name.
@@ -962,44 +882,6 @@ count = 2
             )
             .replace("publishers = \"cams\"", "publishers = \"nope\"");
         assert!(problems(&text).len() >= 2);
-    }
-
-    #[test]
-    fn base_urls_that_the_run_can_use_pass() {
-        use super::check_base_url;
-        let rtmp = &["rtmp://"][..];
-        let http = &["http://", "https://"][..];
-        for ok in [
-            "rtmp://origin.example.com",
-            "rtmp://127.0.0.1:1935",
-            "rtmp://[::1]:1935",
-            "rtmp://origin:1935/",
-        ] {
-            assert_eq!(check_base_url(ok, rtmp), Ok(()), "{ok}");
-        }
-        for ok in [
-            "https://httpflv.example.com",
-            "http://127.0.0.1:8080/",
-            "http://edge_1.internal:80/prefix/path",
-        ] {
-            assert_eq!(check_base_url(ok, http), Ok(()), "{ok}");
-        }
-        for (bad, says) in [
-            ("rtmp://127.0.0.1:0", "not a number from 1 to 65535"),
-            ("rtmp://127.0.0.1:", "not a number from 1 to 65535"),
-            ("rtmp://host:+80", "not a number from 1 to 65535"),
-            ("rtmp://[::1", "without a closing ']'"),
-            ("rtmp://[nothex]:1935", "not a host name or IP address"),
-            ("rtmp://user:pw@host", "not supported"),
-            ("rtmp://ho%st", "not a host name"),
-            ("http://", "no host"),
-            ("http://host/x?y=1", "query or fragment"),
-            ("ftp://host", "not a http:// or https:// URL"),
-        ] {
-            let schemes = if bad.starts_with("rtmp") { rtmp } else { http };
-            let (message, _) = check_base_url(bad, schemes).unwrap_err();
-            assert!(message.contains(says), "{bad}: {message}");
-        }
     }
 
     #[test]
