@@ -8,12 +8,14 @@ use crate::report::model::*;
 use crate::report::thresholds::judge_all;
 use crate::scenario::Protocol;
 use crate::scenario::Scenario;
+use crate::scenario::plan::{Plan, Shape};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a report is built from.
 pub(super) struct Inputs<'a> {
     pub(super) scenario: &'a Scenario,
+    pub(super) plan: &'a Plan,
     pub(super) options: &'a RunOptions,
     pub(super) run_id: &'a str,
     pub(super) name: &'a str,
@@ -40,6 +42,7 @@ struct Group<'a, C> {
 pub(super) fn build_report(i: Inputs<'_>) -> Report {
     let Inputs {
         scenario,
+        plan,
         options,
         run_id,
         name,
@@ -54,7 +57,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
         faults,
         kubelet,
     } = i;
-    let planned = crate::scenario::plan::planned_length(scenario);
+    let planned = plan.length;
     let warmup = scenario.run.warmup.0;
     // Each group's configuration beside its totals from the collector.
     let publishers: Vec<(
@@ -63,11 +66,9 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
     )> = scenario
         .publishers
         .iter()
-        .map(|config| Group {
-            streams: super::setup::publisher_streams(
-                config,
-                &crate::scenario::plan::publisher_shape(scenario, config),
-            ),
+        .zip(&plan.publishers)
+        .map(|(config, shape)| Group {
+            streams: super::setup::publisher_streams(config, shape),
             config,
         })
         .zip(&collector.publishers)
@@ -182,7 +183,7 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
                 .collect(),
         },
     };
-    give_workers_their_share(scenario, &mut report.loader.workers);
+    give_workers_their_share(plan, &mut report.loader.workers);
     let overall = crate::report::verdict::judge(&report);
     report.verdict = overall.verdict;
     report.verdict_reasons = overall.reasons;
@@ -190,24 +191,11 @@ pub(super) fn build_report(i: Inputs<'_>) -> Report {
 }
 
 /// Each worker's share of the plan's clients at their peak (see [`crate::scenario::shard`]).
-fn give_workers_their_share(
-    scenario: &Scenario,
-    workers: &mut [crate::metrics::loader::WorkerHealth],
-) {
+fn give_workers_their_share(plan: &Plan, workers: &mut [crate::metrics::loader::WorkerHealth]) {
     let Some(count) = workers.iter().map(|w| w.index + 1).max() else {
         return;
     };
-    let peaks: Vec<u32> = scenario
-        .publishers
-        .iter()
-        .map(|g| crate::scenario::plan::publisher_shape(scenario, g).peak())
-        .chain(
-            scenario
-                .players
-                .iter()
-                .map(|g| crate::scenario::plan::player_shape(scenario, g).peak()),
-        )
-        .collect();
+    let peaks: Vec<u32> = plan.shapes().map(Shape::peak).collect();
     let total: u32 = peaks.iter().sum();
     for w in workers {
         let Ok(shard) = crate::scenario::shard::Shard::new(w.index, count) else {

@@ -223,6 +223,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
     }
     let faults = the_record(&parts, |r| &r.faults);
     let kubelet = the_record(&parts, |r| &r.kubelet);
+    let plan = crate::scenario::plan::Plan::of(&scenario);
     let expectations = crate::k8s::judge(
         &scenario.expect,
         None,
@@ -230,15 +231,12 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Report, MergeError> {
         &crate::k8s::expect::stage_starts(&scenario),
         crate::scenario::fault::FaultRecord {
             events: &faults,
-            load_end: Some(
-                crate::scenario::plan::planned_length(&scenario)
-                    .min(ended)
-                    .as_secs_f64(),
-            ),
+            load_end: Some(plan.length.min(ended).as_secs_f64()),
         },
     );
     let mut report = assemble::build_report(assemble::Inputs {
         scenario: &scenario,
+        plan: &plan,
         options: &options,
         run_id: &id,
         name: &first.run.name,

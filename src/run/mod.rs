@@ -51,7 +51,6 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::report::knee;
-use crate::scenario::plan::planned_length;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -401,13 +400,8 @@ impl Collecting {
             exposition: None,
             status_line: options.status_line,
             tty: options.status_line && std::io::stderr().is_terminal(),
-            planned: planned_length(scenario),
-            shapes: p
-                .publishers
-                .iter()
-                .map(|g| g.shape.clone())
-                .chain(p.players.iter().map(|g| g.shape.clone()))
-                .collect(),
+            planned: p.plan.length,
+            shapes: p.plan.shapes().cloned().collect(),
             last_tick: Duration::ZERO,
             notes: Vec::new(),
             faults: faults::Marks::default(),
@@ -580,12 +574,12 @@ async fn finish(
         &crate::k8s::expect::stage_starts(&scenario),
         crate::scenario::fault::FaultRecord {
             events: &run.faults,
-            load_end: Some(planned_length(&scenario).min(run.ended).as_secs_f64()),
+            load_end: Some(prepared.plan.length.min(run.ended).as_secs_f64()),
         },
     );
     // The pods behind the measured capacity: the edges (or the one xiu) for viewers, the
     // origins for publishers.
-    let (clients, servers) = if crate::scenario::plan::knee_steps_publishers(&scenario) {
+    let (clients, servers) = if prepared.plan.knee_steps_publishers {
         let origins = prepared.local.as_ref().map(|t| t.origins().count() as u32);
         (knee::KneeClients::Publishers, origins.unwrap_or(1))
     } else {
@@ -598,6 +592,7 @@ async fn finish(
         .map(|(section, steps)| knee::summarise(&section, clients, steps, servers));
     let report = assemble::build_report(assemble::Inputs {
         scenario: &scenario,
+        plan: &prepared.plan,
         options: &options,
         run_id: &run.who.id,
         name: &run.who.name,

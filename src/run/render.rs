@@ -32,7 +32,7 @@ pub(super) fn objects(
         namespace,
         section,
         scenario_text: &text,
-        planned: crate::scenario::plan::planned_length(scenario),
+        planned: crate::scenario::plan::Plan::of(scenario).length,
         publish_token_env: scenario.target.publish_token_env.as_deref(),
         ca_file: ca.as_ref().map(|(p, pem)| (*p, pem.as_str())),
     };

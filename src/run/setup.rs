@@ -13,7 +13,7 @@ use crate::metrics::{GroupMetrics, PlayerStats, PublisherStats};
 use crate::player::HttpClients;
 use crate::report::{OutputDir, OutputError};
 use crate::rtmp::url::RtmpBase;
-use crate::scenario::plan::Shape;
+use crate::scenario::plan::{Plan, Shape};
 use crate::scenario::{PlayerGroup, PublisherGroup, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,8 +34,6 @@ pub(super) struct PlayerGroupRun {
     pub(super) streams: Arc<Vec<String>>,
     pub(super) metrics: Arc<GroupMetrics<PlayerStats>>,
 }
-
-use crate::scenario::plan::player_shape;
 
 /// Who the run is: its name, its id and its output directory.
 pub(super) struct Identity {
@@ -65,6 +63,8 @@ pub(super) fn identity(scenario: &Scenario, options: &RunOptions) -> Identity {
 
 /// What the run holds once setup is done.
 pub(super) struct Prepared {
+    /// The scenario's plan, worked out once for the whole run.
+    pub(super) plan: Plan,
     pub(super) target_label: String,
     pub(super) endpoints: Arc<Endpoints>,
     pub(super) http: HttpClients,
@@ -149,15 +149,18 @@ pub(super) fn prepare_load(
     endpoints: Endpoints,
     target_label: String,
 ) -> Result<Prepared, RunError> {
+    let plan = Plan::of(scenario);
     let publishers = scenario
         .publishers
         .iter()
-        .map(|g| publisher_group(scenario, g))
+        .zip(&plan.publishers)
+        .map(|(g, shape)| publisher_group(g, shape.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let players: Vec<PlayerGroupRun> = scenario
         .players
         .iter()
-        .map(|g| PlayerGroupRun {
+        .zip(&plan.players)
+        .map(|(g, shape)| PlayerGroupRun {
             streams: Arc::new(match (&g.publishers, &g.streams) {
                 (Some(group), _) => publishers
                     .iter()
@@ -167,7 +170,7 @@ pub(super) fn prepare_load(
                 (None, Some(list)) => list.clone(),
                 (None, None) => Vec::new(),
             }),
-            shape: player_shape(scenario, g),
+            shape: shape.clone(),
             config: g.clone(),
             metrics: GroupMetrics::new(),
         })
@@ -178,6 +181,7 @@ pub(super) fn prepare_load(
             .map_err(|e| RunError::Setup(format!("cannot start the client event loops: {e}")))?,
     );
     Ok(Prepared {
+        plan,
         target_label,
         endpoints: Arc::new(endpoints),
         http: build_http_client(scenario)?,
@@ -206,7 +210,7 @@ fn publish_token(scenario: &Scenario) -> Result<Option<String>, RunError> {
     }
 }
 
-fn publisher_group(scenario: &Scenario, g: &PublisherGroup) -> Result<PublisherGroupRun, RunError> {
+fn publisher_group(g: &PublisherGroup, shape: Shape) -> Result<PublisherGroupRun, RunError> {
     let media_error = |e: &dyn std::fmt::Display| RunError::Media {
         group: g.name.clone(),
         message: e.to_string(),
@@ -229,7 +233,6 @@ fn publisher_group(scenario: &Scenario, g: &PublisherGroup) -> Result<PublisherG
     } else {
         None
     };
-    let shape = crate::scenario::plan::publisher_shape(scenario, g);
     Ok(PublisherGroupRun {
         streams: publisher_streams(g, &shape),
         config: g.clone(),

@@ -25,7 +25,6 @@ use crate::clock::RunClock;
 use crate::metrics::loader::{CpuSampler, ProcessSampler};
 use crate::metrics::timeline::TimelineWriter;
 use crate::scenario::Scenario;
-use crate::scenario::plan::planned_length;
 use crate::scenario::shard::Shard;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -208,7 +207,7 @@ async fn drive(
         lag: load.lag.clone(),
         servers: ProcessSampler::new(Vec::new()),
     };
-    let planned = planned_length(scenario);
+    let planned = prepared.plan.length;
     let mut ticks = super::SecondTicks::new(clock, planned);
     let mut log = match &options.windows_log {
         Some(path) => Some(

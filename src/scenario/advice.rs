@@ -46,14 +46,15 @@ impl std::fmt::Display for NameCollisions {
 
 /// Player groups of `scenario` that expect at least one such loss.
 pub fn name_collisions(scenario: &Scenario) -> Vec<NameCollisions> {
-    let run_seconds = super::plan::planned_length(scenario).as_secs_f64();
+    let plan = super::plan::Plan::of(scenario);
+    let run_seconds = plan.length.as_secs_f64();
     scenario
         .players
         .iter()
-        .filter_map(|g| {
+        .zip(&plan.players)
+        .filter_map(|(g, shape)| {
             let shares = stream_shares(g, scenario);
-            let shape = super::plan::player_shape(scenario, g);
-            group_collisions(g, &shape, &shares, run_seconds)
+            group_collisions(g, shape, &shares, run_seconds)
         })
         .filter(|c| c.expected_eof >= WORTH_A_NOTE)
         .collect()

@@ -136,9 +136,57 @@ pub fn step_at(k: &KneeSection, t: Duration) -> (usize, bool) {
     (index, into >= k.settle.0)
 }
 
+/// What a run of a validated scenario drives, worked out once where the scenario is read: each
+/// group's load shape (in the file's order, the knee's steps for the knee's group), how long the
+/// run is planned to last and which side the knee steps. The run, its workers and the report
+/// read these fields instead of working the plan out again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub publishers: Vec<Shape>,
+    pub players: Vec<Shape>,
+    /// `run.duration`, else the longest shape.
+    pub length: Duration,
+    /// Whether the knee steps a publisher group (else a player group, or there is no knee).
+    pub knee_steps_publishers: bool,
+}
+
+impl Plan {
+    pub fn of(scenario: &Scenario) -> Plan {
+        let publishers: Vec<Shape> = scenario
+            .publishers
+            .iter()
+            .map(|g| publisher_shape(scenario, g))
+            .collect();
+        let players: Vec<Shape> = scenario
+            .players
+            .iter()
+            .map(|g| player_shape(scenario, g))
+            .collect();
+        let length = run_length(
+            scenario.run.duration.map(|d| d.0),
+            &publishers
+                .iter()
+                .chain(&players)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        Plan {
+            publishers,
+            players,
+            length,
+            knee_steps_publishers: knee_steps_publishers(scenario),
+        }
+    }
+
+    /// Every group's shape: publishers first, then players.
+    pub fn shapes(&self) -> impl Iterator<Item = &Shape> {
+        self.publishers.iter().chain(&self.players)
+    }
+}
+
 /// The load shape a run drives a player group with: the knee's steps for the knee's group, else
 /// the group's own count or ramp.
-pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
+pub(super) fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
     match &scenario.knee {
         Some(k) if k.group == g.name => Shape::Ramp(stages(k)),
         _ => Shape::from_group(g.count, g.ramp.as_deref()),
@@ -147,7 +195,7 @@ pub fn player_shape(scenario: &Scenario, g: &PlayerGroup) -> Shape {
 
 /// The load shape a run drives a publisher group with: the knee's steps for the knee's group,
 /// else the group's own count or ramp.
-pub fn publisher_shape(scenario: &Scenario, g: &PublisherGroup) -> Shape {
+pub(super) fn publisher_shape(scenario: &Scenario, g: &PublisherGroup) -> Shape {
     match &scenario.knee {
         Some(k) if k.group == g.name => Shape::Ramp(stages(k)),
         _ => Shape::from_group(g.count, g.ramp.as_deref()),
@@ -155,22 +203,11 @@ pub fn publisher_shape(scenario: &Scenario, g: &PublisherGroup) -> Shape {
 }
 
 /// Whether the knee steps a publisher group (else a player group, or there is no knee).
-pub fn knee_steps_publishers(scenario: &Scenario) -> bool {
+pub(super) fn knee_steps_publishers(scenario: &Scenario) -> bool {
     scenario
         .knee
         .as_ref()
         .is_some_and(|k| scenario.publishers.iter().any(|g| g.name == k.group))
-}
-
-/// How long a run of `scenario` is planned to last: `run.duration`, else its longest shape.
-pub fn planned_length(scenario: &Scenario) -> Duration {
-    let shapes: Vec<Shape> = scenario
-        .publishers
-        .iter()
-        .map(|p| publisher_shape(scenario, p))
-        .chain(scenario.players.iter().map(|g| player_shape(scenario, g)))
-        .collect();
-    run_length(scenario.run.duration.map(|d| d.0), &shapes)
 }
 
 /// Number of load stages `after_stage` may name: the longest `ramp` of any group.
@@ -239,6 +276,71 @@ pub(crate) mod tests {
             duration: HumanDuration::secs(secs),
             target,
         }
+    }
+
+    #[test]
+    fn plan_gives_the_knee_group_its_steps_and_the_run_its_length() {
+        let text = r#"
+[target.local]
+
+[[publishers]]
+name = "cams"
+count = 2
+stream = "cam-{i}"
+
+[[players]]
+name = "v"
+protocol = "flv"
+publishers = "cams"
+
+[[players]]
+name = "late"
+protocol = "hls"
+publishers = "cams"
+ramp = [{ duration = "15s", target = 3 }]
+
+[[thresholds]]
+metric = "startup_ms.p99"
+max = 3000
+
+[knee]
+group = "v"
+start = 10
+step = 10
+max = 40
+step_duration = "10s"
+settle = "4s"
+target_audience = 1000
+"#;
+        let parse = |t: &str| crate::scenario::parse(std::path::Path::new("knee.toml"), t).unwrap();
+        let plan = Plan::of(&parse(text));
+        assert_eq!(plan.publishers, [Shape::Constant { count: 2 }]);
+        // The knee's group is driven by its steps.
+        assert_eq!(plan.players[0].peak(), 40);
+        assert_eq!(plan.players[1], Shape::Ramp(vec![stage(15, 3)]));
+        // No run.duration: the longest shape, the knee's four 10 s steps.
+        assert_eq!(plan.length, Duration::from_secs(40));
+        assert!(!plan.knee_steps_publishers);
+        assert_eq!(plan.shapes().count(), 3);
+
+        let fixed = text.replace(
+            "[target.local]",
+            "[run]\nduration = \"25s\"\n\n[target.local]",
+        );
+        assert_eq!(Plan::of(&parse(&fixed)).length, Duration::from_secs(25));
+
+        let on_cams = text
+            .replace("count = 2\n", "")
+            .replace(
+                "publishers = \"cams\"\n\n[[players]]",
+                "publishers = \"cams\"\ncount = 5\n\n[[players]]",
+            )
+            .replace("group = \"v\"", "group = \"cams\"")
+            .replace("target_audience", "target_streams");
+        let plan = Plan::of(&parse(&on_cams));
+        assert!(plan.knee_steps_publishers);
+        assert_eq!(plan.publishers[0].peak(), 40);
+        assert_eq!(plan.players[0], Shape::Constant { count: 5 });
     }
 
     #[test]

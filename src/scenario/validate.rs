@@ -277,7 +277,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             &s.fault,
             s.target.local.as_ref(),
             s.kube.as_ref(),
-            super::plan::planned_length(s),
+            super::plan::Plan::of(s).length,
         ));
     }
     p.0.extend(super::distributed::validate(s));
