@@ -32,16 +32,36 @@ impl fmt::Display for HumanDuration {
 /// few such values far from overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Why a duration or bit rate in a scenario cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid duration {text:?}: {reason} (write e.g. \"500ms\", \"30s\", \"2m\")")]
+    Duration { text: String, reason: String },
+    #[error(
+        "duration {text:?} is longer than the limit of {}",
+        in_days(MAX_DURATION)
+    )]
+    TooLong { text: String },
+    #[error(
+        "invalid bit rate {text:?}: expected a number then a unit, e.g. \"2Mbps\" or \"128kbps\""
+    )]
+    BitRateNumber { text: String },
+    #[error("invalid bit rate {text:?}: unknown unit {unit:?} (use bps, kbps, Mbps or Gbps)")]
+    BitRateUnit { text: String, unit: String },
+    #[error("invalid bit rate {text:?}: must be at least 1 bit/s")]
+    BitRateTooLow { text: String },
+}
+
 /// Parses a human duration ("500ms", "30s", "2m 30s"), at most [`MAX_DURATION`].
-pub fn parse_duration(text: &str) -> Result<HumanDuration, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write e.g. \"500ms\", \"30s\", \"2m\")")
+pub fn parse_duration(text: &str) -> Result<HumanDuration, UnitError> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| UnitError::Duration {
+        text: text.to_string(),
+        reason: e.to_string(),
     })?;
     if d > MAX_DURATION {
-        return Err(format!(
-            "duration {text:?} is longer than the limit of {}",
-            in_days(MAX_DURATION)
-        ));
+        return Err(UnitError::TooLong {
+            text: text.to_string(),
+        });
     }
     Ok(HumanDuration(d))
 }
@@ -100,15 +120,15 @@ impl fmt::Display for BitRate {
 }
 
 /// Parses "2Mbps", "2M", "2.5 Mbit/s", "128kbps", "128k", "64000" (plain bits per second).
-pub fn parse_bitrate(text: &str) -> Result<BitRate, String> {
+pub fn parse_bitrate(text: &str) -> Result<BitRate, UnitError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid bit rate {text:?}: expected a number then a unit, e.g. \"2Mbps\" or \"128kbps\""))?;
+    let value: f64 = num.parse().map_err(|_| UnitError::BitRateNumber {
+        text: text.to_string(),
+    })?;
     let unit = unit.trim().to_ascii_lowercase();
     let multiplier = match unit.as_str() {
         "" | "bps" | "bit/s" | "b/s" => 1.0,
@@ -116,16 +136,17 @@ pub fn parse_bitrate(text: &str) -> Result<BitRate, String> {
         "m" | "mbps" | "mbit/s" | "mb/s" => 1e6,
         "g" | "gbps" | "gbit/s" | "gb/s" => 1e9,
         other => {
-            return Err(format!(
-                "invalid bit rate {text:?}: unknown unit {other:?} (use bps, kbps, Mbps or Gbps)"
-            ));
+            return Err(UnitError::BitRateUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            });
         }
     };
     let bps = value * multiplier;
     if !bps.is_finite() || bps < 1.0 {
-        return Err(format!(
-            "invalid bit rate {text:?}: must be at least 1 bit/s"
-        ));
+        return Err(UnitError::BitRateTooLow {
+            text: text.to_string(),
+        });
     }
     Ok(BitRate(bps.round() as u64))
 }
@@ -183,14 +204,20 @@ mod tests {
 
     #[test]
     fn bitrate_errors_say_what_to_write() {
-        let err = parse_bitrate("2 furlongs").unwrap_err();
-        assert!(err.contains("unknown unit"), "{err}");
-        assert!(
-            parse_bitrate("Mbps")
-                .unwrap_err()
-                .contains("expected a number")
+        let err = parse_bitrate("2 furlongs").unwrap_err().to_string();
+        assert!(err.contains("unknown unit \"furlongs\""), "{err}");
+        assert_eq!(
+            parse_bitrate("Mbps"),
+            Err(UnitError::BitRateNumber {
+                text: "Mbps".into()
+            })
         );
-        assert!(parse_bitrate("0kbps").is_err());
+        assert_eq!(
+            parse_bitrate("0kbps"),
+            Err(UnitError::BitRateTooLow {
+                text: "0kbps".into()
+            })
+        );
     }
 
     #[derive(Debug, Deserialize)]
@@ -211,7 +238,7 @@ mod tests {
     #[test]
     fn durations_are_bounded_where_they_are_parsed() {
         assert_eq!(parse_duration("30days").unwrap().0, MAX_DURATION);
-        let err = parse_duration("31days").unwrap_err();
+        let err = parse_duration("31days").unwrap_err().to_string();
         assert!(err.contains("longer than the limit of 30 days"), "{err}");
         assert_eq!(
             in_days(Duration::from_secs(40 * 86_400 + 43_200)),

@@ -25,6 +25,18 @@ impl PartialEq for LatencyHistogram {
     }
 }
 
+/// Why a histogram read back from a report or a worker's window cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramDecodeError {
+    #[error("histogram is not base64: {0}")]
+    NotBase64(base64::DecodeError),
+    // hdrhistogram's errors have Debug only.
+    #[error("histogram does not decode: {0}")]
+    NotAHistogram(String),
+    #[error("histogram bounds: {0}")]
+    OutOfBounds(String),
+}
+
 impl LatencyHistogram {
     /// Empty, and small: the counts grow with the largest value recorded (auto-resize), so a
     /// histogram of millisecond latencies holds a fraction of what one sized for an hour would
@@ -113,17 +125,17 @@ impl LatencyHistogram {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
-    pub fn from_base64(text: &str) -> Result<Self, String> {
+    pub fn from_base64(text: &str) -> Result<Self, HistogramDecodeError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
-            .map_err(|e| format!("histogram is not base64: {e}"))?;
+            .map_err(HistogramDecodeError::NotBase64)?;
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
-            .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+            .map_err(|e| HistogramDecodeError::NotAHistogram(format!("{e:?}")))?;
         let mut out = LatencyHistogram::new();
         out.0
             .add(&h)
-            .map_err(|e| format!("histogram bounds: {e:?}"))?;
+            .map_err(|e| HistogramDecodeError::OutOfBounds(format!("{e:?}")))?;
         Ok(out)
     }
 }

@@ -37,20 +37,30 @@ struct Part {
     records: Vec<WindowRecord>,
 }
 
+/// Why `--start-at` cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartAtError {
+    #[error("{text:?}: {source} (use RFC 3339, e.g. 2026-12-06T10:00:00Z, or Unix milliseconds)")]
+    NotATime {
+        text: String,
+        source: humantime::TimestampError,
+    },
+    #[error("{0:?} is before 1970")]
+    BeforeEpoch(String),
+}
+
 /// `--start-at`: RFC 3339 (`2026-12-06T10:00:00Z`) or Unix milliseconds; returns Unix µs.
-pub fn parse_start_at(text: &str) -> Result<u64, String> {
+pub fn parse_start_at(text: &str) -> Result<u64, StartAtError> {
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(ms * 1000);
     }
-    humantime::parse_rfc3339_weak(text)
-        .map_err(|e| {
-            format!("{text:?}: {e} (use RFC 3339, e.g. 2026-12-06T10:00:00Z, or Unix milliseconds)")
-        })
-        .and_then(|t| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .map_err(|_| format!("{text:?} is before 1970"))
-        })
+    let t = humantime::parse_rfc3339_weak(text).map_err(|source| StartAtError::NotATime {
+        text: text.to_string(),
+        source,
+    })?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .map_err(|_| StartAtError::BeforeEpoch(text.to_string()))
 }
 
 fn read_part(dir: &Path) -> Result<Part, MergeError> {
@@ -286,7 +296,7 @@ mod tests {
             parse_start_at("2025-12-06T10:00:00Z"),
             Ok(1_765_015_200_000_000)
         );
-        let err = parse_start_at("tomorrow").unwrap_err();
+        let err = parse_start_at("tomorrow").unwrap_err().to_string();
         assert!(err.contains("RFC 3339"), "{err}");
     }
 }

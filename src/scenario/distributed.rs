@@ -195,7 +195,7 @@ fn default_port() -> u16 {
 
 /// `xiuload run --workers N` (and `render --workers N`): the scenario's `[distributed]` with
 /// `workers = N`, or one with every default when it has none; checked as the file's would be.
-pub fn apply_workers_flag(s: &mut Scenario, workers: u32) -> Result<(), String> {
+pub fn apply_workers_flag(s: &mut Scenario, workers: u32) -> Result<(), WorkersFlagError> {
     match &mut s.distributed {
         Some(d) => d.workers = workers,
         None => s.distributed = Some(DistributedSection::with_workers(workers)),
@@ -204,18 +204,31 @@ pub fn apply_workers_flag(s: &mut Scenario, workers: u32) -> Result<(), String> 
     if problems.is_empty() {
         return Ok(());
     }
-    Err(problems
-        .iter()
-        .map(|p| {
-            let hint = p
-                .hint
-                .as_ref()
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            format!("--workers {workers}: {}: {}{hint}", p.field, p.message)
-        })
-        .collect::<Vec<_>>()
-        .join("\n"))
+    Err(WorkersFlagError { workers, problems })
+}
+
+/// `--workers N` does not fit the scenario: what `[distributed]` with N workers would break.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkersFlagError {
+    pub workers: u32,
+    pub problems: Vec<Problem>,
+}
+
+impl std::error::Error for WorkersFlagError {}
+
+impl std::fmt::Display for WorkersFlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "--workers {}: {}: {}", self.workers, p.field, p.message)?;
+            if let Some(hint) = &p.hint {
+                write!(f, " ({hint})")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks `[distributed]` against the rest of the scenario.
@@ -618,7 +631,9 @@ count = 10
             "[run]\nduration = \"5s\"\n[target.local]\n[[publishers]]\nname = \"c\"\ncount = 1\n",
         )
         .unwrap();
-        let err = super::apply_workers_flag(&mut local, 2).unwrap_err();
+        let err = super::apply_workers_flag(&mut local, 2)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("--workers 2: distributed: worker pods cannot reach"),
             "{err}"

@@ -27,6 +27,21 @@ pub enum ShardError {
     OutOfRange { index: u32, count: u32 },
 }
 
+/// Why `--shard` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardParseError {
+    #[error("{0:?}: expected I/N, e.g. 0/3 for the first of 3 parts")]
+    NotIOverN(String),
+    #[error("{text:?}: {part:?} is not a number ({reason})")]
+    NotANumber {
+        text: String,
+        part: String,
+        reason: std::num::ParseIntError,
+    },
+    #[error("{text:?}: {source}")]
+    Invalid { text: String, source: ShardError },
+}
+
 impl Shard {
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
@@ -41,16 +56,23 @@ impl Shard {
     }
 
     /// `I/N`, as `--shard` takes it.
-    pub fn parse(text: &str) -> Result<Shard, String> {
+    pub fn parse(text: &str) -> Result<Shard, ShardParseError> {
         let (index, count) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 0/3 for the first of 3 parts"))?;
+            .ok_or_else(|| ShardParseError::NotIOverN(text.to_string()))?;
         let number = |s: &str| {
             s.trim()
                 .parse::<u32>()
-                .map_err(|e| format!("{text:?}: {s:?} is not a number ({e})"))
+                .map_err(|reason| ShardParseError::NotANumber {
+                    text: text.to_string(),
+                    part: s.to_string(),
+                    reason,
+                })
         };
-        Shard::new(number(index)?, number(count)?).map_err(|e| format!("{text:?}: {e}"))
+        Shard::new(number(index)?, number(count)?).map_err(|source| ShardParseError::Invalid {
+            text: text.to_string(),
+            source,
+        })
     }
 
     /// Whether slot `slot` of a group runs here.
@@ -138,8 +160,10 @@ mod tests {
         );
         assert!(Shard::new(2, 3).is_ok());
         assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
-        assert!(Shard::parse("3/3").unwrap_err().contains("out of range"));
-        assert!(Shard::parse("1-3").unwrap_err().contains("expected I/N"));
+        let says = |t: &str| Shard::parse(t).unwrap_err().to_string();
+        assert!(says("3/3").contains("out of range"));
+        assert!(says("1-3").contains("expected I/N"));
+        assert!(says("a/3").contains("\"a\" is not a number"));
         assert!(Shard::WHOLE.owns(17) && Shard::WHOLE.is_whole());
     }
 }

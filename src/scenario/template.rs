@@ -12,6 +12,30 @@ pub const PLACEHOLDERS: [&str; 2] = ["app", "stream"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate(String);
 
+/// Why a path template cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("path template {template:?} {problem}")]
+pub struct TemplateError {
+    pub template: String,
+    pub problem: TemplateProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateProblem {
+    #[error("must start with '/', e.g. \"/{{app}}/{{stream}}.flv\"")]
+    NoLeadingSlash,
+    #[error("contains {0:?}, which cannot stand in a URL path")]
+    NotInAPath(char),
+    #[error("has a '}}' without a '{{'")]
+    UnopenedBrace,
+    #[error("has a '{{' without a '}}'")]
+    UnclosedBrace,
+    #[error("has an unknown placeholder {{{0}}}; use {{app}} and {{stream}}")]
+    UnknownPlaceholder(String),
+    #[error("has no {{stream}}: every viewer would ask for the same URL")]
+    NoStream,
+}
+
 impl PathTemplate {
     /// xiu 0.14's HTTP-FLV layout.
     pub fn xiu_flv() -> Self {
@@ -25,43 +49,41 @@ impl PathTemplate {
 
     /// Checks a template: it starts with `/`, names the stream, uses only known placeholders and
     /// holds nothing that cannot stand in a URL path.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let fail = |problem| {
+            Err(TemplateError {
+                template: text.to_string(),
+                problem,
+            })
+        };
         if !text.starts_with('/') {
-            return Err(format!(
-                "path template {text:?} must start with '/', e.g. \"/{{app}}/{{stream}}.flv\""
-            ));
+            return fail(TemplateProblem::NoLeadingSlash);
         }
         if let Some(c) = text
             .chars()
             .find(|c| c.is_whitespace() || c.is_control() || *c == '#')
         {
-            return Err(format!(
-                "path template {text:?} contains {c:?}, which cannot stand in a URL path"
-            ));
+            return fail(TemplateProblem::NotInAPath(c));
         }
         let mut names_stream = false;
         let mut rest = text;
         while let Some(open) = rest.find(['{', '}']) {
             if rest[open..].starts_with('}') {
-                return Err(format!("path template {text:?} has a '}}' without a '{{'"));
+                return fail(TemplateProblem::UnopenedBrace);
             }
             let after = &rest[open + 1..];
             let Some(close) = after.find('}') else {
-                return Err(format!("path template {text:?} has a '{{' without a '}}'"));
+                return fail(TemplateProblem::UnclosedBrace);
             };
             let name = &after[..close];
             if !PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "path template {text:?}: unknown placeholder {{{name}}}; use {{app}} and {{stream}}"
-                ));
+                return fail(TemplateProblem::UnknownPlaceholder(name.to_string()));
             }
             names_stream |= name == "stream";
             rest = &after[close + 1..];
         }
         if !names_stream {
-            return Err(format!(
-                "path template {text:?} has no {{stream}}: every viewer would ask for the same URL"
-            ));
+            return fail(TemplateProblem::NoStream);
         }
         Ok(PathTemplate(text.to_string()))
     }
@@ -159,7 +181,7 @@ mod tests {
             ("/{stream}.flv#frag", "cannot stand in a URL path"),
         ] {
             let err = PathTemplate::parse(text).unwrap_err();
-            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.to_string().contains(needle), "{text}: {err}");
         }
     }
 }

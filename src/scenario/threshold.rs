@@ -164,43 +164,57 @@ impl Metric {
 
 const STATS_HINT: &str = "statistics: p50, p90, p95, p99, max, mean";
 
-impl std::str::FromStr for Metric {
-    type Err = String;
+/// Why a threshold's `metric` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricError {
+    #[error("metric `{0}` needs a statistic: write e.g. `{0}.p99`; {STATS_HINT}")]
+    NoStatistic(String),
+    #[error("unknown statistic `{0}`; {STATS_HINT}")]
+    UnknownStatistic(String),
+    #[error(
+        "metric `{name}` is a ratio and takes no statistic (got `.{stat}`): write just `{name}`"
+    )]
+    RatioWithStatistic { name: String, stat: String },
+    #[error(
+        "unknown metric `{0}`; player metrics: {players}; publisher metrics: {publishers}",
+        players = Metric::known_on(Side::Players),
+        publishers = Metric::known_on(Side::Publishers)
+    )]
+    Unknown(String),
+}
 
-    fn from_str(text: &str) -> Result<Metric, String> {
+impl std::str::FromStr for Metric {
+    type Err = MetricError;
+
+    fn from_str(text: &str) -> Result<Metric, MetricError> {
         let (name, stat) = match text.split_once('.') {
             Some((n, s)) => (n, Some(s)),
             None => (text, None),
         };
         if let Some(h) = Histogram::ALL.into_iter().find(|h| h.name() == name) {
-            let stat_text = stat.ok_or_else(|| {
-                format!("metric `{name}` needs a statistic: write e.g. `{name}.p99`; {STATS_HINT}")
-            })?;
+            let stat_text = stat.ok_or_else(|| MetricError::NoStatistic(name.to_string()))?;
             let stat = Stat::ALL
                 .into_iter()
                 .find(|s| s.name() == stat_text)
-                .ok_or_else(|| format!("unknown statistic `{stat_text}`; {STATS_HINT}"))?;
+                .ok_or_else(|| MetricError::UnknownStatistic(stat_text.to_string()))?;
             return Ok(Metric::Histogram(h, stat));
         }
         if let Some(r) = Ratio::ALL.into_iter().find(|r| r.name() == name) {
             return match stat {
-                Some(s) => Err(format!(
-                    "metric `{name}` is a ratio and takes no statistic (got `.{s}`): write just `{name}`"
-                )),
+                Some(s) => Err(MetricError::RatioWithStatistic {
+                    name: name.to_string(),
+                    stat: s.to_string(),
+                }),
                 None => Ok(Metric::Ratio(r)),
             };
         }
-        Err(format!(
-            "unknown metric `{name}`; player metrics: {}; publisher metrics: {}",
-            Metric::known_on(Side::Players),
-            Metric::known_on(Side::Publishers)
-        ))
+        Err(MetricError::Unknown(name.to_string()))
     }
 }
 
 impl TryFrom<String> for Metric {
-    type Error = String;
-    fn try_from(text: String) -> Result<Metric, String> {
+    type Error = MetricError;
+    fn try_from(text: String) -> Result<Metric, MetricError> {
         text.parse()
     }
 }
@@ -306,13 +320,13 @@ mod tests {
 
     #[test]
     fn rejects_with_hints() {
-        let no_stat = "startup_ms".parse::<Metric>().unwrap_err();
+        let no_stat = "startup_ms".parse::<Metric>().unwrap_err().to_string();
         assert!(no_stat.contains("startup_ms.p99"), "{no_stat}");
-        let bad_stat = "startup_ms.p42".parse::<Metric>().unwrap_err();
+        let bad_stat = "startup_ms.p42".parse::<Metric>().unwrap_err().to_string();
         assert!(bad_stat.contains("p42"), "{bad_stat}");
-        let ratio_stat = "stall_ratio.p99".parse::<Metric>().unwrap_err();
+        let ratio_stat = "stall_ratio.p99".parse::<Metric>().unwrap_err().to_string();
         assert!(ratio_stat.contains("ratio"), "{ratio_stat}");
-        let unknown = "lag_ms.p99".parse::<Metric>().unwrap_err();
+        let unknown = "lag_ms.p99".parse::<Metric>().unwrap_err().to_string();
         assert!(
             unknown.contains("player metrics: startup_ms.p99"),
             "{unknown}"
