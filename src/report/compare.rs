@@ -2,8 +2,7 @@
 //! (two reports in, rows out); loading and printing live in [`compare_dirs`].
 
 use super::model::{PlayerSummary, Report, Verdict};
-use super::rebuild::{RunDirError, load_report};
-use crate::k8s::standalone::WatchReport;
+use super::rebuild::{RunDirError, load_report, read_watch_report};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::Path;
@@ -262,11 +261,7 @@ fn with_cluster_expectations(mut report: Report, dir: &Path) -> Result<Report, R
     if !report.expectations.is_empty() {
         return Ok(report);
     }
-    let watched = WatchReport::read(dir).map_err(|message| RunDirError::WatchReport {
-        path: dir.join(WatchReport::FILE_NAME),
-        message,
-    })?;
-    if let Some(watched) = watched {
+    if let Some(watched) = read_watch_report(dir)? {
         report.expectations = watched.expectations;
     }
     Ok(report)
@@ -278,6 +273,7 @@ pub const COMPARE_MD: &str = "compare.md";
 mod tests {
     use super::*;
     use crate::k8s::ExpectationResult;
+    use crate::k8s::standalone::WatchReport;
     use crate::report::OutputDir;
     use std::path::PathBuf;
 

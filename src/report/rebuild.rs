@@ -26,8 +26,11 @@ pub enum RunDirError {
         path: PathBuf,
         reason: ReportJsonError,
     },
-    #[error("{path} is not a cluster report written by `xiuload watch`: {message}")]
-    WatchReport { path: PathBuf, message: String },
+    #[error("{path} is not a cluster report written by `xiuload watch`: {reason}")]
+    WatchReport {
+        path: PathBuf,
+        reason: crate::k8s::standalone::WatchReportError,
+    },
     #[error(transparent)]
     Output(#[from] OutputError),
 }
@@ -98,11 +101,17 @@ pub fn load_run(
         path: tl_path,
         source,
     })?;
-    let cluster = WatchReport::read(dir).map_err(|message| RunDirError::WatchReport {
-        path: dir.join(WatchReport::FILE_NAME),
-        message,
-    })?;
+    let cluster = read_watch_report(dir)?;
     Ok((report, timeline, cluster))
+}
+
+/// A watcher's `cluster-report.json` in `dir`, if there is one; one that cannot be read is an error
+/// naming it.
+pub fn read_watch_report(dir: &Path) -> Result<Option<WatchReport>, RunDirError> {
+    WatchReport::read(dir).map_err(|reason| RunDirError::WatchReport {
+        path: dir.join(WatchReport::FILE_NAME),
+        reason,
+    })
 }
 
 /// Rebuilds `summary.md` and `report.html` in place (and, when the run watched a cluster, the
