@@ -3,9 +3,10 @@
 //! tags, an untrusted certificate, silence), and the run must count what went wrong by kind:
 //! never a panic, never a pass with dead clients, never memory that grows with what is sent.
 
+mod common;
+
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -98,19 +99,7 @@ async fn rtmp_handshake(s: &mut TcpStream) -> Option<()> {
 /// Runs a scenario in-process to its end.
 async fn run(text: &str) -> Report {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = xiuload::scenario::parse(Path::new("hostile.toml"), text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let options = xiuload::run::RunOptions {
-        scenario_file: "hostile.toml".into(),
-        out_dir: Some(dir.path().join("out")),
-        status_line: false,
-        metrics_addr: None,
-        ..Default::default()
-    };
-    xiuload::run::run(scenario, options, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"))
-        .report
+    common::run(text, &dir.path().join("out")).await.report
 }
 
 /// Error counts of the player group `name`, warm-up included.
@@ -408,15 +397,7 @@ async fn an_rtmp_message_over_the_bound_is_too_large() {
 /// `flv::demux`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_head_and_a_huge_allowed_tag_still_play() {
-    let video = xiuload::media::h264::SyntheticVideo::new(&xiuload::media::h264::VideoParams {
-        width: 320,
-        height: 240,
-        fps: 25,
-        bitrate_bps: 300_000,
-        gop_frames: 25,
-    })
-    .unwrap();
-    let flv = xiuload::media::flv_file::write_flv(Some(&video), None, 2);
+    let flv = common::flv_server::synthetic_flv(2);
     // The file header and the first tags (2 KB or so), a 3 MiB audio tag, then the rest.
     let mut cut = 13;
     while cut < 2000 {
@@ -516,24 +497,8 @@ async fn zero_size_flv_tags_are_one_protocol_error_per_session() {
 /// hint to set `target.tls.ca_file`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_a_tls_error_with_the_ca_file_hint() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let key =
-        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-            .unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let port = serve(move |s| {
-        let acceptor = acceptor.clone();
-        async move {
-            // The client gives up in the handshake; nothing is served.
-            let _ = acceptor.accept(s).await;
-        }
-    })
-    .await;
+    // The viewer gives up in the handshake; nothing is served.
+    let port = common::flv_server::tls_flv_server(2).await.port;
     let r = run(&format!(
         "[run]\nduration = \"2s\"\n[target]\nflv_base = \"https://localhost:{port}\"\n\
          [[players]]\nname = \"viewers\"\nprotocol = \"flv\"\nstreams = [\"s\"]\ncount = 1\n\

@@ -1,63 +1,9 @@
 //! HTTPS targets: certificate verification is on by default, a custom CA is trusted when given,
 //! and turning verification off is explicit. A local TLS server (self-signed) serves an FLV body.
 
-use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+mod common;
 
-struct TlsFlvServer {
-    port: u16,
-    ca_pem: String,
-}
-
-/// Serves `GET /live/s.flv` over TLS with a few seconds of synthetic FLV, to any number of clients.
-async fn start_server() -> TlsFlvServer {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let ca_pem = cert.cert.pem();
-    let key =
-        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-            .unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let video = xiuload::media::h264::SyntheticVideo::new(&xiuload::media::h264::VideoParams {
-        width: 320,
-        height: 240,
-        fps: 25,
-        bitrate_bps: 300_000,
-        gop_frames: 25,
-    })
-    .unwrap();
-    let body = Arc::new(xiuload::media::flv_file::write_flv(Some(&video), None, 3));
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let body = body.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut request = [0u8; 2048];
-                let _ = tls.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = tls.write_all(head.as_bytes()).await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    TlsFlvServer { port, ca_pem }
-}
+use common::flv_server::{TlsFlvServer, tls_flv_server};
 
 async fn run(server: &TlsFlvServer, tls: &str) -> xiuload::report::model::Report {
     run_at(server, "localhost", tls).await
@@ -74,24 +20,12 @@ async fn run_at(server: &TlsFlvServer, host: &str, tls: &str) -> xiuload::report
          first_frame_timeout = \"2s\"\nreconnect = {{ max_attempts = 0, backoff = \"10s\" }}\n",
         server.port
     );
-    let scenario = xiuload::scenario::parse(std::path::Path::new("tls.toml"), &text)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let options = xiuload::run::RunOptions {
-        scenario_file: "tls.toml".into(),
-        out_dir: Some(dir.path().join("out")),
-        status_line: false,
-        metrics_addr: None,
-        ..Default::default()
-    };
-    xiuload::run::run(scenario, options, std::future::pending())
-        .await
-        .unwrap()
-        .report
+    common::run(&text, &dir.path().join("out")).await.report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_verifies_certificates_unless_told_otherwise() {
-    let server = start_server().await;
+    let server = tls_flv_server(3).await;
 
     // Default: the self-signed certificate is not trusted, so the viewer fails to connect.
     let r = run(&server, "").await;
@@ -130,7 +64,7 @@ async fn https_verifies_certificates_unless_told_otherwise() {
 /// A certificate for another name is refused too: the viewer checks the name it asked for (SNI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_refuses_a_certificate_for_another_name() {
-    let server = start_server().await;
+    let server = tls_flv_server(3).await;
     // The CA is trusted, but the certificate names "localhost", not "127.0.0.1".
     let r = run_at(&server, "127.0.0.1", "[target.tls]\nca_file = \"CA\"").await;
     let s = &r.players[0].summary;

@@ -35,20 +35,31 @@ impl HpaReplayError {
 
 /// `--sync-period`: at least a second, so a replay's rows stay countable (the controller's own
 /// default is 15 s).
-pub fn parse_sync_period(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+pub fn parse_sync_period(s: &str) -> Result<std::time::Duration, HpaArgError> {
+    let d = humantime::parse_duration(s).map_err(HpaArgError::Duration)?;
     if d < std::time::Duration::from_secs(1) {
-        return Err(format!("{s:?} is shorter than 1s"));
+        return Err(HpaArgError::SyncPeriodTooShort(s.to_string()));
     }
     Ok(d)
 }
 
 /// `--tolerance`: a non-negative ratio, e.g. 0.1.
-pub fn parse_tolerance(s: &str) -> Result<f64, String> {
+pub fn parse_tolerance(s: &str) -> Result<f64, HpaArgError> {
     match s.parse::<f64>() {
         Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
-        _ => Err(format!("{s:?} is not a non-negative number such as 0.1")),
+        _ => Err(HpaArgError::Tolerance(s.to_string())),
     }
+}
+
+/// Why an `hpa-replay` option's value was refused (clap prints it after the option's name).
+#[derive(Debug, thiserror::Error)]
+pub enum HpaArgError {
+    #[error("{0}")]
+    Duration(humantime::DurationError),
+    #[error("{0:?} is shorter than 1s")]
+    SyncPeriodTooShort(String),
+    #[error("{0:?} is not a non-negative number such as 0.1")]
+    Tolerance(String),
 }
 
 /// Replays `hpa-input.json` of `run_dir` through each spec file; writes `hpa-replay.json` and
@@ -78,4 +89,31 @@ pub fn replay_run_dir(
     out.write(REPLAY_JSON, &json)?;
     out.write(REPLAY_HTML, replay::html(&result, &input).as_bytes())?;
     Ok(replay::table(&result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_values_are_checked_with_the_value_in_the_message() {
+        assert_eq!(
+            parse_sync_period("30s").unwrap(),
+            std::time::Duration::from_secs(30)
+        );
+        let short = parse_sync_period("500ms").unwrap_err();
+        assert_eq!(short.to_string(), "\"500ms\" is shorter than 1s");
+        assert!(matches!(
+            parse_sync_period("soon"),
+            Err(HpaArgError::Duration(_))
+        ));
+        assert_eq!(parse_tolerance("0.1").unwrap(), 0.1);
+        for bad in ["-0.1", "NaN", "inf", "ten"] {
+            let e = parse_tolerance(bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{bad:?} is not a non-negative number such as 0.1")
+            );
+        }
+    }
 }

@@ -45,21 +45,31 @@ pub struct XiuSummary {
     pub send_kbps: f64,
 }
 
+/// Why an answer of xiu's stream API could not be summed.
+#[derive(Debug, thiserror::Error)]
+pub enum XiuStatsError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// xiu answered with a non-zero `error_code`; `desp` is its description, as sent.
+    #[error("xiu error: {desp}")]
+    Xiu { desp: serde_json::Value },
+    #[error("unexpected data: {0}")]
+    UnexpectedData(serde_json::Value),
+}
+
 /// Sums xiu's `GET /api/query_whole_streams` answer. xiu sends `"data": {}` (not `[]`) when it
 /// has no streams.
-pub fn parse_xiu_streams(body: &str) -> Result<XiuSummary, String> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_xiu_streams(body: &str) -> Result<XiuSummary, XiuStatsError> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(XiuStatsError::NotJson)?;
     if v.get("error_code").and_then(|c| c.as_i64()).unwrap_or(0) != 0 {
-        return Err(format!(
-            "xiu error: {}",
-            v.get("desp").unwrap_or(&serde_json::Value::Null)
-        ));
+        let desp = v.get("desp").cloned().unwrap_or_default();
+        return Err(XiuStatsError::Xiu { desp });
     }
     let entries = match v.get("data") {
         Some(serde_json::Value::Array(a)) => a.as_slice(),
         Some(serde_json::Value::Object(o)) if o.is_empty() => &[],
         Some(serde_json::Value::Null) | None => &[],
-        Some(other) => return Err(format!("unexpected data: {other}")),
+        Some(other) => return Err(XiuStatsError::UnexpectedData(other.clone())),
     };
     let num = |v: Option<&serde_json::Value>| v.and_then(|x| x.as_f64()).unwrap_or(0.0);
     let mut s = XiuSummary {
@@ -202,9 +212,9 @@ pub async fn poll_xiu_stats(
                             send_kbps: s.send_kbps,
                         })
                     }
-                    Err(e) => warn_once(&mut failing, &pod, e),
+                    Err(e) => warn_once(&mut failing, &pod, e.to_string()),
                 },
-                Err(e) => warn_once(&mut failing, &pod, e),
+                Err(e) => warn_once(&mut failing, &pod, e.to_string()),
             };
             if let Some(n) = note
                 && tx.send(Observed::Note(n)).is_err()
@@ -261,6 +271,13 @@ mod tests {
                 send_kbps: 3000.0
             }
         );
-        assert!(parse_xiu_streams("<html>").is_err());
+        assert!(matches!(
+            parse_xiu_streams("<html>"),
+            Err(XiuStatsError::NotJson(_))
+        ));
+        let refused = parse_xiu_streams(r#"{"error_code":-1,"desp":"no such app"}"#).unwrap_err();
+        assert_eq!(refused.to_string(), r#"xiu error: "no such app""#);
+        let odd = parse_xiu_streams(r#"{"error_code":0,"data":7}"#).unwrap_err();
+        assert_eq!(odd.to_string(), "unexpected data: 7");
     }
 }

@@ -27,17 +27,26 @@ impl WatchReport {
 
     /// The watcher's report in `dir`: `Ok(None)` when there is none, an error when there is one
     /// that cannot be read (the caller names the file).
-    pub fn read(dir: &Path) -> Result<Option<WatchReport>, String> {
+    pub fn read(dir: &Path) -> Result<Option<WatchReport>, WatchReportError> {
         let path = dir.join(Self::FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(WatchReportError::Read(e)),
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(WatchReportError::Parse)
     }
+}
+
+/// Why a `cluster-report.json` that is there cannot be read; the caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchReportError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Parse(serde_json::Error),
 }
 
 /// Analyses a run directory: `cluster.jsonl` plus `timeline.jsonl` when there is one.
@@ -90,22 +99,63 @@ struct WatchOnly {
     expect: Vec<Expectation>,
 }
 
+/// Why `--scenario` gives nothing to watch; each message starts with the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchPlanError {
+    #[error("{}: cannot read scenario: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// A watch-only file whose `[kube]` or `[[expect]]` does not validate: one line a problem.
+    #[error("{}", problem_lines(.path, .problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<crate::scenario::Problem>,
+    },
+    /// A whole scenario that does not load as `run` would load it.
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::LoadError),
+    #[error(
+        "{}: no [kube] section: `xiuload watch` needs the namespace and workloads to watch",
+        .path.display()
+    )]
+    NoKube { path: PathBuf },
+}
+
+fn problem_lines(path: &Path, problems: &[crate::scenario::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: field `{}`: {}", path.display(), p.field, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Reads `--scenario`: either a whole scenario (validated as `run` would) or a watch-only file
 /// with just `[kube]` and `[[expect]]` (the load comes from another tool, so no stages).
-pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read scenario: {e}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, WatchPlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WatchPlanError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let toml_error = |source| WatchPlanError::Toml {
+        path: path.to_path_buf(),
+        source,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(toml_error)?;
     if table.keys().all(|k| k == "kube" || k == "expect") {
-        let w: WatchOnly = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let w: WatchOnly = toml::from_str(&text).map_err(toml_error)?;
         let problems = super::config::validate(Some(&w.kube), &w.expect, 0, 0);
         if !problems.is_empty() {
-            return Err(problems
-                .iter()
-                .map(|p| format!("{}: field `{}`: {}", path.display(), p.field, p.message))
-                .collect::<Vec<_>>()
-                .join("\n"));
+            return Err(WatchPlanError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
         }
         return Ok(WatchPlan {
             kube: w.kube,
@@ -113,12 +163,11 @@ pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
             stages: Vec::new(),
         });
     }
-    let scenario = crate::scenario::load(path).map_err(|e| e.to_string())?;
+    let scenario = crate::scenario::load(path)?;
     let Some(kube) = scenario.kube.clone() else {
-        return Err(format!(
-            "{}: no [kube] section: `xiuload watch` needs the namespace and workloads to watch",
-            path.display()
-        ));
+        return Err(WatchPlanError::NoKube {
+            path: path.to_path_buf(),
+        });
     };
     Ok(WatchPlan {
         stages: stage_starts(&scenario),
@@ -130,9 +179,9 @@ pub fn load_watch_plan(path: &Path) -> Result<WatchPlan, String> {
 /// Why `xiuload watch` could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    /// The scenario (already formatted with its file, line and field).
-    #[error("{0}")]
-    Scenario(String),
+    /// The scenario (its messages name the file, line and field).
+    #[error(transparent)]
+    Scenario(#[from] WatchPlanError),
     #[error("cannot create {path}: {source}")]
     OutputDir {
         path: PathBuf,
@@ -173,7 +222,7 @@ pub async fn watch_command(
     duration: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Watched, WatchError> {
-    let plan = load_watch_plan(scenario_path).map_err(WatchError::Scenario)?;
+    let plan = load_watch_plan(scenario_path)?;
     let section = plan.kube.clone();
     let clock = RunClock::start_now();
     let dir = out.unwrap_or_else(|| {
@@ -254,6 +303,7 @@ mod tests {
         assert!(
             load_watch_plan(&path)
                 .unwrap_err()
+                .to_string()
                 .contains("field `kube.namespace`")
         );
         // Anything else makes it a whole scenario, validated as such.
@@ -262,6 +312,11 @@ mod tests {
             "[run]\nduration = \"1s\"\n[kube]\nnamespace = \"xiu\"\n",
         )
         .unwrap();
-        assert!(load_watch_plan(&path).unwrap_err().contains("target"));
+        assert!(
+            load_watch_plan(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("target")
+        );
     }
 }

@@ -350,25 +350,36 @@ impl WorkerJob {
     }
 
     /// Deletes the Job (its pods with it) and the ConfigMap; says what could not be deleted.
-    pub async fn delete(&self) -> Result<(), String> {
+    pub async fn delete(&self) -> Result<(), DeleteError> {
         self.watcher.abort();
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
         let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-        let job = deleted(jobs.delete(&self.name, &DeleteParams::background()).await);
-        let map = deleted(maps.delete(&self.name, &DeleteParams::default()).await);
-        match (job, map) {
-            (Ok(()), Ok(())) => Ok(()),
-            (job, map) => Err(format!(
-                "could not delete Job/ConfigMap {} in namespace {} ({}; {}): delete them with `kubectl -n {} delete job,configmap {}`",
-                self.name,
-                self.namespace,
-                job.err().unwrap_or_else(|| "Job deleted".into()),
-                map.err().unwrap_or_else(|| "ConfigMap deleted".into()),
-                self.namespace,
-                self.name
-            )),
+        let job = not_deleted(jobs.delete(&self.name, &DeleteParams::background()).await);
+        let map = not_deleted(maps.delete(&self.name, &DeleteParams::default()).await);
+        if job.is_none() && map.is_none() {
+            return Ok(());
         }
+        Err(DeleteError {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            job: job.unwrap_or_else(|| "Job deleted".into()),
+            map: map.unwrap_or_else(|| "ConfigMap deleted".into()),
+        })
     }
+}
+
+/// The run's Job or ConfigMap is still there: what each delete said, and how to finish by hand.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "could not delete Job/ConfigMap {name} in namespace {namespace} ({job}; {map}): delete them with `kubectl -n {namespace} delete job,configmap {name}`"
+)]
+pub struct DeleteError {
+    pub name: String,
+    pub namespace: String,
+    /// What the Job's delete said ("Job deleted" when it went).
+    pub job: String,
+    /// What the ConfigMap's delete said ("ConfigMap deleted" when it went).
+    pub map: String,
 }
 
 impl Drop for WorkerJob {
@@ -400,16 +411,15 @@ async fn follow_pods(api: Api<Pod>, selector: String, tx: watch::Sender<Vec<Work
     }
 }
 
-/// A delete's outcome: an object already gone is deleted too.
-fn deleted<T>(r: Result<T, kube::Error>) -> Result<(), String> {
+/// Why a delete failed, or `None` when the object went: one already gone counts as deleted.
+fn not_deleted<T>(r: Result<T, kube::Error>) -> Option<String> {
     match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(describe(&e)),
+        Ok(_) => None,
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(e) => Some(describe(&e)),
     }
 }
 
-/// An API error as a user reads it: the API server's message, and which permission a 403 lacks.
 fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.code == 403 => format!(
@@ -429,6 +439,35 @@ fn describe(e: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_delete_says_what_each_delete_said_and_how_to_finish() {
+        let e = DeleteError {
+            name: "xiuload-run-1".into(),
+            namespace: "load".into(),
+            job: "forbidden: jobs".into(),
+            map: "ConfigMap deleted".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "could not delete Job/ConfigMap xiuload-run-1 in namespace load (forbidden: jobs; \
+             ConfigMap deleted): delete them with `kubectl -n load delete job,configmap xiuload-run-1`"
+        );
+    }
+
+    #[test]
+    fn an_object_already_gone_counts_as_deleted() {
+        let gone = kube::Error::Api(Box::new(
+            kube::core::Status::failure("jobs \"x\" not found", "NotFound").with_code(404),
+        ));
+        assert_eq!(not_deleted::<()>(Err(gone)), None);
+        assert_eq!(not_deleted(Ok(())), None);
+        let forbidden = kube::Error::Api(Box::new(
+            kube::core::Status::failure("jobs is forbidden", "Forbidden").with_code(403),
+        ));
+        let why = not_deleted::<()>(Err(forbidden)).unwrap();
+        assert!(why.starts_with("forbidden: jobs is forbidden"), "{why}");
+    }
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
         PodCondition, PodStatus,

@@ -2,7 +2,7 @@
 //! (two reports in, rows out); loading and printing live in [`compare_dirs`].
 
 use super::model::{PlayerSummary, Report, Verdict};
-use super::rebuild::{RunDirError, load_report};
+use super::rebuild::{RunDirError, load_report, read_watch_report};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::Path;
@@ -94,20 +94,12 @@ fn player_rows(
         .collect()
 }
 
-/// Pass/fail of each expectation in a report JSON's `expectations` (written by cluster runs).
-pub fn expectations(v: &serde_json::Value) -> BTreeMap<String, bool> {
-    v.get("expectations")
-        .and_then(|e| e.as_array())
-        .map(|list| {
-            list.iter()
-                .filter_map(|e| {
-                    // report.json writes `description`; hand-made or older files may say `name`.
-                    let name = e.get("description").or_else(|| e.get("name"))?;
-                    Some((name.as_str()?.to_string(), e.get("pass")?.as_bool()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Pass/fail of each `[[expect]]` verdict in a report, by its description.
+pub fn expectations(r: &Report) -> BTreeMap<String, bool> {
+    r.expectations
+        .iter()
+        .map(|e| (e.description.clone(), e.pass))
+        .collect()
 }
 
 fn verdict_rows(
@@ -134,14 +126,8 @@ fn thresholds(r: &Report) -> BTreeMap<String, bool> {
         .collect()
 }
 
-/// Compares two reports; `a_json`/`b_json` are the raw JSON (for fields outside [`Report`],
-/// like `expectations`).
-pub fn compare(
-    a: &Report,
-    b: &Report,
-    a_json: &serde_json::Value,
-    b_json: &serde_json::Value,
-) -> Comparison {
+/// Compares two reports.
+pub fn compare(a: &Report, b: &Report) -> Comparison {
     let mut metrics = player_rows("all", Some(&a.all_players), Some(&b.all_players));
     let protos: BTreeSet<&String> = a.protocols.keys().chain(b.protocols.keys()).collect();
     for p in protos {
@@ -165,8 +151,8 @@ pub fn compare(
     let mut verdicts = verdict_rows("threshold", &thresholds(a), &thresholds(b));
     verdicts.extend(verdict_rows(
         "expectation",
-        &expectations(a_json),
-        &expectations(b_json),
+        &expectations(a),
+        &expectations(b),
     ));
     Comparison {
         a_name: format!("{} ({})", a.run.name, a.run.id),
@@ -263,30 +249,22 @@ pub fn markdown(c: &Comparison) -> String {
 
 /// Loads two run directories and compares them.
 pub fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison, RunDirError> {
-    let (ra, ja) = load_report(a)?;
-    let (rb, jb) = load_report(b)?;
-    Ok(compare(
-        &ra,
-        &rb,
-        &with_cluster_expectations(ja, a),
-        &with_cluster_expectations(jb, b),
-    ))
+    let a = with_cluster_expectations(load_report(a)?, a)?;
+    let b = with_cluster_expectations(load_report(b)?, b)?;
+    Ok(compare(&a, &b))
 }
 
 /// Expectations may live in `report.json` or only in a watcher's `cluster-report.json` beside it:
-/// take the report's when it has them, else the watcher's.
-fn with_cluster_expectations(mut report: serde_json::Value, dir: &Path) -> serde_json::Value {
-    if !expectations(&report).is_empty() {
-        return report;
+/// take the report's when it has them, else the watcher's. A watcher's report that is there but
+/// cannot be read is an error: comparing without its verdicts would show them as gone.
+fn with_cluster_expectations(mut report: Report, dir: &Path) -> Result<Report, RunDirError> {
+    if !report.expectations.is_empty() {
+        return Ok(report);
     }
-    let watched = crate::k8s::standalone::WatchReport::read(dir)
-        .ok()
-        .flatten();
-    let expectations = watched.and_then(|w| serde_json::to_value(w.expectations).ok());
-    if let (Some(e), Some(obj)) = (expectations, report.as_object_mut()) {
-        obj.insert("expectations".into(), e);
+    if let Some(watched) = read_watch_report(dir)? {
+        report.expectations = watched.expectations;
     }
-    report
+    Ok(report)
 }
 
 pub const COMPARE_MD: &str = "compare.md";
@@ -294,19 +272,48 @@ pub const COMPARE_MD: &str = "compare.md";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::k8s::ExpectationResult;
+    use crate::k8s::standalone::WatchReport;
+    use crate::report::OutputDir;
+    use std::path::PathBuf;
 
-    fn report() -> (Report, serde_json::Value) {
-        let text = include_str!("../../tests/fixtures/report/report.json");
-        (
-            serde_json::from_str(text).unwrap(),
-            serde_json::from_str(text).unwrap(),
+    fn fixture_dir(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn report() -> Report {
+        serde_json::from_str(include_str!("../../tests/fixtures/report/report.json")).unwrap()
+    }
+
+    fn expectation(description: &str, pass: bool) -> ExpectationResult {
+        ExpectationResult {
+            kind: "ready_within".into(),
+            description: description.into(),
+            status: crate::verdict::Verdict::from_pass(pass),
+            pass,
+            evidence: "seen".into(),
+            inconclusive: None,
+        }
+    }
+
+    fn write_watch_report(dir: &Path, expectations: Vec<ExpectationResult>) {
+        let watched = WatchReport {
+            cluster: Default::default(),
+            expectations,
+        };
+        std::fs::write(
+            dir.join(WatchReport::FILE_NAME),
+            serde_json::to_vec(&watched).unwrap(),
         )
+        .unwrap();
     }
 
     #[test]
     fn identical_runs_have_zero_deltas_and_no_verdict_changes() {
-        let (r, j) = report();
-        let c = compare(&r, &r, &j, &j);
+        let r = report();
+        let c = compare(&r, &r);
         assert!(c.verdicts.iter().all(|v| !v.changed()));
         assert!(c.metrics.iter().all(|m| m.delta().unwrap_or(0.0) == 0.0));
         assert!(markdown(&c).contains("No threshold or expectation changed verdict."));
@@ -314,8 +321,8 @@ mod tests {
 
     #[test]
     fn changed_verdicts_and_directions_are_reported() {
-        let (a, ja) = report();
-        let (mut b, mut jb) = report();
+        let mut a = report();
+        let mut b = report();
         // B fixed the failing error_rate threshold, got slower to start, and broke an expectation.
         for t in &mut b.thresholds {
             if t.metric == "error_rate" {
@@ -323,10 +330,9 @@ mod tests {
             }
         }
         b.all_players.startup_ms.p99_ms = a.all_players.startup_ms.p99_ms.map(|v| v * 2.0);
-        let mut ja = ja;
-        ja["expectations"] = serde_json::json!([{"name": "scales out", "pass": true}]);
-        jb["expectations"] = serde_json::json!([{"name": "scales out", "pass": false}]);
-        let c = compare(&a, &b, &ja, &jb);
+        a.expectations = vec![expectation("scales out", true)];
+        b.expectations = vec![expectation("scales out", false)];
+        let c = compare(&a, &b);
         let changed: Vec<_> = c.verdicts.iter().filter(|v| v.changed()).collect();
         assert_eq!(changed.len(), 2, "{changed:?}");
         let row = c
@@ -350,40 +356,123 @@ mod tests {
     #[test]
     fn expectations_fall_back_to_the_watchers_report() {
         let dir = tempfile::tempdir().unwrap();
-        let watched = crate::k8s::standalone::WatchReport {
-            cluster: Default::default(),
-            expectations: vec![crate::k8s::ExpectationResult {
-                kind: "ready_within".into(),
-                description: "ready within 30 s".into(),
-                status: crate::verdict::Verdict::Fail,
-                pass: false,
-                evidence: "never ready".into(),
-                inconclusive: None,
-            }],
-        };
-        std::fs::write(
-            dir.path()
-                .join(crate::k8s::standalone::WatchReport::FILE_NAME),
-            serde_json::to_vec(&watched).unwrap(),
-        )
-        .unwrap();
-        let v = with_cluster_expectations(serde_json::json!({}), dir.path());
-        assert!(!expectations(&v)["ready within 30 s"]);
+        write_watch_report(dir.path(), vec![expectation("ready within 30 s", false)]);
+        let r = with_cluster_expectations(report(), dir.path()).unwrap();
+        assert_eq!(
+            expectations(&r),
+            BTreeMap::from([("ready within 30 s".to_string(), false)])
+        );
         // The report's own expectations win.
-        let own = serde_json::json!({"expectations": [{"name": "x", "pass": true}]});
-        let v = with_cluster_expectations(own, dir.path());
-        assert_eq!(expectations(&v).len(), 1);
-        assert!(expectations(&v)["x"]);
+        let mut own = report();
+        own.expectations = vec![expectation("x", true)];
+        let r = with_cluster_expectations(own, dir.path()).unwrap();
+        assert_eq!(expectations(&r), BTreeMap::from([("x".to_string(), true)]));
+        // No watcher's report: no expectations, and no error.
+        let empty = tempfile::tempdir().unwrap();
+        let r = with_cluster_expectations(report(), empty.path()).unwrap();
+        assert!(expectations(&r).is_empty());
+    }
+
+    #[test]
+    fn a_watchers_report_that_cannot_be_read_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(WatchReport::FILE_NAME), "{\"cluster\": 3}").unwrap();
+        let e = with_cluster_expectations(report(), dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&dir.path().join("cluster-report.json").display().to_string()),
+            "{e}"
+        );
+        assert_eq!(e.blame(), crate::blame::Blame::Input);
     }
 
     #[test]
     fn rows_cover_every_protocol_of_either_run() {
-        let (a, ja) = report();
-        let (mut b, jb) = report();
+        let a = report();
+        let mut b = report();
         b.protocols.remove("hls");
-        let c = compare(&a, &b, &ja, &jb);
+        let c = compare(&a, &b);
         let hls: Vec<_> = c.metrics.iter().filter(|m| m.scope == "hls").collect();
         assert!(!hls.is_empty());
         assert!(hls.iter().all(|m| m.b.is_none() && m.delta().is_none()));
+    }
+
+    /// The fixtures were written by an earlier xiuload (no `verdict_reasons`, an expectation
+    /// without `status`): they still load, and their expectation is compared.
+    #[test]
+    fn earlier_reports_load_and_compare() {
+        let c = compare_dirs(&fixture_dir("report"), &fixture_dir("report-b")).unwrap();
+        let changed: Vec<(&str, &str, Option<bool>, Option<bool>)> = c
+            .verdicts
+            .iter()
+            .filter(|v| v.changed())
+            .map(|v| (v.kind, v.name.as_str(), v.a, v.b))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("threshold", "error_rate (all)", Some(false), Some(true)),
+                ("expectation", "scales out within 60 s", None, Some(true)),
+            ]
+        );
+    }
+
+    /// What this version writes (`OutputDir::write_report`) loads again, to the same values.
+    #[test]
+    fn reports_written_by_this_version_load_to_the_same_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = report();
+        written.expectations = vec![expectation("scales out", true)];
+        written.verdict_reasons = vec!["error_rate (all) 0.2143 > 0.01".into()];
+        let out = OutputDir::prepare(dir.path()).unwrap();
+        out.write_report(&written, &[]).unwrap();
+        let read = load_report(dir.path()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&written).unwrap()
+        );
+        let c = compare_dirs(dir.path(), dir.path()).unwrap();
+        assert!(c.verdicts.iter().any(|v| v.name == "scales out"));
+        assert!(c.verdicts.iter().all(|v| !v.changed()));
+        assert!(c.metrics.iter().all(|m| m.delta().unwrap_or(0.0) == 0.0));
+    }
+
+    #[test]
+    fn a_malformed_or_unknown_report_is_an_error_naming_its_file() {
+        let cases = [
+            ("{\"schema_version\": 1, \"tool\"", "EOF while parsing"),
+            ("[1, 2]", "invalid type: sequence, expected a map"),
+            ("{\"schema_version\": 1, \"hello\": 2}", "missing field"),
+            ("{\"schema_version\": 2, \"tool\": {}}", "schema_version 2"),
+            (
+                "{\"schema_version\": 1, \"status\": \"paused\"}",
+                "unknown variant `paused`",
+            ),
+            (
+                "{\"schema_version\": 1, \"status\": \"running\"}",
+                "not finished",
+            ),
+            (
+                "{\"schema_version\": 1, \"status\": \"error\", \"error\": \"xiu did not start\"}",
+                "no report to rebuild (error): xiu did not start",
+            ),
+        ];
+        for (text, why) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(OutputDir::REPORT_JSON), text).unwrap();
+            let file = dir
+                .path()
+                .join(OutputDir::REPORT_JSON)
+                .display()
+                .to_string();
+            // Whichever side it is on.
+            for e in [
+                compare_dirs(dir.path(), &fixture_dir("report")).unwrap_err(),
+                compare_dirs(&fixture_dir("report"), dir.path()).unwrap_err(),
+            ] {
+                let e = e.to_string();
+                assert!(e.contains(&file) && e.contains(why), "{text}: {e}");
+            }
+        }
     }
 }

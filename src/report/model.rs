@@ -56,6 +56,43 @@ pub struct Report {
     pub raw: RawMeasurements,
 }
 
+/// What `report.json` says before (or instead of) a finished [`Report`]: the placeholder written
+/// before the load, or the note left when the run failed or its report could not be written. A
+/// finished report has no `status`. Readers look at this first, so that a file that is not a report
+/// (yet) says why rather than which field is missing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReportHead {
+    #[serde(default)]
+    pub schema_version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReportStatus>,
+    /// Why the run left no report (`error`, `write_failed`); hand-written notes may say `message`.
+    #[serde(default, alias = "message", skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `status` of a `report.json` that holds no finished report.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// The placeholder: the run has not finished.
+    Running,
+    /// The run stopped before it measured anything.
+    Error,
+    /// The final report could not be written (a full disk).
+    WriteFailed,
+}
+
+impl ReportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Running => "running",
+            ReportStatus::Error => "error",
+            ReportStatus::WriteFailed => "write_failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
     pub name: String,

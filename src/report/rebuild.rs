@@ -2,11 +2,13 @@
 //! `report.json` and `timeline.jsonl` (and a watcher's `cluster-report.json` when present), e.g. after upgrading
 //! xiuload or after the cluster watcher added its data.
 
-use super::model::Report;
+use super::model::{Report, ReportHead, ReportStatus, SCHEMA_VERSION};
 use super::{OutputDir, OutputError, html, markdown};
 use crate::blame::Blame;
 use crate::k8s::standalone::WatchReport;
 use crate::metrics::timeline::{TimelinePoint, read_timeline};
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +21,16 @@ pub enum RunDirError {
     },
     #[error("{path} is not a finished xiuload report: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("{path} is not a cluster report written by `xiuload watch`: {message}")]
-    WatchReport { path: PathBuf, message: String },
+    #[error("{path} is not a finished xiuload report: {reason}")]
+    NotAReport {
+        path: PathBuf,
+        reason: ReportJsonError,
+    },
+    #[error("{path} is not a cluster report written by `xiuload watch`: {reason}")]
+    WatchReport {
+        path: PathBuf,
+        reason: crate::k8s::standalone::WatchReportError,
+    },
     #[error(transparent)]
     Output(#[from] OutputError),
 }
@@ -35,57 +45,73 @@ impl RunDirError {
     }
 }
 
-/// `report.json` of a run directory, typed and raw (for fields outside the model).
-pub fn load_report(dir: &Path) -> Result<(Report, serde_json::Value), RunDirError> {
+/// `report.json` of a run directory. A placeholder, a failed run's note, another schema version or
+/// anything else that is not a finished report is an error naming the file and saying which.
+pub fn load_report(dir: &Path) -> Result<Report, RunDirError> {
     let path = dir.join(OutputDir::REPORT_JSON);
     let text = std::fs::read_to_string(&path).map_err(|source| RunDirError::Missing {
         path: path.clone(),
         source,
     })?;
-    let invalid = |message: String| RunDirError::Invalid {
-        path: path.clone(),
-        message,
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    match value.get("status").and_then(|s| s.as_str()) {
-        Some("running") => {
-            return Err(invalid(
-                "the run has not finished (placeholder report)".into(),
-            ));
+    parse_report(&text).map_err(|reason| RunDirError::NotAReport { path, reason })
+}
+
+/// Why a `report.json` holds no finished report this xiuload can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportJsonError {
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("the run has not finished (placeholder report)")]
+    Running,
+    #[error("the run left no report to rebuild ({}): {why}", .status.as_str())]
+    NoReport { status: ReportStatus, why: String },
+    #[error("schema_version {found}, but this xiuload reads version {SCHEMA_VERSION}")]
+    OtherSchema { found: u32 },
+    #[error("{0} (written by another xiuload version?)")]
+    Shape(serde_json::Error),
+}
+
+fn parse_report(text: &str) -> Result<Report, ReportJsonError> {
+    // The head first: a placeholder or a failed run's note is told apart from a report whose
+    // fields are missing, and a newer schema from a damaged file.
+    // serde reads a struct from a JSON array too, field by field; a report is an object.
+    serde_json::from_str::<BTreeMap<String, IgnoredAny>>(text).map_err(ReportJsonError::Json)?;
+    let head: ReportHead = serde_json::from_str(text).map_err(ReportJsonError::Json)?;
+    match head.status {
+        Some(ReportStatus::Running) => return Err(ReportJsonError::Running),
+        Some(status) => {
+            let why = head.error.unwrap_or_else(|| "no reason recorded".into());
+            return Err(ReportJsonError::NoReport { status, why });
         }
-        Some(status @ ("error" | "write_failed")) => {
-            let why = value
-                .get("error")
-                .or_else(|| value.get("message"))
-                .and_then(|m| m.as_str())
-                .unwrap_or("no reason recorded");
-            return Err(invalid(format!(
-                "the run left no report to rebuild ({status}): {why}"
-            )));
-        }
-        _ => {}
+        None => {}
     }
-    let report: Report = serde_json::from_value(value.clone())
-        .map_err(|e| invalid(format!("{e} (written by another xiuload version?)")))?;
-    Ok((report, value))
+    if let Some(found) = head.schema_version.filter(|v| *v != SCHEMA_VERSION) {
+        return Err(ReportJsonError::OtherSchema { found });
+    }
+    serde_json::from_str(text).map_err(ReportJsonError::Shape)
 }
 
 /// Everything `report.html` is drawn from.
 pub fn load_run(
     dir: &Path,
 ) -> Result<(Report, Vec<TimelinePoint>, Option<WatchReport>), RunDirError> {
-    let (report, _) = load_report(dir)?;
+    let report = load_report(dir)?;
     let tl_path = dir.join(OutputDir::TIMELINE);
     let timeline = read_timeline(&tl_path).map_err(|source| RunDirError::Missing {
         path: tl_path,
         source,
     })?;
-    let cluster = WatchReport::read(dir).map_err(|message| RunDirError::WatchReport {
-        path: dir.join(WatchReport::FILE_NAME),
-        message,
-    })?;
+    let cluster = read_watch_report(dir)?;
     Ok((report, timeline, cluster))
+}
+
+/// A watcher's `cluster-report.json` in `dir`, if there is one; one that cannot be read is an error
+/// naming it.
+pub fn read_watch_report(dir: &Path) -> Result<Option<WatchReport>, RunDirError> {
+    WatchReport::read(dir).map_err(|reason| RunDirError::WatchReport {
+        path: dir.join(WatchReport::FILE_NAME),
+        reason,
+    })
 }
 
 /// Rebuilds `summary.md` and `report.html` in place (and, when the run watched a cluster, the
@@ -143,5 +169,26 @@ mod tests {
         OutputDir::prepare(dir.path()).unwrap();
         let e = rebuild(dir.path()).unwrap_err();
         assert!(e.to_string().contains("not finished"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_runs_note_says_why_it_has_no_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::prepare(dir.path()).unwrap();
+        out.write_error("xiu did not start");
+        let e = load_report(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                RunDirError::NotAReport {
+                    reason: ReportJsonError::NoReport {
+                        status: ReportStatus::Error,
+                        why,
+                    },
+                    ..
+                } if why == "xiu did not start"
+            ),
+            "{e}"
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! Shared helpers for integration tests: a real xiu 0.14.0 per test, on free loopback ports.
+//! Shared helpers for integration tests: a real xiu 0.14.0 per test, on free loopback ports, and
+//! synthetic FLV served over TLS where no xiu is needed.
 #![allow(dead_code)]
 
 pub mod distributed;
+pub mod flv_server;
 
 use std::path::{Path, PathBuf};
 use xiuload::local::{LocalXiu, find_xiu_binary};
