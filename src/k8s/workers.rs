@@ -320,16 +320,21 @@ impl WorkerJob {
     }
 
     /// `GET` a worker's path (`/windows?after=3`) through the pod proxy.
-    pub async fn get(&self, pod: &str, path: &str) -> Result<String, String> {
+    pub async fn get(&self, pod: &str, path: &str) -> Result<String, ProxyError> {
         self.proxy(http::Method::GET, pod, path).await
     }
 
     /// `POST` to a worker's path (`/start?at_unix_ms=...`, `/stop`) through the pod proxy.
-    pub async fn post(&self, pod: &str, path: &str) -> Result<String, String> {
+    pub async fn post(&self, pod: &str, path: &str) -> Result<String, ProxyError> {
         self.proxy(http::Method::POST, pod, path).await
     }
 
-    async fn proxy(&self, method: http::Method, pod: &str, path: &str) -> Result<String, String> {
+    async fn proxy(
+        &self,
+        method: http::Method,
+        pod: &str,
+        path: &str,
+    ) -> Result<String, ProxyError> {
         let uri = format!(
             "/api/v1/namespaces/{}/pods/{pod}:{}/proxy{path}",
             self.namespace, self.port
@@ -338,14 +343,11 @@ impl WorkerJob {
             .method(method)
             .uri(uri)
             .body(Vec::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(ProxyError::Request)?;
         match tokio::time::timeout(PROXY_TIMEOUT, self.client.request_text(request)).await {
             Ok(Ok(body)) => Ok(body),
-            Ok(Err(e)) => Err(describe(&e)),
-            Err(_) => Err(format!(
-                "no answer within {}s through the API server",
-                PROXY_TIMEOUT.as_secs()
-            )),
+            Ok(Err(e)) => Err(ProxyError::Answered(describe(&e))),
+            Err(_) => Err(ProxyError::Timeout(PROXY_TIMEOUT)),
         }
     }
 
@@ -418,6 +420,18 @@ fn not_deleted<T>(r: Result<T, kube::Error>) -> Option<String> {
         Err(kube::Error::Api(s)) if s.code == 404 => None,
         Err(e) => Some(describe(&e)),
     }
+}
+
+/// Why a call to a worker through the API server's pod proxy got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The API server (or the worker behind it) answered with an error, in its own words.
+    #[error("{0}")]
+    Answered(String),
+    #[error("no answer within {}s through the API server", .0.as_secs())]
+    Timeout(Duration),
+    #[error("cannot build the request: {0}")]
+    Request(http::Error),
 }
 
 fn describe(e: &kube::Error) -> String {

@@ -88,6 +88,27 @@ pub(super) struct Fleet {
     lost_after: Duration,
 }
 
+/// Why a worker's answer could not be used.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// A worker process on this machine: not reachable, or its answer cut short.
+    #[error("{0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("{status} {body}")]
+    Refused {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    /// A worker pod, through the API server.
+    #[error(transparent)]
+    Proxy(#[from] crate::k8s::workers::ProxyError),
+    #[error("a worker and a transport that do not go together")]
+    Mismatch,
+    /// An answer that is not the windows a worker sends.
+    #[error("{0}")]
+    Reply(serde_json::Error),
+}
+
 impl Fleet {
     /// Starts `n` worker processes on loopback against the endpoints this process resolved,
     /// and waits until every one is ready. Their stderr goes to `worker-<i>.log` in the run's
@@ -219,28 +240,26 @@ impl Fleet {
 
     /// Sends `path` to a worker (`GET`, or `POST` when `post`); the body of a 2xx answer, or
     /// what went wrong.
-    async fn call(&self, w: &Worker, post: bool, path: &str) -> Result<String, String> {
+    async fn call(&self, w: &Worker, post: bool, path: &str) -> Result<String, CallError> {
         match (&self.transport, &w.place) {
             (Transport::Direct(http), Place::Process { base, .. }) => {
                 let url = format!("{base}{path}");
                 let request = if post { http.post(url) } else { http.get(url) };
-                let r = request.send().await.map_err(|e| e.to_string())?;
+                let r = request.send().await?;
                 let status = r.status();
-                let body = r.text().await.map_err(|e| e.to_string())?;
+                let body = r.text().await?;
                 if status.is_success() {
                     Ok(body)
                 } else {
-                    Err(format!("{status} {body}"))
+                    Err(CallError::Refused { status, body })
                 }
             }
-            (Transport::Cluster { job, .. }, Place::Pod { name }) => {
-                if post {
-                    job.post(name, path).await
-                } else {
-                    job.get(name, path).await
-                }
-            }
-            _ => Err("a worker and a transport that do not go together".into()),
+            (Transport::Cluster { job, .. }, Place::Pod { name }) => Ok(if post {
+                job.post(name, path).await?
+            } else {
+                job.get(name, path).await?
+            }),
+            _ => Err(CallError::Mismatch),
         }
     }
 
@@ -411,7 +430,7 @@ impl Fleet {
         let replies = futures::future::join_all(self.workers.iter().map(|w| async move {
             let path = format!("/windows?after={}", w.taken);
             let body = this.call(w, false, &path).await?;
-            serde_json::from_str::<WindowsReply>(&body).map_err(|e| e.to_string())
+            serde_json::from_str::<WindowsReply>(&body).map_err(CallError::Reply)
         }))
         .await;
         for (i, reply) in replies.into_iter().enumerate() {
