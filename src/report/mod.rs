@@ -16,6 +16,7 @@ pub use model::{Report, SCHEMA_VERSION};
 
 use crate::k8s::standalone::WatchReport;
 use crate::metrics::timeline::TimelinePoint;
+use model::{ReportHead, ReportStatus};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +66,10 @@ impl OutputDir {
         let out = OutputDir {
             dir: dir.to_path_buf(),
         };
-        out.write(
-            Self::REPORT_JSON,
-            &padded(b"{\"schema_version\": 1, \"status\": \"running\"}\n"),
-        )?;
+        let placeholder = ReportHead::note(ReportStatus::Running, None);
+        let mut json = serde_json::to_vec(&placeholder).expect("a report head serialises");
+        json.push(b'\n');
+        out.write(Self::REPORT_JSON, &padded(&json))?;
         out.write(Self::SUMMARY_MD, &padded(b"# xiuload run in progress\n"))?;
         Ok(out)
     }
@@ -77,12 +78,8 @@ impl OutputDir {
     /// so a run that failed before it measured anything never looks like one still going.
     /// Best effort: it is called on the way out of a failure.
     pub fn write_error(&self, message: &str) {
-        let json = serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "status": "error",
-            "error": message,
-        });
-        let json = serde_json::to_vec_pretty(&json).expect("a JSON value serialises");
+        let json = ReportHead::note(ReportStatus::Error, Some(message.to_string()));
+        let json = serde_json::to_vec_pretty(&json).expect("a report head serialises");
         let md = format!("# xiuload run failed\n\n{message}\n");
         for (name, bytes) in [
             (Self::REPORT_JSON, json),
@@ -163,12 +160,11 @@ impl OutputDir {
         // Bounded so the note fits the placeholder's blocks and stays whole JSON.
         let reason: String = reason.chars().take(300).collect();
         let note = match name {
-            Self::REPORT_JSON => serde_json::to_vec(&serde_json::json!({
-                "schema_version": 1,
-                "status": "write_failed",
-                "error": format!("the final report could not be written: {reason}"),
-            }))
-            .expect("a JSON object serialises"),
+            Self::REPORT_JSON => serde_json::to_vec(&ReportHead::note(
+                ReportStatus::WriteFailed,
+                Some(format!("the final report could not be written: {reason}")),
+            ))
+            .expect("a report head serialises"),
             Self::SUMMARY_MD => {
                 format!("# xiuload run: the summary could not be written ({reason})\n").into_bytes()
             }

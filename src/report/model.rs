@@ -71,6 +71,18 @@ pub struct ReportHead {
     pub error: Option<String>,
 }
 
+impl ReportHead {
+    /// A `report.json` that stands where no finished report is (yet): the placeholder, or why
+    /// there is none. Readers ([`super::rebuild::load_report`]) parse the same type.
+    pub fn note(status: ReportStatus, error: Option<String>) -> ReportHead {
+        ReportHead {
+            schema_version: Some(SCHEMA_VERSION),
+            status: Some(status),
+            error,
+        }
+    }
+}
+
 /// `status` of a `report.json` that holds no finished report.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
