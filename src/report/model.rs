@@ -73,7 +73,7 @@ pub struct ReportHead {
 
 impl ReportHead {
     /// A `report.json` that stands where no finished report is (yet): the placeholder, or why
-    /// there is none. Readers ([`super::rebuild::load_report`]) parse the same type.
+    /// there is none. Readers (`rebuild::load_report`) parse the same type.
     pub fn note(status: ReportStatus, error: Option<String>) -> ReportHead {
         ReportHead {
             schema_version: Some(SCHEMA_VERSION),
