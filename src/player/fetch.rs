@@ -154,10 +154,7 @@ impl<'t> Fetcher<'t> {
             }
             HttpStream::Tls(tls) => {
                 let mut exchanged = response.exchange(&mut **tls, request, sink).await?;
-                let (_, conn) = tls.get_mut();
-                exchanged.reusable &= conn
-                    .process_new_packets()
-                    .is_ok_and(|state| state.plaintext_bytes_to_read() == 0);
+                exchanged.reusable &= tls.is_drained();
                 exchanged
             }
         };

@@ -5,6 +5,7 @@ pub mod fetch;
 pub mod flv;
 pub mod hls;
 pub mod http1;
+pub mod lean_tls;
 pub mod rtmp;
 pub mod target;
 pub mod tls;

@@ -4,10 +4,10 @@
 //! connect, time out and name their failures alike.
 
 use super::io_failure;
+use super::lean_tls::LeanTlsStream;
 use crate::metrics::ErrorKind;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -117,7 +117,7 @@ impl Target {
 /// plain viewer, which holds this in its session, does not pay for rustls' state inline.
 pub enum HttpStream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<LeanTlsStream>),
 }
 
 /// Connects to `target` (TCP, then TLS for https://) by `by`: a failure is counted as `timeout`
@@ -145,7 +145,8 @@ pub async fn connect(
     let Some(server_name) = target.server_name.clone() else {
         return Ok(HttpStream::Plain(tcp));
     };
-    match tokio::time::timeout_at(by, tls.connect(server_name, tcp)).await {
+    let handshake = LeanTlsStream::connect(tls.config().clone(), server_name, tcp);
+    match tokio::time::timeout_at(by, handshake).await {
         Err(_) => {
             let detail = format!("TLS handshake with {host}:{port} did not complete in time");
             Err((ErrorKind::Timeout, detail))
