@@ -244,7 +244,31 @@ impl TsDemuxer {
 
     /// Feeds bytes; chunk boundaries may fall anywhere. Complete packets are
     /// processed immediately, so little more than a packet stays buffered.
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, mut data: &[u8]) {
+        // In sync, packets are handled straight from `data`: only a packet cut by the chunk's
+        // end is buffered, not the chunk (an HLS viewer's reads are 8 KiB, held by every
+        // segment in flight). Lost sync takes the buffered path below.
+        if !self.syncing && self.buf.first() == Some(&SYNC_BYTE) {
+            // The packet the previous chunk began.
+            let missing = TS_PACKET_LEN.saturating_sub(self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..missing]);
+            data = &data[missing..];
+            if self.buf.len() == TS_PACKET_LEN {
+                let packet = std::mem::take(&mut self.buf);
+                self.packets += 1;
+                self.handle_packet(&packet);
+                self.buf = packet;
+                self.buf.clear();
+            }
+        }
+        if !self.syncing && self.buf.is_empty() {
+            while data.len() >= TS_PACKET_LEN && data[0] == SYNC_BYTE {
+                let (packet, rest) = data.split_at(TS_PACKET_LEN);
+                self.packets += 1;
+                self.handle_packet(packet);
+                data = rest;
+            }
+        }
         self.buf.extend_from_slice(data);
         loop {
             if self.buf.is_empty() {
@@ -954,6 +978,25 @@ mod tests {
         d.finish();
         assert_eq!(collect(&mut d).len(), 2);
         assert_eq!(d.continuity_errors(), 0);
+    }
+
+    #[test]
+    fn in_sync_a_chunk_is_not_buffered_beyond_the_packet_it_cuts() {
+        let (ts, _) = sample_stream();
+        assert!(ts.len() > 3000, "{}", ts.len());
+        let mut d = TsDemuxer::new();
+        for c in ts.chunks(1000) {
+            d.push(c);
+            assert!(d.buf.len() < TS_PACKET_LEN, "{}", d.buf.len());
+            // Room for the cut packet, never for the chunk.
+            assert!(
+                d.buf.capacity() <= 2 * TS_PACKET_LEN,
+                "{}",
+                d.buf.capacity()
+            );
+        }
+        d.finish();
+        assert_eq!(collect(&mut d).len(), 5);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! in place and only the head of each kept. So a viewer's memory depends neither on the stream
 //! (its biggest keyframe) nor on the scheme beyond what TLS itself holds.
 
-use super::http1::{BodyKind, ChunkedDecoder, parse_head};
+use super::http1::{BodyDecoder, BodyKind, parse_head};
+use super::target::{HttpStream, Target, connect};
 use super::viewer::Viewer;
 use super::{PlayerLimits, PlayerTiming, io_failure};
 use crate::clock::RunClock;
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 
 /// Read buffer of a plain-HTTP viewer: fixed, so a thousand viewers stay cheap (see `http1`); a
@@ -77,63 +77,6 @@ fn fail_with(viewer: &Viewer<'_>, (kind, detail): Failure) -> SessionEnd {
     }
 }
 
-/// Where a viewer connects and what it asks, from its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    /// The host to connect to (an IPv6 address without its brackets).
-    host: String,
-    port: u16,
-    /// `Some` for https://: the name the server's certificate must carry (and SNI).
-    server_name: Option<ServerName<'static>>,
-    /// The request, made once.
-    request: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("URL {url:?}: {e}"))?;
-        let secure = match parsed.scheme() {
-            "http" => false,
-            "https" => true,
-            other => return Err(format!("URL {url:?}: {other}:// is not HTTP")),
-        };
-        let host_in_url = parsed
-            .host_str()
-            .ok_or_else(|| format!("URL {url:?} has no host"))?;
-        let host = host_in_url
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let server_name = match secure {
-            false => None,
-            true => Some(
-                ServerName::try_from(host.clone())
-                    .map_err(|e| format!("URL {url:?}: {host} is not a TLS server name: {e}"))?,
-            ),
-        };
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        // As reqwest writes it: the port only when the URL gives one other than the scheme's.
-        let host_header = match parsed.port() {
-            Some(port) => format!("{host_in_url}:{port}"),
-            None => host_in_url.to_string(),
-        };
-        let path = match parsed.query() {
-            Some(q) => format!("{}?{q}", parsed.path()),
-            None => parsed.path().to_string(),
-        };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: xiuload/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        Ok(Target {
-            host,
-            port,
-            server_name,
-            request,
-        })
-    }
-}
-
 /// Connects (TCP, then TLS for https://) within the answer deadline and runs the session over
 /// whichever stream that gave.
 async fn watch(
@@ -148,42 +91,23 @@ async fn watch(
     let answer_by = tokio::time::Instant::from_std(deadlines.answer_by());
     let target = match Target::parse(url) {
         Ok(t) => t,
-        Err(detail) => return fail(viewer, ErrorKind::Protocol, &detail),
+        Err(e) => return fail(viewer, ErrorKind::Protocol, &e.to_string()),
     };
-    let (host, port) = (target.host.as_str(), target.port);
-    let tcp = match tokio::time::timeout_at(answer_by, tokio::net::TcpStream::connect((host, port)))
-        .await
-    {
-        Err(_) => {
-            let detail = format!("TCP connect to {host}:{port} did not complete in time");
-            return fail(viewer, ErrorKind::Timeout, &detail);
-        }
-        Ok(Err(e)) => {
-            let detail = format!("TCP connect to {host}:{port}: {e}");
-            return fail(viewer, ErrorKind::Connect, &detail);
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = tcp.set_nodelay(true);
-    let Some(server_name) = target.server_name.clone() else {
-        viewer.connected(started.elapsed());
-        let stream = tokio::io::BufReader::with_capacity(READ_BUF, tcp);
-        return session(stream, &target, url, &deadlines, limits, viewer).await;
-    };
-    let stream = match tokio::time::timeout_at(answer_by, tls.connect(server_name, tcp)).await {
-        Err(_) => {
-            let detail = format!("TLS handshake with {host}:{port} did not complete in time");
-            return fail(viewer, ErrorKind::Timeout, &detail);
-        }
-        Ok(Err(e)) => {
-            let doing = format!("TLS handshake with {host}:{port}");
-            let (kind, detail) = io_failure(&doing, &e, ErrorKind::Connect);
-            return fail(viewer, kind, &detail);
-        }
-        Ok(Ok(s)) => s,
+    let request = target.request(false);
+    let stream = match connect(tls, &target, answer_by).await {
+        Ok(stream) => stream,
+        Err((kind, detail)) => return fail(viewer, kind, &detail),
     };
     viewer.connected(started.elapsed());
-    session(stream, &target, url, &deadlines, limits, viewer).await
+    match stream {
+        HttpStream::Plain(tcp) => {
+            let stream = tokio::io::BufReader::with_capacity(READ_BUF, tcp);
+            session(stream, &target, &request, url, &deadlines, limits, viewer).await
+        }
+        HttpStream::Tls(tls) => {
+            session(tls, &target, &request, url, &deadlines, limits, viewer).await
+        }
+    }
 }
 
 /// What a viewer does with each tag: a video tag's head is a frame.
@@ -204,6 +128,7 @@ where
 async fn session<S: AsyncBufRead + AsyncWrite + Unpin>(
     mut stream: S,
     target: &Target,
+    request: &str,
     url: &str,
     deadlines: &SessionDeadlines,
     limits: &PlayerLimits,
@@ -212,7 +137,7 @@ async fn session<S: AsyncBufRead + AsyncWrite + Unpin>(
     let (host, port) = (target.host.as_str(), target.port);
     // Flushed: over TLS the request waits in rustls until then.
     let sent = async {
-        stream.write_all(target.request.as_bytes()).await?;
+        stream.write_all(request.as_bytes()).await?;
         stream.flush().await
     };
     if let Err(e) = sent.await {
@@ -289,20 +214,16 @@ async fn session<S: AsyncBufRead + AsyncWrite + Unpin>(
 /// An HTTP-FLV response as it arrives, sans I/O: its head, then its body (chunked, Content-Length
 /// or until close) demuxed in place, keeping only each tag's head.
 struct FlvResponse {
-    /// How the body is delimited, once the head has come.
-    body: Option<BodyKind>,
-    chunked: ChunkedDecoder,
+    /// The body, once the head has come.
+    body: Option<BodyDecoder>,
     demux: FlvDemuxer,
-    body_total: u64,
 }
 
 impl FlvResponse {
     fn new(max_tag: u32) -> Self {
         FlvResponse {
             body: None,
-            chunked: ChunkedDecoder::default(),
             demux: FlvDemuxer::with_max_tag_size(max_tag as usize).keeping_tag_heads(TAG_HEAD_KEPT),
-            body_total: 0,
         }
     }
 
@@ -319,7 +240,7 @@ impl FlvResponse {
             Err(e) => Err((ErrorKind::Protocol, Some(e.to_string()))),
             Ok(Some(h)) if h.status != 200 => Err((ErrorKind::HttpStatus(h.status), None)),
             Ok(Some(h)) => {
-                self.body = Some(h.body);
+                self.body = Some(BodyDecoder::new(h.body));
                 Ok(Some(h.len))
             }
         }
@@ -332,42 +253,21 @@ impl FlvResponse {
         arrived: &[u8],
         mut on_tag: impl FnMut(TagRef<'_>),
     ) -> Result<bool, Failure> {
-        let FlvResponse {
-            body,
-            chunked,
-            demux,
-            body_total,
-        } = self;
-        // What a Content-Length body still lacks.
-        let rest = match *body {
-            Some(BodyKind::Length(len)) => len.saturating_sub(*body_total),
-            _ => u64::MAX,
-        };
+        let FlvResponse { body, demux } = self;
+        let body = body.get_or_insert_with(|| BodyDecoder::new(BodyKind::Close));
         let mut malformed = None;
-        let mut feed = |piece: &[u8]| {
-            *body_total += piece.len() as u64;
-            if malformed.is_none()
-                && let Err(e) = demux.feed(piece, &mut on_tag)
-            {
-                malformed = Some(e);
-            }
-        };
-        let finished = match *body {
-            Some(BodyKind::Chunked) => chunked
-                .decode(arrived, &mut feed)
-                .map_err(|e| (ErrorKind::Protocol, Some(e.to_string())))?,
-            Some(BodyKind::Length(len)) => {
-                feed(&arrived[..arrived.len().min(rest as usize)]);
-                *body_total >= len
-            }
-            Some(BodyKind::Close) | None => {
-                feed(arrived);
-                false
-            }
-        };
+        let step = body
+            .decode(arrived, |piece| {
+                if malformed.is_none()
+                    && let Err(e) = demux.feed(piece, &mut on_tag)
+                {
+                    malformed = Some(e);
+                }
+            })
+            .map_err(|e| (ErrorKind::Protocol, Some(e.to_string())))?;
         match malformed {
             Some(e) => Err((flv_error_kind(&e), Some(e.to_string()))),
-            None => Ok(finished),
+            None => Ok(step.complete),
         }
     }
 
@@ -376,7 +276,7 @@ impl FlvResponse {
     fn ended(&self, has_media: bool) -> ErrorKind {
         match self.body {
             None => ErrorKind::Eof,
-            Some(_) if self.body_total == 0 => ErrorKind::EmptyStream,
+            Some(ref body) if body.received() == 0 => ErrorKind::EmptyStream,
             Some(_) if !has_media => ErrorKind::NoMedia,
             Some(_) => ErrorKind::Eof,
         }
@@ -389,35 +289,6 @@ mod tests {
     use crate::flv::tag::VideoTagInfo;
     use crate::media::h264::{SyntheticVideo, VideoParams};
     use crate::media::stamp::{FrameStamp, find_stamp_in_avcc};
-
-    #[test]
-    fn targets_from_urls() {
-        let t = Target::parse("http://127.0.0.1:8080/live/cam-1.flv?token=a").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, &t.server_name),
-            ("127.0.0.1", 8080, &None)
-        );
-        assert!(
-            t.request
-                .starts_with("GET /live/cam-1.flv?token=a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
-        );
-        assert!(t.request.ends_with("Connection: close\r\n\r\n"));
-        // https: the default port, left out of Host as reqwest does; the name for SNI.
-        let t = Target::parse("https://edge.example.com/live/s.flv").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("edge.example.com", 443));
-        assert_eq!(
-            t.server_name,
-            Some(ServerName::try_from("edge.example.com").unwrap())
-        );
-        assert!(t.request.contains("\r\nHost: edge.example.com\r\n"));
-        // An IPv6 literal: connected to without brackets, named with them in Host.
-        let t = Target::parse("https://[::1]:8443/s.flv").unwrap();
-        assert_eq!(t.host, "::1");
-        assert!(matches!(t.server_name, Some(ServerName::IpAddress(_))));
-        assert!(t.request.contains("\r\nHost: [::1]:8443\r\n"));
-        assert!(Target::parse("rtmp://x/live").is_err());
-        assert!(Target::parse("not a url").is_err());
-    }
 
     #[test]
     fn our_stamp_lies_within_the_head_a_viewer_keeps() {

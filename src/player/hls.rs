@@ -1,8 +1,10 @@
 //! HLS viewer: polls the media playlist at the live edge, downloads new segments in order, and
-//! demuxes them only as far as the video access units (for the stamps in their SEI).
+//! demuxes them only as far as the video access units (for the stamps in their SEI). Its GETs go
+//! over one kept-alive connection of its own (`fetch`).
 
+use super::fetch::{BodySink, Fetch, FetchError, Fetcher};
 use super::viewer::{HlsFrame, Viewer};
-use super::{PlayerLimits, PlayerTiming, http_error};
+use super::{PlayerLimits, PlayerTiming};
 use crate::clock::RunClock;
 use crate::hls::playlist::{LiveEdgeCursor, MediaPlaylistView, parse_media_playlist, resolve_uri};
 use crate::hls::ts::{TsDemuxer, VIDEO_HEAD_KEPT};
@@ -10,6 +12,7 @@ use crate::metrics::{ErrorKind, GroupMetrics, PlayerStats};
 use crate::session::{Progress, SessionEnd, deadline};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 /// Segments behind the live edge a new viewer starts at (RFC 8216 §6.3.3 says at least three
@@ -20,7 +23,7 @@ const START_SEGMENTS_FROM_END: usize = 3;
 const MAX_BAD_PLAYLISTS_IN_A_ROW: u32 = 3;
 
 pub async fn play_hls(
-    client: &reqwest::Client,
+    tls: &TlsConnector,
     playlist_url: &str,
     timing: &PlayerTiming,
     limits: &PlayerLimits,
@@ -32,7 +35,7 @@ pub async fn play_hls(
     let mut viewer = Viewer::start(metrics, clock, timing.startup_buffer);
     // Boxed: see `flv::play_flv`.
     let session = Box::pin(watch(
-        client,
+        tls,
         playlist_url,
         timing,
         limits,
@@ -43,82 +46,16 @@ pub async fn play_hls(
     viewer.end(outcome, cancel.is_cancelled())
 }
 
-/// How a GET ended: its 200 body all read (and fed to the caller's sink) after the time given,
-/// or another status (whose body is not read).
-enum Fetch {
-    Done(Duration),
-    Status(u16),
-}
-
-/// A failed fetch: the kind counted and the detail kept.
-type FetchError = (ErrorKind, String);
-
-/// GETs `url` within `timeout`, handing a 200's body to `sink` chunk by chunk as it streams in
-/// and giving up with `too_large` past `limit` bytes: a server that never ends a body cannot make
-/// a viewer read more, and the viewer holds no more of it than its sink keeps.
-async fn fetch(
-    client: &reqwest::Client,
-    url: &str,
-    timeout: Duration,
-    limit: u64,
-    what: &str,
-    sink: &mut impl BodySink,
-) -> Result<Fetch, FetchError> {
-    let started = Instant::now();
-    let timed_out = || {
-        (
-            ErrorKind::Timeout,
-            format!("{what} {url}: no complete answer in {timeout:?}"),
-        )
-    };
-    let read = async {
-        let mut response = client.get(url).send().await.map_err(|e| http_error(&e))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Ok(Fetch::Status(status));
-        }
-        let too_large = |n: u64| {
-            (
-                ErrorKind::TooLarge,
-                format!("{what} {url}: {n} bytes or more, over the {limit} allowed"),
-            )
-        };
-        if let Some(len) = response.content_length().filter(|&len| len > limit) {
-            return Err(too_large(len));
-        }
-        sink.expect(response.content_length());
-        let mut read = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(|e| http_error(&e))? {
-            read += chunk.len() as u64;
-            if read > limit {
-                return Err(too_large(read));
-            }
-            sink.take(&chunk);
-        }
-        Ok(Fetch::Done(started.elapsed()))
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| timed_out())?
-}
-
-/// Where [`fetch`] hands a 200's body. The limit is checked before `take`.
-trait BodySink {
-    /// The length the response announced (within the limit), before any chunk.
-    fn expect(&mut self, _content_length: Option<u64>) {}
-    fn take(&mut self, chunk: &[u8]);
-}
-
-/// GETs a playlist whole (bounded by `limit`, see [`fetch`]): it is small and parsed at once.
+/// GETs a playlist whole (bounded by `limit`, see [`Fetcher::get`]): it is small and parsed at once.
 async fn fetch_whole(
-    client: &reqwest::Client,
+    fetcher: &mut Fetcher<'_>,
     url: &str,
     timeout: Duration,
     limit: u64,
     what: &str,
 ) -> Result<(Fetch, Vec<u8>), FetchError> {
     let mut body = BoundedBody::new(limit, None);
-    let answer = fetch(client, url, timeout, limit, what, &mut body).await?;
+    let answer = fetcher.get(url, timeout, limit, what, &mut body).await?;
     Ok((answer, body.into_inner()))
 }
 
@@ -165,14 +102,14 @@ impl BodySink for BoundedBody {
     }
 
     fn take(&mut self, chunk: &[u8]) {
-        // `fetch` refuses a body past the limit before handing it over.
+        // `Fetcher::get` refuses a body past the limit before handing it over.
         let fits = self.extend(chunk);
         debug_assert!(fits.is_ok(), "fetch checks the limit first");
     }
 }
 
 async fn watch(
-    client: &reqwest::Client,
+    tls: &TlsConnector,
     playlist_url: &str,
     timing: &PlayerTiming,
     limits: &PlayerLimits,
@@ -180,6 +117,7 @@ async fn watch(
     viewer: &mut Viewer<'_>,
 ) -> SessionEnd {
     let deadlines = timing.deadlines(limits, viewer.started_at());
+    let mut fetcher = Fetcher::new(tls);
     let mut cursor = LiveEdgeCursor::new(START_SEGMENTS_FROM_END);
     let mut connected = false;
     // The server answered a playlist request (any status).
@@ -204,7 +142,7 @@ async fn watch(
             timing.read_timeout.min(limits.connect_timeout)
         };
         let answer = fetch_whole(
-            client,
+            &mut fetcher,
             playlist_url,
             wait,
             limits.max_playlist_bytes,
@@ -288,15 +226,9 @@ async fn watch(
                 frames: Vec::new(),
                 bytes: 0,
             };
-            let answer = fetch(
-                client,
-                &url,
-                wait,
-                limits.max_segment_bytes,
-                "segment",
-                &mut sink,
-            )
-            .await;
+            let answer = fetcher
+                .get(&url, wait, limits.max_segment_bytes, "segment", &mut sink)
+                .await;
             let SegmentSink {
                 mut demux,
                 mut frames,

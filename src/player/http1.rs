@@ -1,10 +1,12 @@
-//! The little of HTTP/1.1 an HTTP-FLV viewer needs, sans I/O: the response head (via `httparse`,
-//! the parser hyper itself uses) and the chunked transfer coding xiu answers with.
+//! The little of HTTP/1.1 a viewer needs, sans I/O: the response head (via `httparse`, the parser
+//! hyper itself uses) and its body, delimited by Content-Length, the chunked transfer coding xiu
+//! answers HTTP-FLV with, or the connection's end.
 //!
-//! Why not reqwest for HTTP-FLV: a viewer is one endless response, and reqwest/hyper grow each
+//! Why not reqwest: an HTTP-FLV viewer is one endless response, and reqwest/hyper grow each
 //! connection's read buffer adaptively up to ~400 KiB with no knob to cap it, which made a viewer
-//! cost ~300 KiB. Reading into a fixed buffer keeps a thousand viewers cheap, over plain TCP and
-//! over TLS alike (`player::flv`, `player::tls`). HLS keeps reqwest: its requests are short.
+//! cost ~300 KiB; an HLS viewer paid hyper's per-connection buffers and task between its short
+//! requests. Reading into a fixed buffer keeps a thousand viewers cheap, over plain TCP and over
+//! TLS alike (`player::flv`, `player::fetch`, `player::target`).
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Http1Error {
@@ -31,6 +33,9 @@ pub struct Head {
     pub body: BodyKind,
     /// Bytes of the head, so the caller can tell where the body starts in its buffer.
     pub len: usize,
+    /// The server keeps the connection for another request once this response is over: HTTP/1.1
+    /// unless it says `Connection: close`, HTTP/1.0 only when it says `keep-alive`.
+    pub keep_alive: bool,
 }
 
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -54,6 +59,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Http1Error> {
                     .find(|h| h.name.eq_ignore_ascii_case(name))
                     .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
             };
+            let connection = header("connection").unwrap_or_default();
+            let says = |token: &str| connection.split(',').any(|t| t.trim() == token);
+            let keep_alive = match response.version {
+                Some(0) => says("keep-alive"),
+                _ => !says("close"),
+            };
             let body = if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
                 BodyKind::Chunked
             } else if let Some(n) = header("content-length").and_then(|v| v.parse().ok()) {
@@ -61,7 +72,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Http1Error> {
             } else {
                 BodyKind::Close
             };
-            Ok(Some(Head { status, body, len }))
+            Ok(Some(Head {
+                status,
+                body,
+                len,
+                keep_alive,
+            }))
         }
     }
 }
@@ -95,10 +111,20 @@ enum ChunkState {
 impl ChunkedDecoder {
     /// Decodes `input`, handing payload slices to `out`. Returns true once the last chunk and the
     /// trailer are complete.
-    pub fn decode(&mut self, input: &[u8], mut out: impl FnMut(&[u8])) -> Result<bool, Http1Error> {
+    pub fn decode(&mut self, input: &[u8], out: impl FnMut(&[u8])) -> Result<bool, Http1Error> {
+        self.decode_counted(input, out).map(|(_, done)| done)
+    }
+
+    /// [`decode`](Self::decode), also saying how many bytes of `input` the body took: it stops
+    /// at the body's end, so what follows (the next response on a kept-alive connection) is left.
+    pub fn decode_counted(
+        &mut self,
+        input: &[u8],
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), Http1Error> {
         use ChunkState::*;
         let mut i = 0;
-        while i < input.len() {
+        while i < input.len() && self.state != Done {
             let b = input[i];
             match self.state {
                 Size => match b {
@@ -151,11 +177,11 @@ impl ChunkedDecoder {
                 TrailerLf => return Err(Http1Error::Chunk("expected LF in trailer")),
                 FinalLf if b == b'\n' => self.state = Done,
                 FinalLf => return Err(Http1Error::Chunk("expected LF at end of body")),
-                Done => return Ok(true),
+                Done => unreachable!("the loop stops at the body's end"),
             }
             i += 1;
         }
-        Ok(self.state == Done)
+        Ok((i, self.state == Done))
     }
 
     fn end_size_line(&mut self) {
@@ -166,6 +192,90 @@ impl ChunkedDecoder {
             self.size = 0;
             self.state = ChunkState::Data;
         }
+    }
+}
+
+/// A response body as it arrives, delimited as its head said.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    kind: BodyKind,
+    chunked: ChunkedDecoder,
+    /// Payload bytes so far (without the chunked coding's framing).
+    received: u64,
+}
+
+/// What one [`BodyDecoder::decode`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyStep {
+    /// Bytes of the input that belonged to the body; any after them are not its.
+    pub used: usize,
+    /// The body is complete (never for a body that lasts until the connection closes).
+    pub complete: bool,
+}
+
+impl BodyDecoder {
+    pub fn new(kind: BodyKind) -> Self {
+        BodyDecoder {
+            kind,
+            chunked: ChunkedDecoder::default(),
+            received: 0,
+        }
+    }
+
+    /// Decodes the bytes that arrived, handing the payload to `out`.
+    pub fn decode(
+        &mut self,
+        arrived: &[u8],
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<BodyStep, Http1Error> {
+        let received = &mut self.received;
+        match self.kind {
+            BodyKind::Chunked => {
+                let (used, complete) = self.chunked.decode_counted(arrived, |piece| {
+                    *received += piece.len() as u64;
+                    out(piece)
+                })?;
+                Ok(BodyStep { used, complete })
+            }
+            BodyKind::Length(len) => {
+                let rest = len - *received;
+                let used = arrived
+                    .len()
+                    .min(usize::try_from(rest).unwrap_or(usize::MAX));
+                if used > 0 {
+                    *received += used as u64;
+                    out(&arrived[..used]);
+                }
+                Ok(BodyStep {
+                    used,
+                    complete: *received == len,
+                })
+            }
+            BodyKind::Close => {
+                *received += arrived.len() as u64;
+                if !arrived.is_empty() {
+                    out(arrived);
+                }
+                Ok(BodyStep {
+                    used: arrived.len(),
+                    complete: false,
+                })
+            }
+        }
+    }
+
+    /// Whether the body is complete before any byte of it: a Content-Length of 0.
+    pub fn is_empty_and_complete(&self) -> bool {
+        self.kind == BodyKind::Length(0)
+    }
+
+    /// Payload bytes so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    pub fn kind(&self) -> BodyKind {
+        self.kind
     }
 }
 
@@ -228,5 +338,57 @@ mod tests {
         assert!(parse_head(b"NOT HTTP\r\n\r\n").is_err());
         let close = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!(close.body, BodyKind::Close);
+    }
+
+    #[test]
+    fn a_head_says_whether_the_connection_is_kept() {
+        let kept = |head: &[u8]| parse_head(head).unwrap().unwrap().keep_alive;
+        assert!(kept(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!kept(b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"));
+        assert!(!kept(
+            b"HTTP/1.1 200 OK\r\nconnection: upgrade, close\r\n\r\n"
+        ));
+        assert!(!kept(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(kept(b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_body_ends_where_its_head_says_and_leaves_what_follows() {
+        let next = b"HTTP/1.1 200 OK\r\n";
+        // Content-Length, cut anywhere.
+        let mut wire = b"0123456789".to_vec();
+        wire.extend_from_slice(next);
+        for cut in 0..wire.len() {
+            let mut body = BodyDecoder::new(BodyKind::Length(10));
+            let mut payload = Vec::new();
+            let first = body
+                .decode(&wire[..cut], |p| payload.extend_from_slice(p))
+                .unwrap();
+            let second = body
+                .decode(&wire[first.used..], |p| payload.extend_from_slice(p))
+                .unwrap();
+            assert_eq!(payload, b"0123456789", "cut at {cut}");
+            assert!(second.complete);
+            assert_eq!(first.used + second.used, 10);
+            assert_eq!(body.received(), 10);
+        }
+        // Chunked: the trailer's end is the body's end, byte for byte.
+        let mut wire = b"3\r\nabc\r\n0\r\n\r\n".to_vec();
+        let body_len = wire.len();
+        wire.extend_from_slice(next);
+        let mut body = BodyDecoder::new(BodyKind::Chunked);
+        let mut payload = Vec::new();
+        let step = body
+            .decode(&wire, |p| payload.extend_from_slice(p))
+            .unwrap();
+        assert_eq!((step.used, step.complete), (body_len, true));
+        assert_eq!((payload.as_slice(), body.received()), (&b"abc"[..], 3));
+        // Until the connection closes: everything is body, and it is never complete.
+        let mut body = BodyDecoder::new(BodyKind::Close);
+        let step = body.decode(&wire, |_| {}).unwrap();
+        assert_eq!((step.used, step.complete), (wire.len(), false));
+        // An empty body is complete before it starts.
+        assert!(BodyDecoder::new(BodyKind::Length(0)).is_empty_and_complete());
+        assert!(!BodyDecoder::new(BodyKind::Chunked).is_empty_and_complete());
     }
 }

@@ -1,10 +1,13 @@
 //! Players: HTTP-FLV, HLS and RTMP viewers. Each turns what arrives into viewer-experience
 //! measurements through one [`viewer::Viewer`], so all protocols are measured alike.
 
+pub mod fetch;
 pub mod flv;
 pub mod hls;
 pub mod http1;
+pub mod lean_tls;
 pub mod rtmp;
+pub mod target;
 pub mod tls;
 pub mod viewer;
 
@@ -12,11 +15,12 @@ use crate::metrics::ErrorKind;
 use crate::session::{DeadlineBudget, SessionDeadlines};
 use std::time::{Duration, Instant};
 
-/// What HTTP viewers connect with, made once per run: reqwest for HLS's short requests (its
-/// connection pool and adaptive buffers suit them), and the TLS connector the HTTP-FLV viewer
-/// wraps its own TCP connection in for https:// (one long response, read into a fixed buffer).
+/// What HTTP viewers connect with, made once per run: the TLS connector HTTP-FLV and HLS viewers
+/// wrap their own TCP connections in for https:// (`target::connect`).
 #[derive(Clone)]
 pub struct HttpClients {
+    /// No viewer uses it any more (HLS viewers open their own connection, `fetch`); the run's
+    /// setup still builds it, until that drops it.
     pub reqwest: reqwest::Client,
     pub tls: tokio_rustls::TlsConnector,
 }
@@ -85,23 +89,6 @@ impl PlayerLimits {
 
 /// The hint a certificate failure comes with.
 pub const CA_FILE_HINT: &str = "if the server's certificate comes from a private CA, set target.tls.ca_file to that CA's PEM file";
-
-/// The kind a reqwest error is counted as, and the detail kept for the report.
-pub fn http_error(e: &reqwest::Error) -> (ErrorKind, String) {
-    if let Some(tls) = tls_failure(e) {
-        return (ErrorKind::Tls, tls);
-    }
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_connect() {
-        ErrorKind::Connect
-    } else if let Some(status) = e.status() {
-        ErrorKind::HttpStatus(status.as_u16())
-    } else {
-        ErrorKind::Io
-    };
-    (kind, error_chain(e))
-}
 
 /// The kind an I/O error of a viewer's own connection is counted as (`tls` when rustls failed
 /// inside it, `otherwise` else), and the detail kept: what failed (a TLS failure says it with the

@@ -74,10 +74,8 @@ async fn watch(
             let next = conn.next_media();
             tokio::pin!(next);
             loop {
-                let progress = match viewer.has_media() {
-                    true => Progress::Media { last_data },
-                    false => Progress::Answered,
-                };
+                // Answered since `play` returned: only the first keyframe is awaited.
+                let progress = Progress::of(true, viewer.has_media(), last_data);
                 timer.aim(deadlines.due(progress));
                 tokio::select! {
                     media = &mut next => break media,

@@ -189,7 +189,7 @@ async fn play_one(
         Protocol::Hls => {
             let url = ctx.endpoints.hls_url(stream, viewer).unwrap_or_default();
             crate::player::hls::play_hls(
-                &ctx.http.reqwest,
+                &ctx.http.tls,
                 &url,
                 timing,
                 limits,
