@@ -19,9 +19,6 @@ use std::time::{Duration, Instant};
 /// wrap their own TCP connections in for https:// (`target::connect`).
 #[derive(Clone)]
 pub struct HttpClients {
-    /// No viewer uses it any more (HLS viewers open their own connection, `fetch`); the run's
-    /// setup still builds it, until that drops it.
-    pub reqwest: reqwest::Client,
     pub tls: tokio_rustls::TlsConnector,
 }
 

@@ -17,7 +17,6 @@ use crate::scenario::plan::{Plan, Shape};
 use crate::scenario::{PlayerGroup, PublisherGroup, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub(super) struct PublisherGroupRun {
     pub(super) config: PublisherGroup,
@@ -262,39 +261,23 @@ pub(super) fn publish_base(
     }
 }
 
-/// The run's HTTP clients: reqwest (HLS) and the rustls config HTTP-FLV viewers wrap their own
-/// connections in, both honouring `target.tls` and both made once.
+/// The run's HTTP clients: the rustls config HTTP-FLV and HLS viewers wrap their own
+/// connections in, honouring `target.tls`, made once.
 fn build_http_client(scenario: &Scenario) -> Result<HttpClients, RunError> {
     let tls = &scenario.target.tls;
-    let mut builder = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("xiuload/", env!("CARGO_PKG_VERSION")));
     let ca_error = |ca: &std::path::Path, e: &dyn std::fmt::Display| {
         RunError::Setup(format!("target.tls.ca_file {}: {e}", ca.display()))
     };
     let ca_pem = match &tls.ca_file {
-        Some(ca) => {
-            let pem = std::fs::read(ca).map_err(|e| ca_error(ca, &e))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ca_error(ca, &e))?;
-            builder = builder.add_root_certificate(cert);
-            Some(pem)
-        }
+        Some(ca) => Some(std::fs::read(ca).map_err(|e| ca_error(ca, &e))?),
         None => None,
     };
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    let reqwest = builder
-        .build()
-        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))?;
     let config = crate::player::tls::client_config(ca_pem.as_deref(), tls.insecure_skip_verify)
         .map_err(|e| match &tls.ca_file {
             Some(ca) => ca_error(ca, &e),
             None => RunError::Setup(e.to_string()),
         })?;
     Ok(HttpClients {
-        reqwest,
         tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
     })
 }
