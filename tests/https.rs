@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::flv_server::{TlsFlvServer, tls_flv_server};
+use common::flv_server::{TlsFlvServer, tls_flv_server, tls_terminator};
 
 async fn run(server: &TlsFlvServer, tls: &str) -> xiuload::report::model::Report {
     run_at(server, "localhost", tls).await
@@ -73,5 +73,66 @@ async fn https_refuses_a_certificate_for_another_name() {
     assert!(
         example.contains("certificate verification failed"),
         "{example}"
+    );
+}
+
+/// HLS viewers over https:// (the playlist and every segment, on one kept-alive TLS connection
+/// per viewer) play a real xiu's HLS through a TLS terminator, as behind a TLS Ingress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_over_https_plays_through_a_tls_terminator() {
+    let xiu = common::start_xiu().await;
+    let terminator = tls_terminator(xiu.ports.hls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &terminator.ca_pem).unwrap();
+    let text = format!(
+        r#"
+[run]
+duration = "20s"
+
+[target]
+app = "live"
+rtmp_publish = "rtmp://127.0.0.1:{rtmp}"
+hls_base = "https://localhost:{tls}"
+tls = {{ ca_file = "{ca}" }}
+
+[[publishers]]
+name = "cams"
+stream = "tls-hls-{{i}}"
+count = 1
+video = {{ width = 320, height = 240, fps = 25, bitrate = "300kbps", gop = "1s" }}
+
+[[players]]
+name = "hls-viewers"
+protocol = "hls"
+publishers = "cams"
+first_frame_timeout = "12s"
+reconnect = {{ max_attempts = 0, backoff = "10s" }}
+ramp = [{{ duration = "6s", target = 0 }}, {{ duration = "1s", target = 2 }}, {{ duration = "13s", target = 2 }}]
+"#,
+        rtmp = xiu.ports.rtmp,
+        tls = terminator.port,
+        ca = ca.display(),
+    );
+    let r = common::run(&text, &dir.path().join("out")).await.report;
+    let g = &r.players[0];
+    let mut errors = g.summary.errors.clone();
+    errors.merge(&g.summary.errors_during_warmup);
+    assert!(errors.0.is_empty(), "errors over https: {errors:?}");
+    assert_eq!(g.summary.sessions_with_media, 2, "{:?}", g.summary);
+    assert!(g.summary.frames > 50, "{} frames", g.summary.frames);
+    assert_eq!(g.summary.unstamped_frames, 0);
+    // Several playlists and segments per viewer over few TLS connections: kept alive. (Viewers
+    // start once xiu has cut segments; a viewer drops its connection after an answer other than
+    // 200, such as xiu's 404 for a playlist before the stream's first segment.)
+    let segments = r.raw.players["hls-viewers"].segments;
+    assert!(segments >= 4, "{segments} segments");
+    let connections = terminator
+        .accepted
+        .load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{connections} TLS connections, {segments} segments");
+    assert!(
+        connections >= 2 && connections * 2 <= segments as usize,
+        "{connections} TLS connections for 2 viewers and {segments} segments"
     );
 }

@@ -24,23 +24,14 @@ pub struct TlsFlvServer {
     pub port: u16,
     /// The certificate, which is its own CA: what `target.tls.ca_file` trusts it by.
     pub ca_pem: String,
+    /// TLS connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Serves `seconds` of [`synthetic_flv`] over TLS to every client that completes the handshake
 /// (whatever it asks for, then closes), until the test's runtime ends.
 pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
-    // Several tests in one binary race to install it; the first wins and the rest find it there.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let ca_pem = cert.cert.pem();
-    let key =
-        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-            .unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, ca_pem) = self_signed_acceptor();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let body = Arc::new(synthetic_flv(seconds));
@@ -65,5 +56,58 @@ pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
             });
         }
     });
-    TlsFlvServer { port, ca_pem }
+    TlsFlvServer {
+        port,
+        ca_pem,
+        accepted: Default::default(),
+    }
+}
+
+/// A TLS acceptor with a self-signed certificate for `localhost`, and that certificate's PEM.
+fn self_signed_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
+    // Several tests in one binary race to install it; the first wins and the rest find it there.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca_pem = cert.cert.pem();
+    let key =
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_pem)
+}
+
+/// A TLS terminator on a loopback port in front of `backend` (a xiu HTTP port), as an Ingress
+/// is in front of a cluster's xiu: each client's decrypted bytes go to a new connection to the
+/// backend and back, keep-alive included, until either side closes.
+pub async fn tls_terminator(backend: u16) -> TlsFlvServer {
+    let (acceptor, ca_pem) = self_signed_acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    TlsFlvServer {
+        port,
+        ca_pem,
+        accepted,
+    }
 }
