@@ -1,5 +1,6 @@
 //! The HTTP/1 response head parser and chunked decoder (`xiuload::player::http1`) as the
-//! HTTP-FLV viewer (`player::flv::session`, plain or TLS) drives them: the response arrives in
+//! HTTP-FLV viewer (`player::flv::session`, plain or TLS; HLS viewers' `player::fetch` reads its
+//! responses with the same parser) drives them: the response arrives in
 //! reads cut as the first byte says, none longer than the viewer's 8 KiB buffer; the head is
 //! gathered from the reads until it parses (or is too large), then the body is delimited
 //! (chunked, Content-Length or close) and fed to the FLV demuxer in place, keeping only tag heads.

@@ -35,15 +35,19 @@ pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let body = Arc::new(synthetic_flv(seconds));
+    let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+    let counter = accepted.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let body = body.clone();
+            let counter = counter.clone();
             tokio::spawn(async move {
                 // A client that does not trust the certificate gives up here.
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut request = [0u8; 2048];
                 let _ = tls.read(&mut request).await;
                 let head = format!(
@@ -59,7 +63,7 @@ pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
     TlsFlvServer {
         port,
         ca_pem,
-        accepted: Default::default(),
+        accepted,
     }
 }
 
