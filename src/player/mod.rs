@@ -89,7 +89,7 @@ pub const CA_FILE_HINT: &str = "if the server's certificate comes from a private
 
 /// The kind an I/O error of a viewer's own connection is counted as (`tls` when rustls failed
 /// inside it, `otherwise` else), and the detail kept: what failed (a TLS failure says it with the
-/// `ca_file` hint, as reqwest's do), or what was being done and why it failed.
+/// `ca_file` hint), or what was being done and why it failed.
 pub fn io_failure(doing: &str, e: &std::io::Error, otherwise: ErrorKind) -> (ErrorKind, String) {
     match tls_failure(e) {
         Some(tls) => (ErrorKind::Tls, tls),
@@ -97,7 +97,8 @@ pub fn io_failure(doing: &str, e: &std::io::Error, otherwise: ErrorKind) -> (Err
     }
 }
 
-/// The error and its causes, joined: reqwest's own message is only "error sending request".
+/// The error and its causes, joined: a wrapping error's own message often says only what it was
+/// doing, not why it failed.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
