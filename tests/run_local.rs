@@ -427,3 +427,28 @@ start_jitter = "1s"
     assert!(report["players"][0]["whole_run"]["sessions_with_media"].as_u64() >= Some(1));
     xiu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_by_a_stranger_is_caught_instead_of_measuring_the_stranger() {
+    // Another process binds xiu's HTTP-FLV port between choosing it and xiu starting: xiu logs
+    // the bind error and goes on without that listener, and a connect to the port succeeds
+    // (the stranger answers). Start-up must notice whose listener it is.
+    let bin = common::xiu_bin();
+    let p = xiuload::local::xiu::free_ports(4).unwrap();
+    let stranger = std::net::TcpListener::bind(("0.0.0.0", p[2])).unwrap();
+    let ports = xiuload::local::XiuPorts {
+        rtmp: p[0],
+        hls: p[1],
+        flv: p[2],
+        api: p[3],
+    };
+    let err = match xiuload::local::LocalXiu::start_with_ports(&bin, ports, 2, None).await {
+        Ok(_) => panic!("xiu started although port {} is someone else's", p[2]),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, xiuload::local::xiu::LocalError::PortTaken { port, .. } if port == p[2]),
+        "{err}"
+    );
+    drop(stranger);
+}

@@ -6,6 +6,7 @@ pub mod config;
 mod edge_supervisor;
 pub mod kubelet;
 mod kubelet_record;
+pub mod listeners;
 pub mod probes;
 pub mod rotation;
 pub mod topology;

@@ -1,6 +1,8 @@
 //! Starting, waiting for and stopping a local xiu process.
 
 use super::config::{XiuPorts, render_config};
+use super::listeners::{Holder, holders};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,6 +29,11 @@ pub enum LocalError {
     ExitedEarly { status: String, log: String },
     #[error("xiu did not answer on its ports within {0:?}; its log:\n{1}")]
     NotReady(Duration, String),
+    #[error(
+        "port {port} was taken by another process before xiu could bind it (xiu goes on \
+         without that listener); its log:\n{log}"
+    )]
+    PortTaken { port: u16, log: String },
     #[error(
         "several local origins need HAProxy in front of them (the publish load balancer): \
          apt-get install haproxy, or point HAPROXY_BIN at it"
@@ -74,15 +81,34 @@ pub fn default_cache_binary() -> PathBuf {
     cache.join(format!("xiu-{XIU_VERSION}/bin/xiu"))
 }
 
-/// Free loopback ports, all held open while choosing so they are distinct.
+/// Ports this process has handed out: none is handed out twice, so two local servers started
+/// side by side (parallel tests, a topology's many xius) cannot be given the same port in the
+/// window between choosing it and binding it. Bounded by the ports a process starts servers on.
+static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// Free loopback ports, all held open while choosing so they are distinct, and never one this
+/// process handed out before (another process can still take one before its server binds it:
+/// [`LocalXiu`] checks who listens, see [`super::listeners`]).
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect()
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::with_capacity(n);
+    // Bounded: the kernel hands out distinct ports while they are held open.
+    while ports.len() < n && held.len() < n + 1024 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    if ports.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no free loopback port left that this process has not used",
+        ));
+    }
+    Ok(ports)
 }
 
 /// Prefix of every local xiu's working directory under the system temp dir.
@@ -149,14 +175,28 @@ impl LocalXiu {
         hls_fragment_secs: u32,
         push_token: Option<&str>,
     ) -> Result<LocalXiu, LocalError> {
-        let p = free_ports(4)?;
-        let ports = XiuPorts {
-            rtmp: p[0],
-            hls: p[1],
-            flv: p[2],
-            api: p[3],
-        };
-        Self::start_with_ports(bin, ports, hls_fragment_secs, push_token).await
+        // A port taken by a stranger in the moment between choosing and binding it is a race,
+        // not a fault of xiu's: fresh ports get past it.
+        let mut attempts_left = 3;
+        loop {
+            let p = free_ports(4)?;
+            let ports = XiuPorts {
+                rtmp: p[0],
+                hls: p[1],
+                flv: p[2],
+                api: p[3],
+            };
+            match Self::start_with_ports(bin, ports, hls_fragment_secs, push_token).await {
+                Err(LocalError::PortTaken { port, .. }) if attempts_left > 1 => {
+                    attempts_left -= 1;
+                    tracing::warn!(
+                        port,
+                        "a local xiu port was taken by another process: retrying on fresh ports"
+                    );
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn start_with_ports(
@@ -243,7 +283,21 @@ impl LocalXiu {
                 }
             }
             if all {
-                return Ok(());
+                // Something answers on every port; make sure it is this xiu.
+                let pid = self.child.id();
+                match pid.and_then(|pid| holders(pid, &ports)) {
+                    None => return Ok(()),
+                    Some(h) if h.iter().all(|h| *h == Holder::TheProcess) => return Ok(()),
+                    Some(h) => {
+                        if let Some(i) = h.iter().position(|h| *h == Holder::SomeoneElse) {
+                            return Err(LocalError::PortTaken {
+                                port: ports[i],
+                                log: self.log_tail(),
+                            });
+                        }
+                        // A listener of xiu's not up yet: poll again.
+                    }
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(LocalError::NotReady(limit, self.log_tail()));
