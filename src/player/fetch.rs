@@ -107,7 +107,11 @@ impl<'t> Fetcher<'t> {
                 )),
             }
         };
-        let answer = tokio::time::timeout_at(by, read).await;
+        // Boxed: the exchange (connect and TLS handshake included) is the largest state of a
+        // viewer's session, and an HLS viewer is between requests most of the time. On the
+        // heap it exists only while a request is under way instead of inline in the session's
+        // future for the whole session.
+        let answer = tokio::time::timeout_at(by, Box::pin(read)).await;
         answer.unwrap_or_else(|_| {
             // Whatever was half read is lost with the connection.
             self.kept = None;

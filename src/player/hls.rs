@@ -282,6 +282,8 @@ async fn watch(
             .map(|s| s.duration)
             .unwrap_or(target);
         let wait = if got_new { last } else { target / 2 };
+        // Not kept while waiting: the next reload brings a new one.
+        drop(playlist);
         // Both come from the server (bounded when parsed, and checked here all the same). Woken
         // early when a deadline comes first, so it is met on time.
         let progress = Progress::of(answered, viewer.has_media(), last_media_at);
