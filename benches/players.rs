@@ -44,11 +44,14 @@
 //! calls and the TCP stack; on loopback that includes xiu's transmit path that a reader's ACK
 //! sets off).
 
+// The tests' TLS terminator (self-signed, tokio-rustls), one copy for both.
+#[path = "../tests/common/flv_server.rs"]
+#[allow(dead_code)]
+mod flv_server;
+
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncWriteExt;
 use xiuload::local::{LocalXiu, find_xiu_binary};
 use xiuload::metrics::loader::{parse_user_system_ticks, rss_bytes};
 use xiuload::metrics::timeline::{TimelinePoint, read_timeline};
@@ -283,7 +286,8 @@ enum Feeder {
 struct Source {
     xiu: LocalXiu,
     feeder: Feeder,
-    tls: TlsTerminator,
+    /// TLS in front of xiu's HTTP-FLV port, in this process (its CPU is not the viewers').
+    tls: flv_server::TlsFlvServer,
 }
 
 impl Source {
@@ -294,7 +298,7 @@ impl Source {
             StreamKind::Synthetic => start_synthetic_publisher(xiu.ports.rtmp).await,
             StreamKind::Encoded => Feeder::Ffmpeg(start_ffmpeg_publisher(&publish_url)),
         };
-        let tls = TlsTerminator::start(xiu.ports.flv).await;
+        let tls = flv_server::tls_terminator(xiu.ports.flv).await;
         let source = Source { xiu, feeder, tls };
         source.wait_for_flv().await;
         source
@@ -415,49 +419,6 @@ fn start_ffmpeg_publisher(url: &str) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg is installed (scripts/install-deps.sh)")
-}
-
-/// TLS in front of xiu's HTTP-FLV port, in this process (its CPU is not the viewers').
-struct TlsTerminator {
-    port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsTerminator {
-    async fn start(upstream: u16) -> TlsTerminator {
-        use tokio_rustls::rustls;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let _ = tcp.set_nodelay(true);
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(mut plain) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    else {
-                        return;
-                    };
-                    let _ = plain.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        TlsTerminator { port, task }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

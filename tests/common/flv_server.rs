@@ -1,5 +1,6 @@
 //! Synthetic FLV media and a TLS server that serves it: what the HTTPS and hostile-server tests
-//! play against when no xiu is needed.
+//! play against when no xiu is needed; and a TLS terminator in front of a xiu (also used by
+//! benches/players.rs, which includes this file).
 
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +27,8 @@ pub struct TlsFlvServer {
     pub ca_pem: String,
     /// TLS connections accepted so far.
     pub accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// The accept loop: runs until the runtime ends or this is aborted.
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 /// Serves `seconds` of [`synthetic_flv`] over TLS to every client that completes the handshake
@@ -37,7 +40,7 @@ pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
     let body = Arc::new(synthetic_flv(seconds));
     let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     let counter = accepted.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let body = body.clone();
@@ -64,6 +67,7 @@ pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
         port,
         ca_pem,
         accepted,
+        task,
     }
 }
 
@@ -92,11 +96,13 @@ pub async fn tls_terminator(backend: u16) -> TlsFlvServer {
     let port = listener.local_addr().unwrap().port();
     let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     let counter = accepted.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
+                // No Nagle delay on either side: a live stream's small tags go out as they come.
+                let _ = tcp.set_nodelay(true);
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
@@ -105,7 +111,9 @@ pub async fn tls_terminator(backend: u16) -> TlsFlvServer {
                 else {
                     return;
                 };
+                let _ = upstream.set_nodelay(true);
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                let _ = tls.shutdown().await;
             });
         }
     });
@@ -113,5 +121,6 @@ pub async fn tls_terminator(backend: u16) -> TlsFlvServer {
         port,
         ca_pem,
         accepted,
+        task,
     }
 }
