@@ -452,3 +452,24 @@ async fn a_port_taken_by_a_stranger_is_caught_instead_of_measuring_the_stranger(
     );
     drop(stranger);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sampler_follows_a_restarted_origin_under_its_new_pid() {
+    let bin = common::xiu_bin();
+    let mut topology = xiuload::local::LocalTopology::start(&bin, 2, 0, "live")
+        .await
+        .unwrap();
+    let servers = topology.servers();
+    let before = topology.origin.pid().unwrap();
+    assert_eq!(servers.snapshot(), [before]);
+    topology.restart_origin(0).await.unwrap();
+    let after = topology.origin.pid().unwrap();
+    assert_ne!(before, after);
+    assert_eq!(
+        servers.snapshot(),
+        [after],
+        "the dead pid left, the new one came"
+    );
+    topology.stop().await;
+    assert!(servers.snapshot().is_empty());
+}

@@ -6,6 +6,7 @@
 use super::balancer::{LocalBalancer, find_haproxy};
 use super::rotation::Rotation;
 use super::xiu::{LocalError, LocalXiu, free_ports, sweep_stale_dirs};
+use crate::metrics::loader::PidSet;
 use crate::sidecar::{OriginEndpoints, SidecarConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -136,6 +137,8 @@ pub struct LocalTopology {
     pub rotation: Rotation,
     /// The edges' RTMP push password: only the sidecars know it.
     pub relay_token: String,
+    /// Every xiu's pid, restarts included, for the server CPU/RSS sampler.
+    servers: PidSet,
     bin: PathBuf,
     options: TopologyOptions,
     sidecars: CancellationToken,
@@ -182,6 +185,7 @@ impl LocalTopology {
             edges: Vec::new(),
             rotation: Rotation::all_ready(options.edges as usize),
             relay_token,
+            servers: PidSet::default(),
             bin: bin.to_path_buf(),
             options: options.clone(),
             sidecars: CancellationToken::new(),
@@ -221,6 +225,14 @@ impl LocalTopology {
         }
         for edge in &topology.edges {
             wait_ready(edge.health, Duration::from_secs(20)).await?;
+        }
+        let servers = topology.servers.clone();
+        topology.origin.follow_in(&servers);
+        for xiu in topology.other_origins.iter_mut() {
+            xiu.follow_in(&servers);
+        }
+        for edge in topology.edges.iter_mut() {
+            edge.xiu.follow_in(&servers);
         }
         Ok(topology)
     }
@@ -281,12 +293,10 @@ impl LocalTopology {
         super::probes::termination_grace(self.options.drain_timeout)
     }
 
-    /// Process ids of every xiu in the topology.
-    pub fn pids(&self) -> Vec<u32> {
-        self.origins()
-            .chain(self.edges.iter().map(|e| &e.xiu))
-            .filter_map(|x| x.pid())
-            .collect()
+    /// Every xiu's process id, kept current across restarts (what the server CPU/RSS figures
+    /// sample).
+    pub fn servers(&self) -> PidSet {
+        self.servers.clone()
     }
 
     /// The servers viewers are spread over: the edges, or the one xiu.

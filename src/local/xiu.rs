@@ -2,6 +2,7 @@
 
 use super::config::{XiuPorts, render_config};
 use super::listeners::{Holder, holders};
+use crate::metrics::loader::PidSet;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -165,6 +166,10 @@ pub struct LocalXiu {
     child: Child,
     pub ports: XiuPorts,
     dir: tempfile::TempDir,
+    /// The pid it started with (the child forgets it once reaped).
+    started_pid: Option<u32>,
+    /// Where its pid is published for the server CPU/RSS sampler, restarts included.
+    followed_by: Option<PidSet>,
 }
 
 impl LocalXiu {
@@ -229,7 +234,14 @@ impl LocalXiu {
                 .unwrap_or_else(|p| p.into_inner())
                 .push((pid, dir.path().to_path_buf()));
         }
-        let mut xiu = LocalXiu { child, ports, dir };
+        let started_pid = child.id();
+        let mut xiu = LocalXiu {
+            child,
+            ports,
+            dir,
+            started_pid,
+            followed_by: None,
+        };
         xiu.wait_ready(Duration::from_secs(20)).await?;
         Ok(xiu)
     }
@@ -243,7 +255,11 @@ impl LocalXiu {
         push_token: Option<&str>,
     ) -> Result<(), LocalError> {
         self.kill().await;
-        let fresh = Self::start_with_ports(bin, self.ports, hls_fragment_secs, push_token).await?;
+        let mut fresh =
+            Self::start_with_ports(bin, self.ports, hls_fragment_secs, push_token).await?;
+        if let Some(set) = &self.followed_by {
+            fresh.follow_in(set);
+        }
         // Dropping the old one forgets it and removes its working directory.
         drop(std::mem::replace(self, fresh));
         Ok(())
@@ -304,6 +320,15 @@ impl LocalXiu {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Publishes this xiu's pid in `set` (and its restarts' pids, in its place) for as long as
+    /// it lives.
+    pub fn follow_in(&mut self, set: &PidSet) {
+        if let Some(pid) = self.started_pid {
+            set.insert(pid);
+        }
+        self.followed_by = Some(set.clone());
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -382,6 +407,9 @@ impl Drop for LocalXiu {
     fn drop(&mut self) {
         // `kill_on_drop` kills the child; the directory goes with `dir`.
         self.forget_live();
+        if let (Some(set), Some(pid)) = (&self.followed_by, self.started_pid) {
+            set.remove(pid);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::histogram::LatencyHistogram;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,47 +68,88 @@ impl CpuSampler {
     }
 }
 
+/// The processes a [`ProcessSampler`] follows, kept current by whoever starts them: a server
+/// restarted during the run (a fault, a failed liveness probe) is followed under its new pid.
+#[derive(Debug, Clone, Default)]
+pub struct PidSet(Arc<Mutex<BTreeSet<u32>>>);
+
+impl PidSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, pid: u32) {
+        self.lock().insert(pid);
+    }
+
+    pub fn remove(&self, pid: u32) {
+        self.lock().remove(&pid);
+    }
+
+    pub fn snapshot(&self) -> Vec<u32> {
+        self.lock().iter().copied().collect()
+    }
+}
+
 /// CPU (% of one core) and RSS of other processes, e.g. the local xiu servers.
 pub struct ProcessSampler {
-    pids: Vec<u32>,
-    last: Option<(Instant, f64)>,
+    pids: PidSet,
+    /// When the last sample was taken and each followed process's CPU ticks then.
+    last: (Instant, BTreeMap<u32, u64>),
+    /// Some process was followed at some point (a worker with no servers reports nothing).
+    followed_any: bool,
 }
 
 impl ProcessSampler {
-    pub fn new(pids: Vec<u32>) -> Self {
-        let mut s = ProcessSampler { pids, last: None };
-        s.last = Some((Instant::now(), s.cpu_seconds()));
-        s
+    pub fn new(pids: PidSet) -> Self {
+        let ticks = cpu_ticks(&pids.snapshot());
+        ProcessSampler {
+            followed_any: !ticks.is_empty(),
+            pids,
+            last: (Instant::now(), ticks),
+        }
     }
 
-    fn cpu_seconds(&self) -> f64 {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        self.pids
-            .iter()
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-            .filter_map(|stat| parse_cpu_ticks(&stat))
-            .map(|t| t as f64 / hz)
-            .sum()
-    }
-
-    /// (CPU % of one core since the last call, total RSS MiB).
+    /// (CPU % of one core since the last call, total RSS MiB); nothing while no process was ever
+    /// followed.
     pub fn sample(&mut self) -> (Option<f64>, Option<f64>) {
-        if self.pids.is_empty() {
+        let pids = self.pids.snapshot();
+        self.followed_any |= !pids.is_empty();
+        if !self.followed_any {
             return (None, None);
         }
         let now = Instant::now();
-        let cpu = self.cpu_seconds();
-        let percent = self.last.replace((now, cpu)).and_then(|(then, before)| {
-            let wall = now.duration_since(then).as_secs_f64();
-            (wall > 0.0).then(|| ((cpu - before).max(0.0) / wall * 1000.0).round() / 10.0)
-        });
-        let rss: u64 = self.pids.iter().filter_map(|p| rss_bytes(*p)).sum();
+        let ticks = cpu_ticks(&pids);
+        let used = ticks_since(&self.last.1, &ticks);
+        let (then, _) = std::mem::replace(&mut self.last, (now, ticks));
+        let wall = now.duration_since(then).as_secs_f64();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let percent = (wall > 0.0).then(|| (used as f64 / hz / wall * 1000.0).round() / 10.0);
+        let rss: u64 = pids.iter().filter_map(|p| rss_bytes(*p)).sum();
         (
             percent,
             Some((rss as f64 / 1_048_576.0 * 10.0).round() / 10.0),
         )
     }
+}
+
+/// Each live process's CPU ticks (utime + stime); a process that is gone is left out.
+fn cpu_ticks(pids: &[u32]) -> BTreeMap<u32, u64> {
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((*pid, parse_cpu_ticks(&stat)?))
+        })
+        .collect()
+}
+
+/// CPU ticks used between two readings: a process new since the first (a restart) counts from
+/// its start, one gone since is left out (its last moments are lost, not subtracted).
+fn ticks_since(before: &BTreeMap<u32, u64>, now: &BTreeMap<u32, u64>) -> u64 {
+    now.iter()
+        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// Measures how late a timer fires on the runtime: when tasks hog the event loop, every client's
@@ -248,6 +290,32 @@ impl LoaderHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarted_process_counts_from_its_start_and_a_gone_one_is_not_subtracted() {
+        let before = BTreeMap::from([(10, 500), (11, 300)]);
+        // 10 used 20 more ticks; 11 died; 12 (11's restart) used 7 since it started.
+        let now = BTreeMap::from([(10, 520), (12, 7)]);
+        assert_eq!(ticks_since(&before, &now), 27);
+        assert_eq!(ticks_since(&now, &now), 0);
+    }
+
+    #[test]
+    fn the_sampler_follows_pids_added_after_it_started() {
+        let pids = PidSet::default();
+        let mut sampler = ProcessSampler::new(pids.clone());
+        assert_eq!(sampler.sample(), (None, None), "nothing followed yet");
+        pids.insert(std::process::id());
+        let (cpu, rss) = sampler.sample();
+        assert!(cpu.is_some());
+        assert!(rss.is_some_and(|mib| mib > 0.0), "{rss:?}");
+        pids.remove(std::process::id());
+        assert_eq!(
+            sampler.sample().1,
+            Some(0.0),
+            "followed before: zero, not unknown"
+        );
+    }
 
     #[test]
     fn parses_proc_stat_with_spaces_in_comm() {

@@ -391,7 +391,7 @@ impl Collecting {
                 cpu: CpuSampler::new(),
                 lag: lag.unwrap_or_default(),
                 servers: ProcessSampler::new(
-                    p.local.as_ref().map(|t| t.pids()).unwrap_or_default(),
+                    p.local.as_ref().map(|t| t.servers()).unwrap_or_default(),
                 ),
             },
             timeline: p.timeline.take(),

@@ -205,7 +205,7 @@ async fn drive(
         players: prepared.players.iter().map(|g| g.metrics.clone()).collect(),
         cpu: CpuSampler::new(),
         lag: load.lag.clone(),
-        servers: ProcessSampler::new(Vec::new()),
+        servers: ProcessSampler::new(Default::default()),
     };
     let planned = prepared.plan.length;
     let mut ticks = super::SecondTicks::new(clock, planned);
