@@ -3,68 +3,10 @@
 
 use super::config::{DEFAULT_FLAP_WINDOW, ExpectKind, Expectation};
 use super::correlate::{ClusterReport, flaps};
+use super::judgement::{ExpectationResult, inconclusive, result};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::fault::FaultRecord;
-use crate::verdict::{Judged, Verdict};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(from = "ExpectationRecord")]
-pub struct ExpectationResult {
-    pub kind: String,
-    /// The expectation in words, e.g. "xiu-edge scales up to >= 3 ready replicas within 2m after stage 1 starts".
-    pub description: String,
-    /// `pass`, `fail`, or `inconclusive` when the data it needs was not there.
-    pub status: Verdict,
-    /// `status == pass`, kept for readers of earlier reports.
-    pub pass: bool,
-    pub evidence: String,
-    /// Why it could not be judged (`inconclusive` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inconclusive: Option<String>,
-}
-
-impl ExpectationResult {
-    pub fn judged(&self) -> Judged {
-        let why = || match &self.inconclusive {
-            Some(reason) => format!("{}: {reason}", self.description),
-            None => format!("{}: {}", self.description, self.evidence),
-        };
-        match self.status {
-            Verdict::Pass => Judged::pass(),
-            Verdict::Fail => Judged::fail(why()),
-            Verdict::Inconclusive => Judged::inconclusive(why()),
-        }
-    }
-}
-
-/// `report.json` as earlier versions wrote it (no `status`), or as this one does.
-#[derive(Deserialize)]
-struct ExpectationRecord {
-    kind: String,
-    description: String,
-    #[serde(default)]
-    status: Option<Verdict>,
-    pass: bool,
-    evidence: String,
-    #[serde(default)]
-    inconclusive: Option<String>,
-}
-
-impl From<ExpectationRecord> for ExpectationResult {
-    fn from(r: ExpectationRecord) -> Self {
-        let status = r.status.unwrap_or(Verdict::from_pass(r.pass));
-        ExpectationResult {
-            kind: r.kind,
-            description: r.description,
-            pass: status == Verdict::Pass,
-            status,
-            evidence: r.evidence,
-            inconclusive: r.inconclusive,
-        }
-    }
-}
 
 pub use crate::scenario::plan::{stage_count, stage_starts};
 
@@ -90,22 +32,6 @@ pub fn judge(
         .collect()
 }
 
-pub(super) fn result(
-    e: &Expectation,
-    description: String,
-    pass: bool,
-    evidence: String,
-) -> ExpectationResult {
-    ExpectationResult {
-        kind: e.kind.as_str().to_string(),
-        description,
-        status: Verdict::from_pass(pass),
-        pass,
-        evidence,
-        inconclusive: None,
-    }
-}
-
 /// A count that stayed within its limit is only a pass when the data behind it was there.
 fn bounded(
     e: &Expectation,
@@ -117,22 +43,6 @@ fn bounded(
     match missing {
         Some(why) if within_limit => inconclusive(e, description, evidence, why),
         _ => result(e, description, within_limit, evidence),
-    }
-}
-
-pub(super) fn inconclusive(
-    e: &Expectation,
-    description: String,
-    evidence: String,
-    why: String,
-) -> ExpectationResult {
-    ExpectationResult {
-        kind: e.kind.as_str().to_string(),
-        description,
-        status: Verdict::Inconclusive,
-        pass: false,
-        evidence,
-        inconclusive: Some(why),
     }
 }
 
@@ -508,6 +418,7 @@ mod tests {
     use crate::k8s::correlate::tests::{cluster, ev, hpa, load};
     use crate::scenario::fault::FaultEvent;
     use crate::units::HumanDuration;
+    use crate::verdict::Verdict;
 
     fn exp(kind: ExpectKind) -> Expectation {
         Expectation::new(kind)

@@ -12,7 +12,7 @@
 //! Every object carries `xiuload.io/run-id`, so one run's objects are found (and deleted) by it.
 //! The pod runs under Pod Security `restricted`.
 
-use crate::scenario::distributed::DistributedSection;
+use crate::scenario::worker_pods::DistributedSection;
 use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
@@ -400,7 +400,7 @@ pub fn to_yaml(config_map: &ConfigMap, job: &Job) -> Result<String, serde_yaml_n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::distributed::{DistributedSection, SecretKey};
+    use crate::scenario::worker_pods::{DistributedSection, SecretKey};
 
     fn section(workers: u32) -> DistributedSection {
         let mut d = DistributedSection::with_workers(workers);

@@ -5,7 +5,8 @@
 //! (kubeconfig resolution), [`watch`] (kube-rs watchers, gap and permission markers), [`record`]
 //! (objects → events, pure), [`metrics`] (PodMetrics and xiu-stats polling), [`quantity`] (pure),
 //! [`journal`] (`cluster.jsonl`), [`session`] (wires them), [`correlate`] (pure analysis),
-//! [`expect`](self::expect) (pure verdicts), [`summary`] (Markdown), [`standalone`] (`xiuload watch`, rebuild).
+//! [`expect`](self::expect) and [`recovery`] (pure verdicts on the cluster and on the load around
+//! faults), [`judgement`] (the verdict type both give), [`summary`] (Markdown), [`standalone`] (`xiuload watch`, rebuild).
 //!
 //! # Wiring into a run
 //!
@@ -35,6 +36,7 @@ pub mod expect;
 pub mod faults;
 pub mod job;
 pub mod journal;
+pub mod judgement;
 pub mod metrics;
 /// Resource quantities: pure, used by the scenario's `[distributed]` too, re-exported here.
 pub mod quantity {
@@ -50,7 +52,8 @@ pub mod watch;
 pub mod workers;
 
 pub use correlate::{ClusterReport, analyse};
-pub use expect::{ExpectationResult, judge};
+pub use expect::judge;
 pub use journal::read_journal;
+pub use judgement::ExpectationResult;
 pub use session::{KubeError, KubeSession};
 pub use timeline::{ClusterEvent, ClusterTimeline, EventKind};

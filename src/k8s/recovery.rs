@@ -5,7 +5,7 @@
 //! The timeline has one point per second; a point at `t` covers the window `(t - 1, t]`.
 
 use super::config::{DEFAULT_FAULT_WINDOW, DEFAULT_RECOVERED_PERCENT, ExpectKind, Expectation};
-use super::expect::{ExpectationResult, inconclusive, result};
+use super::judgement::{ExpectationResult, inconclusive, result};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::fault::{FaultEvent, FaultOutcome, FaultRecord};
 use crate::units::HumanDuration;

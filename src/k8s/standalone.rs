@@ -3,8 +3,9 @@
 
 use super::config::{Expectation, KubeSection};
 use super::correlate::{ClusterReport, analyse};
-use super::expect::{ExpectationResult, judge, stage_starts};
+use super::expect::{judge, stage_starts};
 use super::journal::{self, JournalError};
+use super::judgement::ExpectationResult;
 use super::session::KubeSession;
 use crate::clock::RunClock;
 use crate::scenario::Scenario;

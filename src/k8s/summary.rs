@@ -1,7 +1,7 @@
 //! The cluster part of `summary.md`: Markdown rendered from [`ClusterReport`] and the verdicts.
 
 use super::correlate::ClusterReport;
-use super::expect::ExpectationResult;
+use super::judgement::ExpectationResult;
 use std::fmt::Write;
 
 /// The `[[expect]]` verdicts as a Markdown table under `### Expectations`; empty when none.

@@ -2,7 +2,7 @@
 //! resource use at that step, how many pods a target audience needs. Pure: the run's collector
 //! feeds judged steps in (the steps themselves are the plan's, `scenario::plan`).
 
-use crate::report::model::ThresholdResult;
+use super::thresholds::ThresholdResult;
 use crate::scenario::KneeSection;
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,8 @@
 //! renders. `report.json` is this structure serialised; its schema is versioned and documented in
 //! README.md ("Report reference").
 
+use super::knee::KneeReport;
+use super::thresholds::ThresholdResult;
 use crate::metrics::loader::LoaderHealth;
 use crate::metrics::stats::ErrorCounts;
 use crate::metrics::{PlayerStats, PublisherStats, Summary};
@@ -46,7 +48,7 @@ pub struct Report {
     pub kubelet: Vec<crate::local::KubeletEvent>,
     /// Capacity-knee results when the scenario has a `[knee]` section.
     #[serde(default)]
-    pub knee: Option<super::knee::KneeReport>,
+    pub knee: Option<KneeReport>,
     /// What the scenario was expected to run into on xiu 0.14 whatever the cluster did (e.g. the
     /// viewers a steep ramp loses to xiu's subscriber-name collisions), as printed by `validate`.
     #[serde(default)]
@@ -309,30 +311,6 @@ impl PublisherGroupReport {
             publish_accept_ms: s.publish_accept.summary(),
             lateness_ms: s.lateness.summary(),
             whole_run: WholeRun::of_publishers(s, warmup),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ThresholdResult {
-    pub metric: String,
-    pub scope: String,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    /// The measured value; `null` when nothing was measured (which fails the threshold).
-    pub value: Option<f64>,
-    pub pass: bool,
-    pub note: Option<String>,
-}
-
-impl ThresholdResult {
-    /// The limit as people write it: `≤ 3000`, `≥ 0.5`, `1 ≤ x ≤ 2`.
-    pub fn limit_text(&self) -> String {
-        match (self.min, self.max) {
-            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
-            (Some(lo), None) => format!("≥ {lo}"),
-            (None, Some(hi)) => format!("≤ {hi}"),
-            (None, None) => "–".into(),
         }
     }
 }

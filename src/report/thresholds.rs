@@ -1,10 +1,37 @@
-//! Judging thresholds against measurements. Pure.
+//! Judging thresholds against measurements, and the judged result the report and the knee's
+//! steps hold. Pure.
 
-use super::model::{ThresholdResult, Verdict};
 use crate::metrics::{LatencyHistogram, PlayerStats, PublisherStats};
 use crate::scenario::Protocol;
 use crate::scenario::Threshold;
 use crate::scenario::threshold::{Histogram, Metric, Ratio, Scope, Stat};
+use crate::verdict::Verdict;
+use serde::{Deserialize, Serialize};
+
+/// One threshold judged, as `report.json` and each knee step hold it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    pub metric: String,
+    pub scope: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The measured value; `null` when nothing was measured (which fails the threshold).
+    pub value: Option<f64>,
+    pub pass: bool,
+    pub note: Option<String>,
+}
+
+impl ThresholdResult {
+    /// The limit as people write it: `≤ 3000`, `≥ 0.5`, `1 ≤ x ≤ 2`.
+    pub fn limit_text(&self) -> String {
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
+            (Some(lo), None) => format!("≥ {lo}"),
+            (None, Some(hi)) => format!("≤ {hi}"),
+            (None, None) => "–".into(),
+        }
+    }
+}
 
 /// The merged stats a threshold's scope selects.
 pub enum Scoped<'a> {

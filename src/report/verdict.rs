@@ -123,7 +123,8 @@ fn error_list(errors: &crate::metrics::stats::ErrorCounts) -> String {
 mod tests {
     use super::*;
     use crate::metrics::stats::ErrorCounts;
-    use crate::report::model::{PlayerSummary, ThresholdResult, WholeRun};
+    use crate::report::model::{PlayerSummary, WholeRun};
+    use crate::report::thresholds::ThresholdResult;
     use crate::verdict::Verdict;
 
     fn errors(kinds: &[(&str, u64)]) -> ErrorCounts {

@@ -23,7 +23,7 @@ use crate::k8s::workers::WorkerJob;
 use crate::report::OutputDir;
 use crate::report::model::StopReason;
 use crate::scenario::Scenario;
-use crate::scenario::distributed::DistributedSection;
+use crate::scenario::worker_pods::DistributedSection;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;

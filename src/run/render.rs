@@ -4,7 +4,7 @@
 use super::RunError;
 use crate::k8s::job::{self, JobInput};
 use crate::scenario::Scenario;
-use crate::scenario::distributed::DistributedSection;
+use crate::scenario::worker_pods::DistributedSection;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use std::path::Path;

@@ -1,197 +1,18 @@
-//! The scenario's `[distributed]` section: the run split over N worker pods of a Kubernetes
-//! Indexed Job (README "Running bigger than one machine"), and its semantic validation.
+//! Checks the scenario's `[distributed]` section (README "Running bigger than one machine")
+//! against the rest of the scenario, and applies `--workers N` to it.
 //!
-//! Types only reject unknown keys; what the cluster would refuse (a namespace that is no DNS
-//! label, a quantity it cannot parse, a toleration operator it does not know) is checked in
-//! [`validate`], so the mistake is named with its line before anything is created.
+//! The section's types ([`super::worker_pods`]) only reject unknown keys; what the cluster would
+//! refuse (a namespace that is no DNS label, a quantity it cannot parse, a toleration operator it
+//! does not know) is checked in [`validate`], so the mistake is named with its line before
+//! anything is created. This module reads the whole scenario, so it sits above the model.
 
 use super::Problem;
 use super::cluster::{is_dns_label, is_dns_subdomain, problem};
 use super::model::Scenario;
-use crate::units::HumanDuration;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use super::worker_pods::{DistributedSection, Toleration};
 
 /// The most workers one run may have: each is polled once a second through the API server.
 pub const MAX_WORKERS: u32 = 256;
-
-/// The registry and name deploy/ gives the xiuload image (deploy/base/kustomization.yaml); the
-/// tag is this build's version, so a coordinator starts workers of its own version.
-pub const IMAGE_REPOSITORY: &str = "ghcr.io/example/xiuload";
-
-/// Where the workers listen, as `xiuload worker --listen` does by default.
-pub const DEFAULT_PORT: u16 = 9470;
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DistributedSection {
-    /// How many worker pods share the run (`xiuload run --workers N` overrides it).
-    pub workers: u32,
-    /// Where the Job goes; default: the kubeconfig context's namespace.
-    pub namespace: Option<String>,
-    /// The worker image; default: the xiuload image this version was built for.
-    #[serde(default = "default_image")]
-    pub image: String,
-    /// Requests and limits of each worker's container.
-    #[serde(default = "default_resources")]
-    pub resources: Resources,
-    #[serde(default)]
-    pub node_selector: BTreeMap<String, String>,
-    #[serde(default)]
-    pub tolerations: Vec<Toleration>,
-    /// How workers are spread over nodes (default: evenly over hosts, as a preference).
-    #[serde(default)]
-    pub spread: Spread,
-    /// The workers' service account; they call no API, so the namespace's default is enough.
-    pub service_account: Option<String>,
-    /// How long every worker may take to be scheduled, started and ready.
-    #[serde(default = "default_schedule_timeout")]
-    pub schedule_timeout: HumanDuration,
-    /// The port workers listen on, reached through the API server's pod proxy.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// Where the workers' pods find the publish token `[target].publish_token_env` names
-    /// (default: deploy/'s Secret `xiu-publish-token`, key `token`).
-    pub publish_token_secret: Option<SecretKey>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    #[serde(default)]
-    pub requests: BTreeMap<String, String>,
-    #[serde(default)]
-    pub limits: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Toleration {
-    pub key: Option<String>,
-    /// `Equal` (default) or `Exists`.
-    #[serde(default = "default_operator")]
-    pub operator: String,
-    pub value: Option<String>,
-    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; none: every effect.
-    pub effect: Option<String>,
-    pub toleration_seconds: Option<i64>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spread {
-    /// `false`: no spread constraint at all.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    #[serde(default = "default_topology_key")]
-    pub topology_key: String,
-    #[serde(default = "default_max_skew")]
-    pub max_skew: i32,
-    /// `schedule_anyway` (default: spread where possible, never leave a worker Pending for it)
-    /// or `do_not_schedule`.
-    #[serde(default)]
-    pub when_unsatisfiable: WhenUnsatisfiable,
-}
-
-impl Default for Spread {
-    fn default() -> Self {
-        Spread {
-            enabled: true,
-            topology_key: default_topology_key(),
-            max_skew: default_max_skew(),
-            when_unsatisfiable: WhenUnsatisfiable::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenUnsatisfiable {
-    #[default]
-    ScheduleAnyway,
-    DoNotSchedule,
-}
-
-impl WhenUnsatisfiable {
-    /// The Kubernetes spelling.
-    pub fn as_kubernetes(&self) -> &'static str {
-        match self {
-            WhenUnsatisfiable::ScheduleAnyway => "ScheduleAnyway",
-            WhenUnsatisfiable::DoNotSchedule => "DoNotSchedule",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SecretKey {
-    pub name: String,
-    pub key: String,
-}
-
-impl DistributedSection {
-    /// A section with defaults for everything but the worker count (`xiuload run --workers N`
-    /// on a scenario without `[distributed]`).
-    pub fn with_workers(workers: u32) -> DistributedSection {
-        DistributedSection {
-            workers,
-            namespace: None,
-            image: default_image(),
-            resources: default_resources(),
-            node_selector: BTreeMap::new(),
-            tolerations: Vec::new(),
-            spread: Spread::default(),
-            service_account: None,
-            schedule_timeout: default_schedule_timeout(),
-            port: default_port(),
-            publish_token_secret: None,
-        }
-    }
-
-    /// The Secret the workers take the publish token from.
-    pub fn publish_token_secret(&self) -> SecretKey {
-        self.publish_token_secret.clone().unwrap_or(SecretKey {
-            name: "xiu-publish-token".into(),
-            key: "token".into(),
-        })
-    }
-}
-
-pub fn default_image() -> String {
-    format!("{IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// One core and 1 GiB holds a few hundred HTTP-FLV viewers (README "Sizing"); the memory limit
-/// keeps a runaway worker from taking its node down with it. No CPU limit: throttling a load
-/// generator makes it measure itself.
-fn default_resources() -> Resources {
-    Resources {
-        requests: BTreeMap::from([
-            ("cpu".to_string(), "1".to_string()),
-            ("memory".to_string(), "1Gi".to_string()),
-        ]),
-        limits: BTreeMap::from([("memory".to_string(), "2Gi".to_string())]),
-    }
-}
-
-fn default_operator() -> String {
-    "Equal".to_string()
-}
-fn default_true() -> bool {
-    true
-}
-fn default_topology_key() -> String {
-    "kubernetes.io/hostname".to_string()
-}
-fn default_max_skew() -> i32 {
-    1
-}
-fn default_schedule_timeout() -> HumanDuration {
-    HumanDuration::secs(300)
-}
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
 
 /// `xiuload run --workers N` (and `render --workers N`): the scenario's `[distributed]` with
 /// `workers = N`, or one with every default when it has none; checked as the file's would be.
@@ -500,32 +321,6 @@ count = 10
         // The line is the one the field is on (or its section's), counted from the file's top.
         let base_lines = BASE.lines().count();
         assert!(hit.line > base_lines, "{hit:?} points into the base");
-    }
-
-    #[test]
-    fn defaults_fill_everything_but_the_worker_count() {
-        let s = parse(
-            Path::new("s.toml"),
-            &format!("{BASE}[distributed]\nworkers = 4\n"),
-        )
-        .unwrap();
-        let d = s.distributed.unwrap();
-        assert_eq!(d.workers, 4);
-        assert_eq!(d.namespace, None);
-        assert_eq!(
-            d.image,
-            format!("ghcr.io/example/xiuload:{}", env!("CARGO_PKG_VERSION"))
-        );
-        assert_eq!(d.port, 9470);
-        assert_eq!(d.schedule_timeout.0.as_secs(), 300);
-        assert!(d.spread.enabled);
-        assert_eq!(d.spread.topology_key, "kubernetes.io/hostname");
-        assert_eq!(
-            d.spread.when_unsatisfiable.as_kubernetes(),
-            "ScheduleAnyway"
-        );
-        assert_eq!(d.resources.requests["cpu"], "1");
-        assert_eq!(d.publish_token_secret().name, "xiu-publish-token");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::Problem;
 use super::cluster::KubeSection;
-use super::model::LocalTarget;
+use super::local_target::LocalTarget;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,7 +1,8 @@
 //! Reading a scenario file: TOML syntax and types (via serde), then semantic checks. Every error
 //! names the file, line, column and field path, with a hint where one helps.
 
-use super::model::{Protocol, Scenario};
+use super::model::Scenario;
+use super::protocol::Protocol;
 use super::validate::{Problem, check_files, validate};
 use std::fmt;
 use std::io::Read;

@@ -1,6 +1,10 @@
 //! The scenario file's data model. Every table rejects unknown keys so that a typo is an error
 //! with a location, not a silently ignored setting.
 
+use super::local_target::LocalTarget;
+// Part of the model's vocabulary (a player group plays one): named `scenario::Protocol` by the
+// crate and its tests, and `validate` takes the model's names with a glob.
+pub use super::protocol::Protocol;
 pub use super::template::PathTemplate;
 pub use crate::base_url::HttpBase;
 pub use crate::rtmp::url::RtmpBase;
@@ -31,7 +35,7 @@ pub struct Scenario {
     pub fault: Vec<super::fault::Fault>,
     /// The run split over the pods of a Kubernetes Indexed Job.
     #[serde(default)]
-    pub distributed: Option<super::distributed::DistributedSection>,
+    pub distributed: Option<super::worker_pods::DistributedSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,35 +149,6 @@ pub struct TlsSection {
     /// Turns certificate verification off. Only for throwaway test clusters.
     #[serde(default)]
     pub insecure_skip_verify: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalTarget {
-    /// Path to the xiu 0.14.0 binary; defaults to `$XIU_BIN`, then the cache used by
-    /// `scripts/install-xiu.sh`, then `xiu` on PATH.
-    pub xiu_bin: Option<PathBuf>,
-    /// HLS segment length configured in the local xiu (`[hls] fragment`, seconds).
-    #[serde(default = "default_fragment")]
-    pub hls_fragment_secs: u32,
-    /// 0: one xiu serves everything. N > 0: the production topology on loopback: an origin that
-    /// publishers reach, N edges pulling from it (each with an in-process `xiuload sidecar`), and
-    /// players spread over the edges.
-    #[serde(default)]
-    pub edges: u32,
-    /// Origins publishers are spread over, behind a real L4 balancer on loopback (HAProxy, as the
-    /// publish LoadBalancer in deploy/); more than one needs edges, whose sidecars find each
-    /// stream on whichever origin holds it.
-    #[serde(default = "default_origins")]
-    pub origins: u32,
-}
-
-fn default_origins() -> u32 {
-    1
-}
-
-fn default_fragment() -> u32 {
-    2
 }
 
 /// A load shape: either a constant `count` for the whole run or k6-style `ramp` stages.
@@ -295,26 +270,6 @@ fn default_true() -> bool {
 }
 fn default_audio_bitrate() -> BitRate {
     BitRate(128_000)
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Flv,
-    Hls,
-    Rtmp,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Flv, Protocol::Hls, Protocol::Rtmp];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Protocol::Flv => "flv",
-            Protocol::Hls => "hls",
-            Protocol::Rtmp => "rtmp",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

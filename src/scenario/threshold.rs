@@ -2,7 +2,7 @@
 //! scenario is read, so a typo is a located load error and judging is a `match`, not string
 //! comparisons spread over the crate.
 
-use super::model::Protocol;
+use super::protocol::Protocol;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
