@@ -24,15 +24,33 @@ pub enum SessionEnd {
 /// setup takes milliseconds, so one stopped younger than this was merely caught in the act.
 pub const PENDING_SETUP_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs `session` and turns a panic inside it into `Err(message)`, so a bug (ours or a library's)
-/// on hostile input ends one session instead of the client slot. `AssertUnwindSafe` is sound here:
-/// the session's state is dropped with it, and what it shares (the group's metrics) is behind
-/// mutexes that tolerate poisoning.
-pub async fn catch_panic<F: Future>(session: F) -> Result<F::Output, String> {
+/// A session panicked; `message` is what the panic was raised with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Panicked {
+    pub message: String,
+}
+
+/// A panic is counted and logged by its message alone: callers that hand it on as text (the slot's
+/// error counter takes a `&str`) need no unwrapping.
+impl std::ops::Deref for Panicked {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Runs `session` and turns a panic inside it into `Err(Panicked)`, so a bug (ours or a
+/// library's) on hostile input ends one session instead of the client slot. `AssertUnwindSafe` is
+/// sound here: the session's state is dropped with it, and what it shares (the group's metrics)
+/// is behind mutexes that tolerate poisoning.
+pub async fn catch_panic<F: Future>(session: F) -> Result<F::Output, Panicked> {
     AssertUnwindSafe(session)
         .catch_unwind()
         .await
-        .map_err(|payload| panic_message(payload.as_ref()))
+        .map_err(|payload| Panicked {
+            message: panic_message(payload.as_ref()),
+        })
 }
 
 /// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
@@ -244,10 +262,20 @@ mod tests {
             v[usize::MAX / 2]
         })
         .await;
-        let message = caught.unwrap_err();
-        assert!(message.contains("index out of bounds"), "{message}");
+        let panicked = caught.unwrap_err();
+        assert!(
+            panicked.message.contains("index out of bounds"),
+            "{panicked}"
+        );
         let formatted = catch_panic(async { panic!("bad {}", 42) }).await;
-        assert_eq!(formatted, Err::<(), _>("bad 42".to_string()));
+        assert_eq!(
+            formatted,
+            Err::<(), _>(Panicked {
+                message: "bad 42".to_string()
+            })
+        );
+        // What the slot counts and logs: the message as it was raised.
+        assert_eq!(formatted.unwrap_err().to_string(), "bad 42");
     }
 
     const MS: Duration = Duration::from_millis(1);

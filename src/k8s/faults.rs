@@ -177,15 +177,32 @@ pub fn pods_to_delete(
     Ok(names)
 }
 
-/// Carries out `fault` with `client`: Ok, or the API's error in words.
-pub async fn execute(client: &kube::Client, fault: &ClusterFault) -> Result<(), String> {
+/// Why a planned cluster fault did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultExecError {
+    /// The request could not be built, or the API's answer left nothing to act on (no selector,
+    /// no pod).
+    #[error(transparent)]
+    Plan(#[from] FaultPlanError),
+    /// The API server refused or did not answer `request` (`METHOD /path`); the text carries the
+    /// kube error's whole chain, as a fault record has no other place for it.
+    #[error("{request}: {}", super::watch::describe(.source))]
+    Api {
+        request: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Carries out `fault` with `client`: Ok, or which step failed and why.
+pub async fn execute(client: &kube::Client, fault: &ClusterFault) -> Result<(), FaultExecError> {
     let send = |req: Result<http::Request<Vec<u8>>, FaultPlanError>| async {
-        let req = req.map_err(|e| e.to_string())?;
-        let what = format!("{} {}", req.method(), req.uri().path());
+        let req = req?;
+        let request = format!("{} {}", req.method(), req.uri().path());
         client
             .request::<Value>(req)
             .await
-            .map_err(|e| format!("{what}: {}", super::watch::describe(&e)))
+            .map_err(|source| FaultExecError::Api { request, source })
     };
     match &fault.action {
         ClusterAction::RolloutRestart => send(fault.restart(SystemTime::now())).await.map(drop),
@@ -195,11 +212,11 @@ pub async fn execute(client: &kube::Client, fault: &ClusterFault) -> Result<(), 
                 Some(s) => s.clone(),
                 None => {
                     let workload = send(fault.get_workload()).await?;
-                    selector_of(fault, &workload).map_err(|e| e.to_string())?
+                    selector_of(fault, &workload)?
                 }
             };
             let list = send(fault.list_pods(&selector)).await?;
-            let names = pods_to_delete(&list, *pods, &selector).map_err(|e| e.to_string())?;
+            let names = pods_to_delete(&list, *pods, &selector)?;
             for name in names {
                 send(fault.delete_pod(&name)).await?;
             }

@@ -3,7 +3,7 @@
 //! the edge in the viewers' [`Rotation`] while the pod would be Ready, restarts containers, and
 //! carries out the faults aimed at the edge ([`Action`]).
 
-use super::kubelet::{Action, Request};
+use super::kubelet::{Action, ActionError, Process, Request};
 use super::kubelet_record::{KubeletAction, KubeletLog};
 use super::probes::{Change, Check, Container, CrashBackoff, EdgePort, PodProbes, ProbeKind};
 use super::rotation::Rotation;
@@ -32,7 +32,23 @@ struct ProbeResult {
     container: Container,
     kind: ProbeKind,
     generation: u64,
-    outcome: Result<(), String>,
+    outcome: Result<(), ProbeFailed>,
+}
+
+/// Why one probe failed, as the kubelet would word it in its event.
+#[derive(Debug, thiserror::Error)]
+enum ProbeFailed {
+    /// Outside 200-399.
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+    #[error(transparent)]
+    Http(reqwest::Error),
+    #[error(transparent)]
+    Connect(std::io::Error),
+    #[error("no connection within {0:?}")]
+    NoConnection(Duration),
 }
 
 enum Wake {
@@ -77,8 +93,8 @@ impl EdgeWorker {
         }
     }
 
-    fn edge_name(&self) -> String {
-        format!("edge {}", self.ctx.index)
+    fn process(&self) -> Process {
+        Process::Edge(self.ctx.index)
     }
 
     pub(super) async fn run(
@@ -138,8 +154,7 @@ impl EdgeWorker {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
     }
 
-    async fn command(&mut self, edge: &mut Edge, action: Action) -> Result<(), String> {
-        let name = self.edge_name();
+    async fn command(&mut self, edge: &mut Edge, action: Action) -> Result<(), ActionError> {
         let running = edge.xiu.pid().is_some();
         match action {
             Action::Start => {
@@ -151,9 +166,12 @@ impl EdgeWorker {
                         self.update_rotation("xiu started again by a fault".into());
                         Ok(())
                     }
-                    Err(e) => {
-                        self.gone(Container::Xiu, format!("did not start: {e}"));
-                        Err(format!("{name} did not come back: {e}"))
+                    Err(source) => {
+                        self.gone(Container::Xiu, format!("did not start: {source}"));
+                        Err(ActionError::NotBack {
+                            process: self.process(),
+                            source,
+                        })
                     }
                 }
             }
@@ -164,9 +182,7 @@ impl EdgeWorker {
                 }
                 Ok(())
             }
-            _ if !running => Err(format!(
-                "{name} is not running (killed earlier; the kubelet starts it again after its back-off)"
-            )),
+            _ if !running => Err(ActionError::NotRunning(self.process())),
             Action::Kill => {
                 edge.xiu.kill().await;
                 self.gone(Container::Xiu, "killed by a fault (SIGKILL)".into());
@@ -227,7 +243,7 @@ impl EdgeWorker {
         let spec = r.container.spec();
         let probe = spec.probe(r.kind);
         if let Err(e) = &r.outcome {
-            self.last_failure[c][k] = e.clone();
+            self.last_failure[c][k] = e.to_string();
         }
         let what = format!(
             "{} {} probe ({})",
@@ -298,12 +314,7 @@ impl EdgeWorker {
                 why,
             );
             let result = match c {
-                Container::Xiu => self
-                    .ctx
-                    .launcher
-                    .restart(&mut edge.xiu)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Container::Xiu => self.ctx.launcher.restart(&mut edge.xiu).await,
                 Container::Sidecar => {
                     edge.start_sidecar(&self.ctx.launcher.sidecars);
                     Ok(())
@@ -383,7 +394,7 @@ async fn run_check(
     check: Check,
     edge: &Edge,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailed> {
     check_at(http, check, address(edge, check), timeout).await
 }
 
@@ -394,7 +405,7 @@ async fn check_at(
     check: Check,
     at: SocketAddr,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailed> {
     match check {
         Check::HttpGet { path, .. } => {
             let answer = http
@@ -404,16 +415,16 @@ async fn check_at(
                 .await;
             match answer {
                 Ok(r) if (200..400).contains(&r.status().as_u16()) => Ok(()),
-                Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-                Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
-                Err(e) => Err(e.to_string()),
+                Ok(r) => Err(ProbeFailed::Status(r.status().as_u16())),
+                Err(e) if e.is_timeout() => Err(ProbeFailed::NoAnswer(timeout)),
+                Err(e) => Err(ProbeFailed::Http(e)),
             }
         }
         Check::TcpSocket { .. } => {
             match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(at)).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no connection within {timeout:?}")),
+                Ok(Err(e)) => Err(ProbeFailed::Connect(e)),
+                Err(_) => Err(ProbeFailed::NoConnection(timeout)),
             }
         }
     }

@@ -12,6 +12,7 @@
 
 use super::edge_supervisor::{EdgeContext, EdgeWorker};
 use super::topology::{Edge, LocalTopology};
+use super::xiu::LocalError;
 use crate::clock::RunClock;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -26,13 +27,41 @@ pub enum Process {
     Edge(usize),
 }
 
-impl Process {
-    fn name(self) -> String {
+/// "origin 0", "edge 1": how the fault record names it.
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Process::Origin(i) => format!("origin {i}"),
-            Process::Edge(i) => format!("edge {i}"),
+            Process::Origin(i) => write!(f, "origin {i}"),
+            Process::Edge(i) => write!(f, "edge {i}"),
         }
     }
+}
+
+/// Whether a process killed earlier is started again: only edges are supervised.
+fn comes_back(process: Process) -> &'static str {
+    match process {
+        Process::Edge(_) => "; the kubelet starts it again after its back-off",
+        Process::Origin(_) => "",
+    }
+}
+
+/// Why a fault's action on a process did not happen; the fault record keeps its text.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0} does not exist")]
+    NoSuchProcess(Process),
+    /// The edge's supervising task has ended (the run is stopping).
+    #[error("{0}'s supervisor is gone")]
+    SupervisorGone(Process),
+    /// Killed earlier and not started again: nothing to kill or signal.
+    #[error("{0} is not running (killed earlier{note})", note = comes_back(*.0))]
+    NotRunning(Process),
+    #[error("{process} did not come back: {source}")]
+    NotBack {
+        process: Process,
+        #[source]
+        source: LocalError,
+    },
 }
 
 /// What a fault does to a process's xiu.
@@ -48,7 +77,7 @@ pub enum Action {
     Signal(libc::c_int),
 }
 
-pub(super) type Request = (Action, oneshot::Sender<Result<(), String>>);
+pub(super) type Request = (Action, oneshot::Sender<Result<(), ActionError>>);
 
 struct EdgeHandle {
     commands: mpsc::Sender<Request>,
@@ -108,40 +137,39 @@ impl Kubelet {
     }
 
     /// Does `action` to `process`'s xiu (through the edge's supervisor for an edge).
-    pub async fn act(&mut self, process: Process, action: Action) -> Result<(), String> {
-        let name = process.name();
+    pub async fn act(&mut self, process: Process, action: Action) -> Result<(), ActionError> {
         match process {
             Process::Edge(i) => {
                 let edge = self
                     .edges
                     .get(i)
-                    .ok_or_else(|| format!("{name} does not exist"))?;
+                    .ok_or(ActionError::NoSuchProcess(process))?;
                 let (reply, answer) = oneshot::channel();
                 edge.commands
                     .send((action, reply))
                     .await
-                    .map_err(|_| format!("{name}'s supervisor is gone"))?;
+                    .map_err(|_| ActionError::SupervisorGone(process))?;
                 answer
                     .await
-                    .map_err(|_| format!("{name}'s supervisor is gone"))?
+                    .map_err(|_| ActionError::SupervisorGone(process))?
             }
             Process::Origin(i) => {
                 let origin = self
                     .topology
                     .origin_mut(i)
-                    .ok_or_else(|| format!("{name} does not exist"))?;
+                    .ok_or(ActionError::NoSuchProcess(process))?;
                 let running = origin.pid().is_some();
                 match action {
                     Action::Start => self
                         .topology
                         .restart_origin(i)
                         .await
-                        .map_err(|e| format!("{name} did not come back: {e}")),
+                        .map_err(|source| ActionError::NotBack { process, source }),
                     Action::Down => {
                         origin.kill().await;
                         Ok(())
                     }
-                    _ if !running => Err(format!("{name} is not running (killed earlier)")),
+                    _ if !running => Err(ActionError::NotRunning(process)),
                     Action::Kill => {
                         origin.kill().await;
                         Ok(())
@@ -166,5 +194,39 @@ impl Kubelet {
             }
         }
         self.topology
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fault record (report.json, the journal) and tests/faults.rs read these texts.
+    #[test]
+    fn action_errors_read_as_the_fault_record_has_them() {
+        assert_eq!(
+            ActionError::NoSuchProcess(Process::Edge(3)).to_string(),
+            "edge 3 does not exist"
+        );
+        assert_eq!(
+            ActionError::SupervisorGone(Process::Edge(0)).to_string(),
+            "edge 0's supervisor is gone"
+        );
+        assert_eq!(
+            ActionError::NotRunning(Process::Origin(1)).to_string(),
+            "origin 1 is not running (killed earlier)"
+        );
+        assert_eq!(
+            ActionError::NotRunning(Process::Edge(1)).to_string(),
+            "edge 1 is not running (killed earlier; the kubelet starts it again after its back-off)"
+        );
+        assert_eq!(
+            ActionError::NotBack {
+                process: Process::Origin(0),
+                source: LocalError::NoBalancer,
+            }
+            .to_string(),
+            format!("origin 0 did not come back: {}", LocalError::NoBalancer)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! the run's collecting loop ([`KubeletLog`]) and written into the report.
 
 use super::probes::Container;
+use super::xiu::LocalError;
 use crate::clock::RunClock;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -116,12 +117,14 @@ impl KubeletLog {
         log.len() - 1
     }
 
-    pub(super) fn finish(&self, event: usize, clock: &RunClock, result: Result<(), String>) {
+    /// Records how the restart of `event` ended: when the container was up, or why it did not
+    /// start.
+    pub(super) fn finish(&self, event: usize, clock: &RunClock, result: Result<(), LocalError>) {
         let done = secs(clock.elapsed());
         if let Some(e) = self.lock().get_mut(event) {
             match result {
                 Ok(()) => e.done_s = Some(done),
-                Err(why) => e.error = Some(why),
+                Err(why) => e.error = Some(why.to_string()),
             }
         }
     }
@@ -165,14 +168,16 @@ mod tests {
             "exited: signal: 9 (SIGKILL)".into(),
         );
         assert_eq!(out, 0);
-        log.finish(restart, &clock, Err("xiu did not answer\nits log".into()));
+        let not_ready = LocalError::NotReady(Duration::from_secs(5), "its log".into());
+        log.finish(restart, &clock, Err(not_ready));
         let events = log.events();
         assert_eq!(events[0].label(), "edge 1 out of rotation");
         assert_eq!(events[1].label(), "restart edge 1 xiu");
         let text = events[1].to_string();
         assert!(
             text.ends_with(
-                "restart edge 1 xiu (restart #2): exited: signal: 9 (SIGKILL); FAILED to start (xiu did not answer)"
+                "restart edge 1 xiu (restart #2): exited: signal: 9 (SIGKILL); FAILED to start \
+                 (xiu did not answer on its ports within 5s; its log:)"
             ),
             "{text}"
         );

@@ -10,7 +10,8 @@
 
 use crate::clock::RunClock;
 use crate::k8s::config::KubeSection;
-use crate::local::kubelet::{Action, KubeletEvent, KubeletLog, Process};
+use crate::k8s::faults::{FaultExecError, FaultPlanError};
+use crate::local::kubelet::{Action, ActionError, KubeletEvent, KubeletLog, Process};
 use crate::local::{Kubelet, LocalTopology};
 use crate::metrics::timeline::TimelinePoint;
 use crate::scenario::fault::{Fault, FaultAction, FaultEvent, FaultOutcome, FaultTarget};
@@ -19,6 +20,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Why a fault failed; its text is the fault event's `error` (report, journal, expectations).
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("the run has no local topology to act on")]
+    NoTopology,
+    #[error("cluster faults need the [kube] section's cluster, and the run has none")]
+    NoCluster,
+    /// A cluster step reached the process path: a bug in [`steps`], reported, not panicked on.
+    #[error("a cluster fault is not a process's")]
+    NotAProcessFault,
+    #[error(transparent)]
+    Process(#[from] ActionError),
+    #[error(transparent)]
+    Plan(#[from] FaultPlanError),
+    #[error(transparent)]
+    Cluster(#[from] FaultExecError),
+}
 
 /// One thing the driver does at one moment. A `restart` is two: [`Op::Down`], then the start
 /// `down` later, so a fault due while a server is down is not held up by it.
@@ -98,7 +117,7 @@ impl Log {
         log.len() - 1
     }
 
-    fn end(&self, event: usize, clock: &RunClock, result: Result<(), String>) {
+    fn end(&self, event: usize, clock: &RunClock, result: Result<(), FaultError>) {
         let done = secs(clock.elapsed());
         if let Some(e) = self.lock().get_mut(event) {
             match result {
@@ -108,7 +127,7 @@ impl Log {
                 }
                 Err(why) => {
                     e.outcome = FaultOutcome::Failed;
-                    e.error = Some(why);
+                    e.error = Some(why.to_string());
                 }
             }
         }
@@ -351,11 +370,10 @@ fn process(target: FaultTarget, index: usize) -> Process {
     }
 }
 
-async fn act_on_cluster(cluster: Option<&Cluster>, f: &Fault) -> Result<(), String> {
-    let c =
-        cluster.ok_or("cluster faults need the [kube] section's cluster, and the run has none")?;
-    let planned = crate::k8s::faults::plan(f, &c.section).map_err(|e| e.to_string())?;
-    crate::k8s::faults::execute(&c.client, &planned).await
+async fn act_on_cluster(cluster: Option<&Cluster>, f: &Fault) -> Result<(), FaultError> {
+    let c = cluster.ok_or(FaultError::NoCluster)?;
+    let planned = crate::k8s::faults::plan(f, &c.section)?;
+    Ok(crate::k8s::faults::execute(&c.client, &planned).await?)
 }
 
 async fn act(
@@ -363,17 +381,17 @@ async fn act(
     op: Op,
     target: FaultTarget,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), FaultError> {
     let action = match op {
-        Op::Cluster => return Err("a cluster fault is not a process's".into()),
+        Op::Cluster => return Err(FaultError::NotAProcessFault),
         Op::Kill => Action::Kill,
         Op::Down => Action::Down,
         Op::Start => Action::Start,
         Op::Stop => Action::Signal(libc::SIGSTOP),
         Op::Cont => Action::Signal(libc::SIGCONT),
     };
-    let k = kubelet.ok_or("the run has no local topology to act on")?;
-    k.act(process(target, index), action).await
+    let k = kubelet.ok_or(FaultError::NoTopology)?;
+    Ok(k.act(process(target, index), action).await?)
 }
 
 #[cfg(test)]

@@ -611,11 +611,11 @@ fn check_reconnect(at: &str, r: &ReconnectPolicy, p: &mut Problems) {
 pub fn check_files(s: &Scenario) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     if let Some(ca) = &s.target.tls.ca_file
-        && let Err(message) = check_ca_file(ca)
+        && let Err(e) = check_ca_file(ca)
     {
         p.add(
             "target.tls.ca_file",
-            message,
+            e.to_string(),
             Some(
                 "give a PEM file with -----BEGIN CERTIFICATE----- blocks, e.g. the issuer's ca.crt",
             ),
@@ -624,27 +624,79 @@ pub fn check_files(s: &Scenario) -> Vec<Problem> {
     p.0
 }
 
-fn check_ca_file(path: &Path) -> Result<(), String> {
+/// Why `target.tls.ca_file` cannot serve as the run's trust anchors.
+#[derive(Debug, thiserror::Error)]
+enum CaFileError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is larger than 1 MiB; a CA file is a few KiB", .0.display())]
+    TooLarge(std::path::PathBuf),
+    #[error("{}: {source}", .path.display())]
+    NotPem {
+        path: std::path::PathBuf,
+        #[source]
+        source: PemError,
+    },
+    /// PEM-shaped, but the TLS stack's own parse refuses it.
+    #[error("{}: not a usable certificate: {source}", .path.display())]
+    Unusable {
+        path: std::path::PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// What a would-be PEM certificate file holds instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PemError {
+    #[error("a PEM header without its closing dashes")]
+    UnclosedHeader,
+    #[error("a {0} block without its END line")]
+    NoEndLine(String),
+    /// Certificates are counted from 1, as a reader of the file counts them.
+    #[error("certificate {0} is not valid base64")]
+    NotBase64(usize),
+    #[error("certificate {0} is not a DER certificate")]
+    NotDer(usize),
+    #[error("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoPem,
+    #[error("holds a private key, not a certificate")]
+    PrivateKey,
+    /// The labels of the PEM blocks it holds.
+    #[error("holds {} but no certificate", .0.join(", "))]
+    NoCertificate(Vec<String>),
+}
+
+fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|source| CaFileError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if bytes.len() as u64 > MAX_CA_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than 1 MiB; a CA file is a few KiB",
-            path.display()
-        ));
+        return Err(CaFileError::TooLarge(path.to_path_buf()));
     }
-    pem_certificates(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    pem_certificates(&String::from_utf8_lossy(&bytes)).map_err(|source| CaFileError::NotPem {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // What the run will do with it: the TLS stack's own parse.
     reqwest::Certificate::from_pem_bundle(&bytes)
         .map(|_| ())
-        .map_err(|e| format!("{}: not a usable certificate: {e}", path.display()))
+        .map_err(|source| CaFileError::Unusable {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Counts the PEM certificates in `text`; an error says what the file holds instead.
-fn pem_certificates(text: &str) -> Result<usize, String> {
+fn pem_certificates(text: &str) -> Result<usize, PemError> {
     use base64::Engine;
     let mut certificates = 0;
     let mut others = Vec::new();
@@ -652,13 +704,13 @@ fn pem_certificates(text: &str) -> Result<usize, String> {
     while let Some(begin) = rest.find("-----BEGIN ") {
         let after = &rest[begin + "-----BEGIN ".len()..];
         let Some(label_end) = after.find("-----") else {
-            return Err("a PEM header without its closing dashes".into());
+            return Err(PemError::UnclosedHeader);
         };
         let label = &after[..label_end];
         let body_start = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
         let Some(body_end) = body_start.find(&end_marker) else {
-            return Err(format!("a {label} block without its END line"));
+            return Err(PemError::NoEndLine(label.to_string()));
         };
         if label == "CERTIFICATE" {
             let b64: String = body_start[..body_end]
@@ -667,13 +719,10 @@ fn pem_certificates(text: &str) -> Result<usize, String> {
                 .collect();
             let der = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|_| format!("certificate {} is not valid base64", certificates + 1))?;
+                .map_err(|_| PemError::NotBase64(certificates + 1))?;
             // Every X.509 certificate is a DER SEQUENCE.
             if der.first() != Some(&0x30) {
-                return Err(format!(
-                    "certificate {} is not a DER certificate",
-                    certificates + 1
-                ));
+                return Err(PemError::NotDer(certificates + 1));
             }
             certificates += 1;
         } else {
@@ -682,11 +731,9 @@ fn pem_certificates(text: &str) -> Result<usize, String> {
         rest = &body_start[body_end + end_marker.len()..];
     }
     match (certificates, others.is_empty()) {
-        (0, true) => Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()),
-        (0, false) if others.iter().any(|l| l.contains("PRIVATE KEY")) => {
-            Err("holds a private key, not a certificate".into())
-        }
-        (0, false) => Err(format!("holds {} but no certificate", others.join(", "))),
+        (0, true) => Err(PemError::NoPem),
+        (0, false) if others.iter().any(|l| l.contains("PRIVATE KEY")) => Err(PemError::PrivateKey),
+        (0, false) => Err(PemError::NoCertificate(others)),
         (n, _) => Ok(n),
     }
 }
@@ -892,20 +939,72 @@ count = 2
         let both = format!("{}{}", cert.signing_key.serialize_pem(), cert.cert.pem());
         assert_eq!(pem_certificates(&both), Ok(1));
         let key_only = cert.signing_key.serialize_pem();
-        assert!(
-            pem_certificates(&key_only)
-                .unwrap_err()
-                .contains("private key")
+        let text = |r: Result<usize, super::PemError>| r.unwrap_err().to_string();
+        assert_eq!(
+            text(pem_certificates(&key_only)),
+            "holds a private key, not a certificate"
         );
-        assert!(
-            pem_certificates("hello")
-                .unwrap_err()
-                .contains("no PEM certificate")
+        assert_eq!(
+            text(pem_certificates("hello")),
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         );
         let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
-        assert!(pem_certificates(broken).unwrap_err().contains("base64"));
+        assert_eq!(
+            text(pem_certificates(broken)),
+            "certificate 1 is not valid base64"
+        );
+        let not_der = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            cert.cert.pem()
+        );
+        assert_eq!(
+            text(pem_certificates(&not_der)),
+            "certificate 2 is not a DER certificate"
+        );
         let cut = "-----BEGIN CERTIFICATE-----\nMIIB\n";
-        assert!(pem_certificates(cut).unwrap_err().contains("END line"));
+        assert_eq!(
+            text(pem_certificates(cut)),
+            "a CERTIFICATE block without its END line"
+        );
+        assert_eq!(
+            text(pem_certificates("-----BEGIN CERTIFICATE")),
+            "a PEM header without its closing dashes"
+        );
+        let csr = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+        assert_eq!(
+            text(pem_certificates(csr)),
+            "holds CERTIFICATE REQUEST but no certificate"
+        );
+    }
+
+    #[test]
+    fn ca_file_problems_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.crt");
+        let e = super::check_ca_file(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}: ", missing.display())),
+            "{e}"
+        );
+        let key = dir.path().join("key.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+        assert_eq!(
+            super::check_ca_file(&key).unwrap_err().to_string(),
+            format!("{}: holds a private key, not a certificate", key.display())
+        );
+        let big = dir.path().join("big.crt");
+        std::fs::write(&big, vec![b'a'; super::MAX_CA_FILE_BYTES as usize + 1]).unwrap();
+        assert_eq!(
+            super::check_ca_file(&big).unwrap_err().to_string(),
+            format!(
+                "{} is larger than 1 MiB; a CA file is a few KiB",
+                big.display()
+            )
+        );
+        let good = dir.path().join("ca.crt");
+        std::fs::write(&good, cert.cert.pem()).unwrap();
+        assert!(super::check_ca_file(&good).is_ok());
     }
 
     #[test]

@@ -12,9 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use super::readiness::{Drain, Snapshot, readiness, started};
-use super::reconcile::get_streams;
-use super::streams::parse_viewers;
+use super::readiness::{Drain, NotReady, Snapshot, readiness, started};
+use super::reconcile::get_viewers;
+use super::rtmp_probe::HandshakeError;
 use super::{SidecarConfig, SidecarError, rtmp_probe};
 
 /// Every check gets this long. The kubelet's default probe timeout is also
@@ -97,7 +97,31 @@ pub fn serve(
     })
 }
 
-type Check = (&'static str, Result<(), String>);
+/// Why one check of a probe failed: its line in the probe body.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailed {
+    #[error("the relay loop has not ticked yet")]
+    NeverTicked,
+    #[error("the relay loop last ticked {ago:?} ago (limit {limit:?})")]
+    Stalled { ago: Duration, limit: Duration },
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    #[error("no handshake within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// An HLS or HTTP-FLV listener gave no HTTP answer at all.
+    #[error("{url}: {source}")]
+    NoHttpAnswer {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error(transparent)]
+    NotReady(#[from] NotReady),
+    #[error("draining: this edge is leaving (GET /drain was called)")]
+    Draining,
+}
+
+type Check = (&'static str, Result<(), CheckFailed>);
 
 /// The relay loop is alive (it ticks every 250 ms, polls included).
 async fn livez(State(ctx): State<Ctx>) -> impl IntoResponse {
@@ -114,8 +138,8 @@ async fn listener_checks(ctx: &Ctx) -> [Check; 3] {
     let rtmp = async {
         match tokio::time::timeout(CHECK_TIMEOUT, rtmp_probe::handshake(ctx.config.edge_rtmp)).await
         {
-            Ok(r) => r,
-            Err(_) => Err(format!("no handshake within {CHECK_TIMEOUT:?}")),
+            Ok(r) => r.map_err(CheckFailed::from),
+            Err(_) => Err(CheckFailed::HandshakeTimeout(CHECK_TIMEOUT)),
         }
     };
     let (rtmp, hls, flv) = tokio::join!(
@@ -132,7 +156,7 @@ async fn listener_checks(ctx: &Ctx) -> [Check; 3] {
 
 async fn startupz(State(ctx): State<Ctx>) -> impl IntoResponse {
     let [rtmp, hls, flv] = listener_checks(&ctx).await;
-    let synced = started(&ctx.state.snapshot());
+    let synced = started(&ctx.state.snapshot()).map_err(CheckFailed::from);
     report(&[rtmp, hls, flv, ("origins-and-edge-api", synced)])
 }
 
@@ -142,9 +166,10 @@ async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
         &ctx.state.snapshot(),
         Instant::now(),
         ctx.config.new_stream_grace,
-    );
+    )
+    .map_err(CheckFailed::from);
     let draining = if *ctx.state.drain() != Drain::Serving {
-        Err("draining: this edge is leaving (GET /drain was called)".into())
+        Err(CheckFailed::Draining)
     } else {
         Ok(())
     };
@@ -168,11 +193,8 @@ async fn drain(State(ctx): State<Ctx>) -> impl IntoResponse {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + ctx.config.drain_timeout;
     let last = loop {
-        let viewers = match get_streams(&ctx.http, &ctx.config.edge_api).await {
-            Ok(body) => parse_viewers(&body).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        if viewers == Ok(0) {
+        let viewers = get_viewers(&ctx.http, &ctx.config.edge_api).await;
+        if matches!(viewers, Ok(0)) {
             let msg = format!(
                 "drained: no viewers left after {:.1}s\n",
                 started.elapsed().as_secs_f64()
@@ -199,11 +221,11 @@ async fn drain(State(ctx): State<Ctx>) -> impl IntoResponse {
 }
 
 /// The HLS/FLV roots answer 404 or an empty 200: any HTTP answer proves the listener.
-async fn http_check(http: &reqwest::Client, base: &str) -> Result<(), String> {
+async fn http_check(http: &reqwest::Client, base: &str) -> Result<(), CheckFailed> {
     let url = format!("{}/", base.trim_end_matches('/'));
     match http.get(&url).send().await {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("{url}: {e}")),
+        Err(source) => Err(CheckFailed::NoHttpAnswer { url, source }),
     }
 }
 
@@ -213,14 +235,14 @@ pub fn tick_fresh(
     last: Option<Instant>,
     now: Instant,
     poll_interval: Duration,
-) -> Result<(), String> {
+) -> Result<(), CheckFailed> {
     let limit = (poll_interval * 3).max(Duration::from_secs(6));
     match last {
-        None => Err("the relay loop has not ticked yet".into()),
-        Some(t) if now.duration_since(t) > limit => Err(format!(
-            "the relay loop last ticked {:?} ago (limit {limit:?})",
-            now.duration_since(t),
-        )),
+        None => Err(CheckFailed::NeverTicked),
+        Some(t) if now.duration_since(t) > limit => Err(CheckFailed::Stalled {
+            ago: now.duration_since(t),
+            limit,
+        }),
         Some(_) => Ok(()),
     }
 }
@@ -254,16 +276,32 @@ mod tests {
     fn freshness() {
         let now = Instant::now();
         let i = Duration::from_secs(2);
-        assert!(tick_fresh(None, now, i).is_err());
+        let never = tick_fresh(None, now, i).unwrap_err();
+        assert_eq!(never.to_string(), "the relay loop has not ticked yet");
         assert!(tick_fresh(Some(now), now, i).is_ok());
-        assert!(tick_fresh(Some(now), now + Duration::from_secs(7), i).is_err());
+        let stalled = tick_fresh(Some(now), now + Duration::from_secs(7), i).unwrap_err();
+        assert_eq!(
+            stalled.to_string(),
+            "the relay loop last ticked 7s ago (limit 6s)"
+        );
     }
 
     #[test]
     fn report_names_failed_checks() {
-        let (status, _, body) = report(&[("a", Ok(())), ("b", Err("down".into()))]);
+        let (status, _, body) = report(&[
+            ("a", Ok(())),
+            ("b", Err(CheckFailed::Draining)),
+            ("c", Err(NotReady::EdgeApiSilent.into())),
+            ("d", Err(CheckFailed::HandshakeTimeout(CHECK_TIMEOUT))),
+        ]);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body, "a: ok\nb: FAILED: down\n");
+        assert_eq!(
+            body,
+            "a: ok\n\
+             b: FAILED: draining: this edge is leaving (GET /drain was called)\n\
+             c: FAILED: the edge's API did not answer the last poll\n\
+             d: FAILED: no handshake within 1s\n"
+        );
         let (status, _, _) = report(&[("a", Ok(()))]);
         assert_eq!(status, StatusCode::OK);
     }

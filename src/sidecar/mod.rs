@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use deletion_cost::{DeletionCost, PodRef, patch_body};
-pub use origins::{OriginEndpoints, pair_origins};
+pub use origins::{OriginEndpoints, OriginsError, pair_origins};
 pub use plan::{Action, Relay, SubState, backoff, plan};
-pub use readiness::{EdgeView, Snapshot, readiness};
+pub use readiness::{EdgeView, MissingStream, NotReady, Snapshot, readiness};
 pub use streams::{StreamKey, parse_streams, parse_viewers};
 
 #[derive(Debug, Clone)]

@@ -12,11 +12,30 @@ pub struct OriginEndpoints {
 /// The HTTP-FLV port of deploy/'s origins (and xiu's usual one).
 pub const DEFAULT_ORIGIN_FLV_PORT: u16 = 8081;
 
+/// Why `--origin-api`/`--origin-flv` do not describe the origins.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginsError {
+    #[error("at least one --origin-api is needed")]
+    NoApi,
+    #[error(
+        "{apis} --origin-api but {flvs} --origin-flv: give one --origin-flv per --origin-api, in the same \
+         order (or none, to use each API host's port {DEFAULT_ORIGIN_FLV_PORT})"
+    )]
+    CountsDiffer { apis: usize, flvs: usize },
+    #[error("--origin-api {0:?} is not an http:// URL")]
+    NotAUrl(String),
+    #[error("--origin-api {0:?} has no host")]
+    NoHost(String),
+}
+
 /// Pairs the flags in order. With no `--origin-flv` at all, each origin's FLV base is its API's
 /// host on port 8081, so today's single `--origin-api http://xiu-origin:8000` keeps working.
-pub fn pair_origins(apis: &[String], flvs: &[String]) -> Result<Vec<OriginEndpoints>, String> {
+pub fn pair_origins(
+    apis: &[String],
+    flvs: &[String],
+) -> Result<Vec<OriginEndpoints>, OriginsError> {
     if apis.is_empty() {
-        return Err("at least one --origin-api is needed".into());
+        return Err(OriginsError::NoApi);
     }
     if flvs.is_empty() {
         return apis
@@ -30,12 +49,10 @@ pub fn pair_origins(apis: &[String], flvs: &[String]) -> Result<Vec<OriginEndpoi
             .collect();
     }
     if flvs.len() != apis.len() {
-        return Err(format!(
-            "{} --origin-api but {} --origin-flv: give one --origin-flv per --origin-api, in the same \
-             order (or none, to use each API host's port {DEFAULT_ORIGIN_FLV_PORT})",
-            apis.len(),
-            flvs.len()
-        ));
+        return Err(OriginsError::CountsDiffer {
+            apis: apis.len(),
+            flvs: flvs.len(),
+        });
     }
     Ok(apis
         .iter()
@@ -48,10 +65,10 @@ pub fn pair_origins(apis: &[String], flvs: &[String]) -> Result<Vec<OriginEndpoi
 }
 
 /// `http://host:8000/x` → `http://host:8081`.
-fn flv_beside(api: &str) -> Result<String, String> {
+fn flv_beside(api: &str) -> Result<String, OriginsError> {
     let (scheme, rest) = api
         .split_once("://")
-        .ok_or_else(|| format!("--origin-api {api:?} is not an http:// URL"))?;
+        .ok_or_else(|| OriginsError::NotAUrl(api.to_string()))?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = match authority.rsplit_once(':') {
         // An IPv6 literal without a port ends with `]`.
@@ -59,7 +76,7 @@ fn flv_beside(api: &str) -> Result<String, String> {
         _ => authority,
     };
     if host.is_empty() {
-        return Err(format!("--origin-api {api:?} has no host"));
+        return Err(OriginsError::NoHost(api.to_string()));
     }
     Ok(format!("{scheme}://{host}:{DEFAULT_ORIGIN_FLV_PORT}"))
 }
@@ -101,9 +118,18 @@ mod tests {
     #[test]
     fn mismatched_counts_and_bad_urls_are_errors() {
         let e = pair_origins(&s(&["http://a:1", "http://b:1"]), &s(&["http://a:2"])).unwrap_err();
-        assert!(e.contains("2 --origin-api but 1 --origin-flv"), "{e}");
-        assert!(pair_origins(&[], &[]).is_err());
-        assert!(pair_origins(&s(&["xiu-origin:8000"]), &[]).is_err());
-        assert!(pair_origins(&s(&["http://:8000"]), &[]).is_err());
+        assert_eq!(
+            e.to_string(),
+            "2 --origin-api but 1 --origin-flv: give one --origin-flv per --origin-api, in the \
+             same order (or none, to use each API host's port 8081)"
+        );
+        assert_eq!(pair_origins(&[], &[]), Err(OriginsError::NoApi));
+        let e = pair_origins(&s(&["xiu-origin:8000"]), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"--origin-api "xiu-origin:8000" is not an http:// URL"#
+        );
+        let e = pair_origins(&s(&["http://:8000"]), &[]).unwrap_err();
+        assert_eq!(e.to_string(), r#"--origin-api "http://:8000" has no host"#);
     }
 }

@@ -47,40 +47,90 @@ pub fn listed_since(
         .collect()
 }
 
+/// Why the edge is not started or not ready: the probe body's line for its check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("no origin has answered its stream list yet")]
+    NoOriginAnswered,
+    #[error("the edge's API did not answer the last poll")]
+    EdgeApiSilent,
+    /// `missing` holds at most [`MAX_NAMED_MISSING`] streams; `count` is how many there are.
+    #[error(
+        "the edge does not serve {count} stream(s) the origins have: {}",
+        join(.missing)
+    )]
+    StreamsMissing {
+        count: usize,
+        missing: Vec<MissingStream>,
+    },
+}
+
+/// How many missing streams the probe body names: the count says the rest.
+pub const MAX_NAMED_MISSING: usize = 10;
+
+/// A stream an origin has listed for longer than the grace period and the edge does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingStream {
+    pub key: StreamKey,
+    pub origin: usize,
+    pub listed_for: Duration,
+}
+
+impl std::fmt::Display for MissingStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (origin {} for {}s)",
+            self.key,
+            self.origin,
+            self.listed_for.as_secs()
+        )
+    }
+}
+
+fn join(missing: &[MissingStream]) -> String {
+    missing
+        .iter()
+        .map(MissingStream::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Startup is over once some origin answered and the edge's API answers.
-pub fn started(s: &Snapshot) -> Result<(), String> {
+pub fn started(s: &Snapshot) -> Result<(), NotReady> {
     if !s.synced {
-        return Err("no origin has answered its stream list yet".into());
+        return Err(NotReady::NoOriginAnswered);
     }
     if s.edge.is_none() {
-        return Err("the edge's API did not answer the last poll".into());
+        return Err(NotReady::EdgeApiSilent);
     }
     Ok(())
 }
 
 /// Ready: started, and every stream an origin has listed for at least `grace` is published on
 /// the edge. The error names the missing streams (at most 10) and how many there are.
-pub fn readiness(s: &Snapshot, now: Instant, grace: Duration) -> Result<(), String> {
+pub fn readiness(s: &Snapshot, now: Instant, grace: Duration) -> Result<(), NotReady> {
     started(s)?;
     let edge = s.edge.as_ref().map(|e| &e.streams);
-    let mut missing: Vec<String> = Vec::new();
-    for (i, listed) in s.origins.iter().enumerate() {
+    let mut missing: Vec<MissingStream> = Vec::new();
+    for (origin, listed) in s.origins.iter().enumerate() {
         for (key, (_, since)) in listed.iter().flatten() {
-            let age = now.saturating_duration_since(*since);
-            if age >= grace && !edge.is_some_and(|e| e.contains(key)) {
-                missing.push(format!("{key} (origin {i} for {}s)", age.as_secs()));
+            let listed_for = now.saturating_duration_since(*since);
+            if listed_for >= grace && !edge.is_some_and(|e| e.contains(key)) {
+                missing.push(MissingStream {
+                    key: key.clone(),
+                    origin,
+                    listed_for,
+                });
             }
         }
     }
     if missing.is_empty() {
         return Ok(());
     }
-    let n = missing.len();
-    missing.truncate(10);
-    Err(format!(
-        "the edge does not serve {n} stream(s) the origins have: {}",
-        missing.join(", ")
-    ))
+    let count = missing.len();
+    missing.truncate(MAX_NAMED_MISSING);
+    Err(NotReady::StreamsMissing { count, missing })
 }
 
 /// Whether the edge is leaving. `GET /drain` is the preStop hook of both containers: when the pod
@@ -171,7 +221,10 @@ mod tests {
         let grace = Duration::from_secs(10);
         assert_eq!(readiness(&snapshot(grace, now, &["a"]), now, grace), Ok(()));
         let e = readiness(&snapshot(grace, now, &[]), now, grace).unwrap_err();
-        assert!(e.contains("live/a (origin 0 for 10s)"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the edge does not serve 1 stream(s) the origins have: live/a (origin 0 for 10s)"
+        );
         // Inside the grace period a new stream is not yet required.
         let young = snapshot(grace - Duration::from_millis(1), now, &[]);
         assert_eq!(readiness(&young, now, grace), Ok(()));
@@ -182,15 +235,60 @@ mod tests {
         let now = Instant::now();
         let mut s = snapshot(Duration::ZERO, now, &["a"]);
         s.synced = false;
-        assert!(readiness(&s, now, Duration::ZERO).is_err());
-        assert!(started(&s).is_err());
+        assert_eq!(
+            readiness(&s, now, Duration::ZERO),
+            Err(NotReady::NoOriginAnswered)
+        );
+        assert_eq!(started(&s), Err(NotReady::NoOriginAnswered));
         let mut s = snapshot(Duration::ZERO, now, &["a"]);
         s.edge = None;
-        assert!(
-            readiness(&s, now, Duration::ZERO)
-                .unwrap_err()
-                .contains("edge's API")
+        assert_eq!(
+            readiness(&s, now, Duration::ZERO),
+            Err(NotReady::EdgeApiSilent)
         );
+    }
+
+    /// The probe body shows these texts; the e2e suites and operators read them.
+    #[test]
+    fn reasons_read_as_the_probe_body_says_them() {
+        assert_eq!(
+            NotReady::NoOriginAnswered.to_string(),
+            "no origin has answered its stream list yet"
+        );
+        assert_eq!(
+            NotReady::EdgeApiSilent.to_string(),
+            "the edge's API did not answer the last poll"
+        );
+    }
+
+    #[test]
+    fn missing_streams_name_ten_and_count_all() {
+        let now = Instant::now();
+        let grace = Duration::from_secs(10);
+        let names: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+        let entries: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "p")).collect();
+        let origin = listed_since(None, &listed(&entries), now - Duration::from_secs(42));
+        let s = Snapshot {
+            origins: vec![None, Some(origin)],
+            edge: Some(EdgeView::default()),
+            synced: true,
+        };
+        let e = readiness(&s, now, grace).unwrap_err();
+        let NotReady::StreamsMissing { count, missing } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*count, 12);
+        assert_eq!(missing.len(), MAX_NAMED_MISSING);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "the edge does not serve 12 stream(s) the origins have: \
+                 live/s00 (origin 1 for 42s), live/s01 (origin 1 for 42s), "
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("live/s09 (origin 1 for 42s)"), "{text}");
+        assert!(!text.contains("s10"), "{text}");
     }
 
     #[test]

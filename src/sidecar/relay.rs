@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::streams::StreamKey;
+use crate::flv::FlvError;
 use crate::flv::demux::{FlvDemuxer, FlvEvent, FlvTag, TagKind};
 use crate::rtmp::connection::RtmpConnection;
 use crate::rtmp::url::RtmpBase;
@@ -106,7 +107,7 @@ async fn run(http: &reqwest::Client, spec: &RelaySpec, forwarded: &mut u64) -> R
         match body.next().await {
             Some(Ok(chunk)) => {
                 if let Err(e) = demux_into(&mut demux, &chunk, &mut pending) {
-                    return RelayEnd::Origin(e);
+                    return RelayEnd::Origin(e.to_string());
                 }
             }
             None => return RelayEnd::OriginHadNothing,
@@ -148,7 +149,7 @@ async fn run(http: &reqwest::Client, spec: &RelaySpec, forwarded: &mut u64) -> R
             chunk = body.next() => match chunk {
                 Some(Ok(chunk)) => {
                     if let Err(e) = demux_into(&mut demux, &chunk, &mut pending) {
-                        return RelayEnd::Origin(e);
+                        return RelayEnd::Origin(e.to_string());
                     }
                 }
                 None => return RelayEnd::OriginEnded,
@@ -178,9 +179,9 @@ fn demux_into(
     demux: &mut FlvDemuxer,
     chunk: &[u8],
     out: &mut VecDeque<FlvTag>,
-) -> Result<(), String> {
+) -> Result<(), FlvError> {
     demux.push(chunk);
-    while let Some(event) = demux.next_event().map_err(|e| e.to_string())? {
+    while let Some(event) = demux.next_event()? {
         if let FlvEvent::Tag(t) = event {
             out.push_back(t);
         }
