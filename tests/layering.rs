@@ -45,7 +45,16 @@ fn module_of(path_head: &str) -> &str {
 
 /// The non-test source of a file: everything before its `#[cfg(test)] mod tests`.
 fn non_test(text: &str) -> &str {
-    match text.find("#[cfg(test)]\nmod tests") {
+    let is_test_module = |after: &str| {
+        let line = after.lines().next().unwrap_or("").trim_start();
+        let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
+        line.starts_with("mod ")
+    };
+    let start = text
+        .match_indices("#[cfg(test)]\n")
+        .find(|(i, m)| is_test_module(&text[i + m.len()..]))
+        .map(|(i, _)| i);
+    match start {
         Some(i) => &text[..i],
         None => text,
     }
@@ -160,9 +169,8 @@ fn only_main_decides_exit_codes() {
     );
 }
 
-#[test]
-fn top_level_modules_import_each_other_without_cycles() {
-    let g = graph();
+/// A cycle in `g` as the path that closes it, if there is one.
+fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     // Depth-first search with colours: grey on the stack, black done.
     fn visit(
         m: &str,
@@ -189,11 +197,234 @@ fn top_level_modules_import_each_other_without_cycles() {
         None
     }
     let mut black = BTreeSet::new();
-    for m in g.keys() {
-        if let Some(cycle) = visit(m, &g, &mut Vec::new(), &mut black) {
-            panic!("import cycle: {}", cycle.join(" -> "));
+    g.keys()
+        .find_map(|m| visit(m, g, &mut Vec::new(), &mut black))
+}
+
+#[test]
+fn top_level_modules_import_each_other_without_cycles() {
+    if let Some(cycle) = find_cycle(&graph()) {
+        panic!("import cycle: {}", cycle.join(" -> "));
+    }
+}
+
+/// The module a source file is: `k8s/expect.rs` is `k8s::expect`, `k8s/mod.rs` is `k8s`.
+fn module_of_file(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// Every module path a file names through `crate::` or `super::` (use groups opened one level),
+/// outside comments and its tests, as absolute paths (which may run on into items).
+fn named_paths(text: &str, module: &[String]) -> Vec<Vec<String>> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let code: String = non_test(text)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(found) = ["crate::", "super::"]
+        .iter()
+        .filter_map(|k| code[at..].find(k).map(|i| at + i))
+        .min()
+    {
+        at = found + 1;
+        if code[..found].chars().next_back().is_some_and(ident) {
+            continue; // part of a longer name
+        }
+        let mut base: Vec<String> = Vec::new();
+        let mut rest = &code[found..];
+        if let Some(r) = rest.strip_prefix("crate::") {
+            rest = r;
+        } else {
+            base = module.to_vec();
+            while let Some(r) = rest.strip_prefix("super::") {
+                base.pop();
+                rest = r;
+            }
+        }
+        let mut path = base;
+        loop {
+            let name: String = rest.chars().take_while(|c| ident(*c)).collect();
+            if name.is_empty() {
+                break;
+            }
+            rest = &rest[name.len()..];
+            path.push(name);
+            match rest.strip_prefix("::") {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+        // Past what was read: `super::super::x` is one path, not two.
+        at = code.len() - rest.len();
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let head: String = item.trim().chars().take_while(|c| ident(*c)).collect();
+                if !head.is_empty() && head != "self" {
+                    let mut p = path.clone();
+                    p.push(head);
+                    out.push(p);
+                }
+            }
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Imports between sibling modules at every depth: an import from `a::b::c` to `a::d::e` is an
+/// edge `a::b -> a::d` (the children of their common parent). A parent and its own children
+/// are not siblings (a module re-exporting its children, or a child using its parent's items).
+fn sibling_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let modules: BTreeSet<Vec<String>> = files
+        .iter()
+        .map(|f| module_of_file(f.strip_prefix(&src).unwrap()))
+        .collect();
+    let texts: BTreeMap<Vec<String>, String> = files
+        .iter()
+        .map(|f| {
+            let m = module_of_file(f.strip_prefix(&src).unwrap());
+            (m, std::fs::read_to_string(f).unwrap())
+        })
+        .collect();
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, text) in &texts {
+        for path in named_paths(text, from) {
+            // The longest prefix that is a module: the rest names items in it.
+            let Some(mut to) = (1..=path.len())
+                .rev()
+                .map(|n| path[..n].to_vec())
+                .find(|p| modules.contains(p))
+            else {
+                continue;
+            };
+            // An item a module re-exports from a child of its own is that child's (a child
+            // naming `super::Problem` depends on the sibling that defines `Problem`).
+            while let Some(item) = path.get(to.len()) {
+                match reexported_from(&texts, &to, item) {
+                    Some(child) => to = child,
+                    None => break,
+                }
+            }
+            let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            if common >= from.len() || common >= to.len() {
+                continue;
+            }
+            g.entry(from[..=common].join("::"))
+                .or_default()
+                .insert(to[..=common].join("::"));
         }
     }
+    g
+}
+
+/// The child module of `module` that `item` comes from when `module` re-exports it (`pub use
+/// child::{Item}`, or `pub use child::*` with the child defining it).
+fn reexported_from(
+    texts: &BTreeMap<Vec<String>, String>,
+    module: &[String],
+    item: &str,
+) -> Option<Vec<String>> {
+    let child = |name: &str| {
+        let mut c = module.to_vec();
+        c.push(name.to_string());
+        texts.contains_key(&c).then_some(c)
+    };
+    for line in non_test(texts.get(module)?).lines() {
+        let Some(rest) = line.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let rest = rest.strip_prefix("self::").unwrap_or(rest);
+        let Some((head, names)) = rest.split_once("::") else {
+            continue;
+        };
+        let Some(from) = child(head) else {
+            continue;
+        };
+        let names = names
+            .trim_end_matches(';')
+            .trim_matches(|c| c == '{' || c == '}');
+        for name in names.split(',') {
+            // `a as b` is known as `b`; `a::b` is `b`.
+            let name = name.trim();
+            let known_as = name.rsplit(" as ").next().unwrap_or(name);
+            let known_as = known_as.rsplit("::").next().unwrap_or(known_as).trim();
+            if known_as == item {
+                return Some(from);
+            }
+            if known_as == "*" && defines(&texts[&from], item) {
+                return Some(from);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `text` defines a public item named `item`.
+fn defines(text: &str, item: &str) -> bool {
+    ["struct", "enum", "fn", "type", "const", "trait", "static"]
+        .iter()
+        .any(|kind| {
+            let def = format!("pub {kind} {item}");
+            text.match_indices(&def).any(|(i, _)| {
+                !text[i + def.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+}
+
+#[test]
+fn sibling_modules_import_each_other_without_cycles() {
+    if let Some(cycle) = find_cycle(&sibling_graph()) {
+        panic!(
+            "import cycle between sibling modules: {}",
+            cycle.join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn the_path_scanner_resolves_super_groups_and_skips_comments() {
+    let module: Vec<String> = ["k8s", "expect"].map(String::from).to_vec();
+    let text = "use super::recovery::judge;\nuse crate::report::{model, knee::Knee};\n\
+                /// see [`super::watch`]\nfn f() { super::super::units::parse(); }\n";
+    let paths: Vec<String> = named_paths(text, &module)
+        .into_iter()
+        .map(|p| p.join("::"))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "k8s::recovery::judge",
+            "report::model",
+            "report::knee",
+            "report",
+            "units::parse"
+        ]
+    );
 }
 
 #[test]
@@ -206,4 +437,33 @@ fn the_scanner_sees_imports_and_skips_tests() {
             .map(|s| s.to_string())
             .collect()
     );
+}
+
+#[test]
+fn a_name_a_module_reexports_is_traced_to_the_child_that_defines_it() {
+    let m = |p: &str| p.split("::").map(String::from).collect::<Vec<_>>();
+    let texts: BTreeMap<Vec<String>, String> = [
+        (
+            "scenario",
+            "pub use load::{parse, Located as Loc};\npub use model::*;\n",
+        ),
+        ("scenario::load", "pub fn parse() {}\npub struct Located;\n"),
+        (
+            "scenario::model",
+            "pub struct Scenario;\npub struct ScenarioX;\n",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (m(k), v.to_string()))
+    .collect();
+    let from = |item| reexported_from(&texts, &m("scenario"), item);
+    assert_eq!(from("parse"), Some(m("scenario::load")));
+    assert_eq!(from("Loc"), Some(m("scenario::load")));
+    assert_eq!(
+        from("Scenario"),
+        Some(m("scenario::model")),
+        "through the glob"
+    );
+    assert_eq!(from("Scen"), None, "a prefix of a defined name is not it");
+    assert_eq!(from("Problem"), None);
 }

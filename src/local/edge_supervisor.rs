@@ -3,9 +3,9 @@
 //! the edge in the viewers' [`Rotation`] while the pod would be Ready, restarts containers, and
 //! carries out the faults aimed at the edge ([`Action`]).
 
-use super::kubelet::{Action, ActionError, Process, Request};
 use super::kubelet_record::{KubeletAction, KubeletLog};
 use super::probes::{Change, Check, Container, CrashBackoff, EdgePort, PodProbes, ProbeKind};
+use super::process_action::{Action, ActionError, Process, Request};
 use super::rotation::Rotation;
 use super::topology::{Edge, EdgeLauncher};
 use crate::clock::RunClock;

@@ -8,6 +8,7 @@ pub mod kubelet;
 mod kubelet_record;
 pub mod listeners;
 pub mod probes;
+mod process_action;
 pub mod rotation;
 pub mod topology;
 pub mod xiu;

@@ -4,7 +4,7 @@
 //! cluster to judge, a scale-up without a replica count) is checked in [`validate`], which returns
 //! field paths the scenario loader turns into file positions.
 
-use super::Problem;
+use super::problem::{Problem, problem};
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -215,18 +215,6 @@ pub const DEFAULT_RECOVERED_PERCENT: f64 = 90.0;
 /// Default flapping window: the HPA's default scale-down stabilisation is 5 minutes, so two
 /// direction changes inside it mean the behaviour settings are not doing their job.
 pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(300);
-
-pub(super) fn problem(
-    field: impl Into<String>,
-    message: impl Into<String>,
-    hint: Option<&str>,
-) -> Problem {
-    Problem {
-        field: field.into(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
-}
 
 /// Checks `[kube]` and `[[expect]]`; `stage_count` is the number of load stages `after_stage`
 /// may refer to (the longest `ramp` in the scenario), `faults` the number of `[[fault]]` entries

@@ -6,9 +6,10 @@
 //! does not know) is checked in [`validate`], so the mistake is named with its line before
 //! anything is created. This module reads the whole scenario, so it sits above the model.
 
-use super::Problem;
-use super::cluster::{is_dns_label, is_dns_subdomain, problem};
+use super::cluster::{is_dns_label, is_dns_subdomain};
 use super::model::Scenario;
+use super::problem::Problem;
+use super::problem::problem;
 use super::worker_pods::{DistributedSection, Toleration};
 
 /// The most workers one run may have: each is polled once a second through the API server.

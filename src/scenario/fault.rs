@@ -6,9 +6,9 @@
 //! or origin workload through the API server (the kube module's `faults`); [`validate`] refuses
 //! them without a `[kube]` naming that workload rather than let a fault be skipped in silence.
 
-use super::Problem;
 use super::cluster::KubeSection;
 use super::local_target::LocalTarget;
+use super::problem::Problem;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -2,8 +2,9 @@
 //! names the file, line, column and field path, with a hint where one helps.
 
 use super::model::Scenario;
+use super::problem::Problem;
 use super::protocol::Protocol;
-use super::validate::{Problem, check_files, validate};
+use super::validate::{check_files, validate};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ mod load;
 pub mod local_target;
 mod model;
 pub mod plan;
+mod problem;
 pub mod protocol;
 pub mod quantity;
 pub mod select;
@@ -19,4 +20,5 @@ pub mod worker_pods;
 
 pub use load::{LoadError, Located, line_col, load, parse};
 pub use model::*;
-pub use validate::{Problem, max_slots};
+pub use problem::Problem;
+pub use validate::max_slots;

@@ -2,6 +2,7 @@
 //! loader turns paths into file positions.
 
 use super::model::*;
+use super::problem::Problem;
 use super::threshold::{Metric, Scope, Side};
 use crate::units::{HumanDuration, MAX_DURATION, in_days};
 use std::collections::BTreeSet;
@@ -18,13 +19,6 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
 /// CA files are read whole; a CA bundle is a few KiB.
 const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub field: String,
-    pub message: String,
-    pub hint: Option<String>,
-}
 
 struct Problems(Vec<Problem>);
 

@@ -13,8 +13,8 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use super::readiness::{Drain, NotReady, Snapshot, readiness, started};
-use super::reconcile::get_viewers;
 use super::rtmp_probe::HandshakeError;
+use super::xiu_api::get_viewers;
 use super::{SidecarConfig, SidecarError, rtmp_probe};
 
 /// Every check gets this long. The kubelet's default probe timeout is also

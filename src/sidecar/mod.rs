@@ -19,6 +19,7 @@ mod reconcile;
 mod relay;
 mod rtmp_probe;
 pub mod streams;
+mod xiu_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
