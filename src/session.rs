@@ -31,15 +31,6 @@ pub struct Panicked {
     pub message: String,
 }
 
-/// A panic is counted and logged by its message alone: callers that hand it on as text (the slot's
-/// error counter takes a `&str`) need no unwrapping.
-impl std::ops::Deref for Panicked {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.message
-    }
-}
-
 /// Runs `session` and turns a panic inside it into `Err(Panicked)`, so a bug (ours or a
 /// library's) on hostile input ends one session instead of the client slot. `AssertUnwindSafe` is
 /// sound here: the session's state is dropped with it, and what it shares (the group's metrics)

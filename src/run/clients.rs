@@ -226,8 +226,8 @@ async fn survive_panic<T: From<SessionEnd>>(
 ) -> T {
     match catch_panic(session).await {
         Ok(end) => end,
-        Err(message) => {
-            count(&message);
+        Err(panicked) => {
+            count(&panicked.message);
             T::from(SessionEnd::Failed(ErrorKind::Panic))
         }
     }
