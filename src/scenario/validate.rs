@@ -635,13 +635,6 @@ enum CaFileError {
         #[source]
         source: PemError,
     },
-    /// PEM-shaped, but the TLS stack's own parse refuses it.
-    #[error("{}: not a usable certificate: {source}", .path.display())]
-    Unusable {
-        path: std::path::PathBuf,
-        #[source]
-        source: reqwest::Error,
-    },
 }
 
 /// What a would-be PEM certificate file holds instead.
@@ -651,18 +644,21 @@ enum PemError {
     UnclosedHeader,
     #[error("a {0} block without its END line")]
     NoEndLine(String),
-    /// Certificates are counted from 1, as a reader of the file counts them.
-    #[error("certificate {0} is not valid base64")]
+    /// PEM blocks are counted from 1, as a reader of the file counts them.
+    #[error("PEM block {0} is not valid base64")]
     NotBase64(usize),
-    #[error("certificate {0} is not a DER certificate")]
-    NotDer(usize),
+    /// Certificates are counted from 1; the reason is the X.509 parser's.
+    #[error("certificate {0} is not a usable certificate ({1})")]
+    NotACertificate(usize, String),
+    #[error("cannot be read as PEM: {0}")]
+    Unreadable(String),
     #[error("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
     NoPem,
     #[error("holds a private key, not a certificate")]
     PrivateKey,
     /// The labels of the PEM blocks it holds.
     #[error("holds {} but no certificate", .0.join(", "))]
-    NoCertificate(Vec<String>),
+    NoCertificate(Vec<&'static str>),
 }
 
 fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
@@ -676,59 +672,65 @@ fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
     if bytes.len() as u64 > MAX_CA_FILE_BYTES {
         return Err(CaFileError::TooLarge(path.to_path_buf()));
     }
-    pem_certificates(&String::from_utf8_lossy(&bytes)).map_err(|source| CaFileError::NotPem {
+    pem_certificates(&bytes).map_err(|source| CaFileError::NotPem {
         path: path.to_path_buf(),
         source,
     })?;
-    // What the run will do with it: the TLS stack's own parse.
-    reqwest::Certificate::from_pem_bundle(&bytes)
-        .map(|_| ())
-        .map_err(|source| CaFileError::Unusable {
-            path: path.to_path_buf(),
-            source,
-        })
+    Ok(())
 }
 
-/// Counts the PEM certificates in `text`; an error says what the file holds instead.
-fn pem_certificates(text: &str) -> Result<usize, PemError> {
-    use base64::Engine;
+/// Counts the certificates in PEM `bytes` as the run will read them: rustls-pki-types' PEM reader,
+/// then each certificate added to a rustls root store (what `player::tls::client_config` does).
+/// An error says what the file holds instead.
+fn pem_certificates(bytes: &[u8]) -> Result<usize, PemError> {
+    use tokio_rustls::rustls::RootCertStore;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::{self, SectionKind};
+    let mut reader = bytes;
+    let mut roots = RootCertStore::empty();
     let mut certificates = 0;
-    let mut others = Vec::new();
-    let mut rest = text;
-    while let Some(begin) = rest.find("-----BEGIN ") {
-        let after = &rest[begin + "-----BEGIN ".len()..];
-        let Some(label_end) = after.find("-----") else {
-            return Err(PemError::UnclosedHeader);
-        };
-        let label = &after[..label_end];
-        let body_start = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let Some(body_end) = body_start.find(&end_marker) else {
-            return Err(PemError::NoEndLine(label.to_string()));
-        };
-        if label == "CERTIFICATE" {
-            let b64: String = body_start[..body_end]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| PemError::NotBase64(certificates + 1))?;
-            // Every X.509 certificate is a DER SEQUENCE.
-            if der.first() != Some(&0x30) {
-                return Err(PemError::NotDer(certificates + 1));
+    let mut others: Vec<&'static str> = Vec::new();
+    loop {
+        let block = certificates + others.len() + 1;
+        match pem::from_buf(&mut reader) {
+            Ok(Some((SectionKind::Certificate, der))) => {
+                certificates += 1;
+                roots
+                    .add(CertificateDer::from(der))
+                    .map_err(|e| PemError::NotACertificate(certificates, e.to_string()))?;
             }
-            certificates += 1;
-        } else {
-            others.push(label.to_string());
+            Ok(Some((kind, _))) => others.push(section_label(kind)),
+            Ok(None) => break,
+            Err(pem::Error::MissingSectionEnd { end_marker }) => {
+                return Err(PemError::NoEndLine(
+                    String::from_utf8_lossy(&end_marker).into_owned(),
+                ));
+            }
+            Err(pem::Error::IllegalSectionStart { .. }) => return Err(PemError::UnclosedHeader),
+            Err(pem::Error::Base64Decode(_)) => return Err(PemError::NotBase64(block)),
+            Err(e) => return Err(PemError::Unreadable(e.to_string())),
         }
-        rest = &body_start[body_end + end_marker.len()..];
     }
     match (certificates, others.is_empty()) {
         (0, true) => Err(PemError::NoPem),
         (0, false) if others.iter().any(|l| l.contains("PRIVATE KEY")) => Err(PemError::PrivateKey),
         (0, false) => Err(PemError::NoCertificate(others)),
         (n, _) => Ok(n),
+    }
+}
+
+/// A PEM section's label, as the file writes it.
+fn section_label(kind: tokio_rustls::rustls::pki_types::pem::SectionKind) -> &'static str {
+    use tokio_rustls::rustls::pki_types::pem::SectionKind;
+    match kind {
+        SectionKind::Certificate => "CERTIFICATE",
+        SectionKind::PublicKey => "PUBLIC KEY",
+        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
+        SectionKind::PrivateKey => "PRIVATE KEY",
+        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
+        SectionKind::Crl => "X509 CRL",
+        SectionKind::Csr => "CERTIFICATE REQUEST",
+        _ => "another PEM section",
     }
 }
 
@@ -929,6 +931,7 @@ count = 2
     fn pem_files_are_told_apart() {
         use super::pem_certificates;
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pem_certificates = |text: &str| pem_certificates(text.as_bytes());
         assert_eq!(pem_certificates(&cert.cert.pem()), Ok(1));
         let both = format!("{}{}", cert.signing_key.serialize_pem(), cert.cert.pem());
         assert_eq!(pem_certificates(&both), Ok(1));
@@ -945,7 +948,7 @@ count = 2
         let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
         assert_eq!(
             text(pem_certificates(broken)),
-            "certificate 1 is not valid base64"
+            "PEM block 1 is not valid base64"
         );
         let not_der = format!(
             "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
@@ -953,7 +956,7 @@ count = 2
         );
         assert_eq!(
             text(pem_certificates(&not_der)),
-            "certificate 2 is not a DER certificate"
+            "certificate 2 is not a usable certificate (invalid peer certificate: BadEncoding)"
         );
         let cut = "-----BEGIN CERTIFICATE-----\nMIIB\n";
         assert_eq!(
