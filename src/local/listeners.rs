@@ -5,7 +5,9 @@
 //! server. Before a local xiu counts as started, its ports must be listened on by xiu itself.
 //!
 //! Linux only (`/proc/net/tcp*` and `/proc/<pid>/fd`); elsewhere nothing is known and a connect
-//! is taken as proof, as before.
+//! is taken as proof, as before. Read by hand rather than with the `procfs` crate: three fields of
+//! one kernel-formatted table and one link per descriptor, as `metrics::loader` reads
+//! `/proc/<pid>/stat`, do not warrant its dependency tree.
 
 use std::collections::BTreeSet;
 
