@@ -60,6 +60,59 @@ impl Rotation {
     }
 }
 
+/// A ready list that does not fit the rotation it is applied to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ready edges {list:?}: not a comma-separated list of edge numbers below {edges}")]
+pub struct ReadyListError {
+    pub list: String,
+    pub edges: usize,
+}
+
+impl Rotation {
+    /// The edges in rotation as `0,2` (empty when none is): how a coordinator hands its
+    /// kubelet's view to worker processes, whose viewers pick edges with a rotation of their own.
+    pub fn ready_list(&self) -> String {
+        (0..self.len())
+            .filter(|i| self.is_ready(*i))
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Puts exactly the edges of `list` (as [`Rotation::ready_list`] writes it) in rotation;
+    /// nothing changes when the list does not parse or names an edge this rotation lacks.
+    pub fn apply_ready_list(&self, list: &str) -> Result<(), ReadyListError> {
+        let refused = || ReadyListError {
+            list: list.to_string(),
+            edges: self.len(),
+        };
+        let mut ready = vec![false; self.len()];
+        for part in list.split(',').filter(|p| !p.is_empty()) {
+            let edge: usize = part.trim().parse().map_err(|_| refused())?;
+            *ready.get_mut(edge).ok_or_else(refused)? = true;
+        }
+        for (edge, r) in ready.into_iter().enumerate() {
+            self.set(edge, r);
+        }
+        Ok(())
+    }
+}
+
+/// A rotation in a file (a worker's `--endpoints`) is its number of edges: it starts with all of
+/// them ready, as the topology does, and follows the coordinator's ready lists from then on.
+pub mod as_edge_count {
+    use super::Rotation;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &Option<Rotation>, s: S) -> Result<S::Ok, S::Error> {
+        r.as_ref().map(Rotation::len).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rotation>, D::Error> {
+        Ok(Option::<usize>::deserialize(d)?.map(Rotation::all_ready))
+    }
+}
+
 impl std::fmt::Debug for Rotation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ready: Vec<usize> = (0..self.len()).filter(|i| self.is_ready(*i)).collect();
@@ -70,6 +123,41 @@ impl std::fmt::Debug for Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ready_list_carries_the_rotation_to_another_process() {
+        let here = Rotation::all_ready(3);
+        here.set(1, false);
+        assert_eq!(here.ready_list(), "0,2");
+        let there = Rotation::all_ready(3);
+        there.apply_ready_list(&here.ready_list()).unwrap();
+        assert_eq!(there.ready_list(), "0,2");
+        there.apply_ready_list("").unwrap();
+        assert_eq!(there.ready_list(), "", "no edge ready");
+        there.apply_ready_list("1").unwrap();
+        for bad in ["3", "x", "0,,-1"] {
+            assert!(there.apply_ready_list(bad).is_err(), "{bad}");
+        }
+        assert_eq!(there.ready_list(), "1", "a refused list changes nothing");
+    }
+
+    #[test]
+    fn a_rotation_travels_in_a_file_as_its_edge_count() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct File {
+            #[serde(default, with = "as_edge_count")]
+            rotation: Option<Rotation>,
+        }
+        let text = serde_json::to_string(&File {
+            rotation: Some(Rotation::all_ready(2)),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"rotation":2}"#);
+        let back: File = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.rotation.unwrap().ready_list(), "0,1");
+        let none: File = serde_json::from_str("{}").unwrap();
+        assert!(none.rotation.is_none());
+    }
 
     #[test]
     fn viewers_keep_their_edge_while_it_is_ready_and_share_the_ready_ones_otherwise() {

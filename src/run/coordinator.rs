@@ -20,6 +20,7 @@ use super::worker::{Phase, WindowsReply};
 use super::{Collecting, RunError, SecondTicks};
 use crate::clock::{RunClock, unix_micros_now};
 use crate::k8s::workers::WorkerJob;
+use crate::local::Rotation;
 use crate::report::OutputDir;
 use crate::report::model::StopReason;
 use crate::scenario::Scenario;
@@ -86,6 +87,9 @@ pub(super) struct Fleet {
     /// Seconds held back for a worker that has not sent them.
     hold: u64,
     lost_after: Duration,
+    /// The local kubelet's rotation, handed to the workers with every poll so their viewers
+    /// skip the edges it took out (a local topology with edges only).
+    rotation: Option<Rotation>,
 }
 
 /// Why a worker's answer could not be used.
@@ -174,6 +178,7 @@ impl Fleet {
             transport: Transport::Direct(http),
             hold: HOLD_SECONDS,
             lost_after: UNREACHABLE_LOST_AFTER,
+            rotation: prepared.endpoints.rotation.clone(),
         };
         fleet.wait_ready(&fleet.workers).await?;
         Ok(fleet)
@@ -217,6 +222,7 @@ impl Fleet {
             transport: Transport::Cluster { job, keep },
             hold: CLUSTER_HOLD_SECONDS,
             lost_after: CLUSTER_UNREACHABLE_LOST_AFTER,
+            rotation: None,
         };
         match waited {
             Ok(names) => Ok(fleet(
@@ -428,7 +434,7 @@ impl Fleet {
     async fn poll(&mut self, assembler: &mut Assembler, clock: &RunClock, notes: &mut Vec<String>) {
         let this = &*self;
         let replies = futures::future::join_all(self.workers.iter().map(|w| async move {
-            let path = format!("/windows?after={}", w.taken);
+            let path = windows_path(w.taken, this.rotation.as_ref());
             let body = this.call(w, false, &path).await?;
             serde_json::from_str::<WindowsReply>(&body).map_err(CallError::Reply)
         }))
@@ -515,6 +521,16 @@ impl Fleet {
 }
 
 /// The report's note for a worker that could not be reached from `from_s` to `to_s` (run time).
+/// A worker's poll: the windows after `taken`, and the edges in rotation now, if any. A worker
+/// learns a rotation change with the next poll, within a second, as a cluster's endpoints take a
+/// moment to reach the Ingress.
+fn windows_path(taken: u64, rotation: Option<&Rotation>) -> String {
+    match rotation {
+        Some(r) => format!("/windows?after={taken}&ready={}", r.ready_list()),
+        None => format!("/windows?after={taken}"),
+    }
+}
+
 fn unreachable_note(worker: u32, from_s: f64, to_s: f64) -> String {
     format!(
         "worker {worker} could not be reached from t={from_s:.0}s to t={to_s:.0}s; its windows were taken from its buffer when it answered again (seconds held back longer than the coordinator waits are marked in timeline.jsonl's workers_missing)"
@@ -554,4 +570,23 @@ fn log_tail(path: &Path) -> String {
         return "(empty)".into();
     }
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_names_the_edges_in_rotation_only_for_a_local_topology() {
+        assert_eq!(windows_path(7, None), "/windows?after=7");
+        let rotation = Rotation::all_ready(3);
+        rotation.set(0, false);
+        assert_eq!(
+            windows_path(7, Some(&rotation)),
+            "/windows?after=7&ready=1,2"
+        );
+        rotation.set(1, false);
+        rotation.set(2, false);
+        assert_eq!(windows_path(0, Some(&rotation)), "/windows?after=0&ready=");
+    }
 }

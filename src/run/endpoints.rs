@@ -16,8 +16,9 @@ pub struct Endpoints {
     /// The server's URL layout below the HTTP bases.
     pub paths: UrlPaths,
     /// A local topology's edges in the viewers' rotation (the play lists are its edges, in
-    /// order); a cluster target (and a worker, which gets no live view of it) has none.
-    #[serde(skip)]
+    /// order); a cluster target has none. A worker process gets its own, all edges ready, which
+    /// the coordinator's polls keep in step with the kubelet's (`/windows?ready=`).
+    #[serde(default, with = "crate::local::rotation::as_edge_count")]
     pub rotation: Option<Rotation>,
 }
 
@@ -144,13 +145,19 @@ mod tests {
         assert!(e.hls_url("s", 3).unwrap().starts_with(&base(9001)));
         rotation.set(1, true);
         assert_eq!(flv(1), "http://127.0.0.1:8002/live/s.flv");
-        // Workers get the endpoints without it: the plain spread.
+        // A worker gets a rotation of its own, every edge ready, that follows the coordinator's
+        // only through its polls (not this process's flags).
         let sent: Endpoints = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
-        assert!(sent.rotation.is_none());
+        let theirs = sent.rotation.clone().expect("the rotation travels");
         rotation.set(1, false);
         assert_eq!(
             sent.flv_url("s", 1).unwrap(),
             "http://127.0.0.1:8002/live/s.flv"
+        );
+        theirs.apply_ready_list(&rotation.ready_list()).unwrap();
+        assert_eq!(
+            sent.flv_url("s", 1).unwrap(),
+            "http://127.0.0.1:8001/live/s.flv"
         );
     }
 

@@ -22,6 +22,7 @@ use super::setup::prepare_load;
 use super::sources::LocalSource;
 use super::{Load, RunError};
 use crate::clock::RunClock;
+use crate::local::Rotation;
 use crate::metrics::loader::{CpuSampler, ProcessSampler};
 use crate::metrics::timeline::TimelineWriter;
 use crate::scenario::Scenario;
@@ -83,6 +84,9 @@ struct Shared {
     records: Mutex<VecDeque<WindowRecord>>,
     /// The coordinator took the last window.
     acknowledged: CancellationToken,
+    /// This worker's copy of the local kubelet's rotation (a local topology with edges), kept
+    /// in step by the coordinator's polls.
+    rotation: std::sync::OnceLock<Rotation>,
 }
 
 impl Shared {
@@ -125,6 +129,7 @@ pub async fn serve(
         stop: CancellationToken::new(),
         records: Mutex::new(VecDeque::new()),
         acknowledged: CancellationToken::new(),
+        rotation: std::sync::OnceLock::new(),
     });
     let server_stop = CancellationToken::new();
     let server = tokio::spawn({
@@ -167,6 +172,9 @@ async fn drive(
         }
         None => Endpoints::from_target(&scenario.target),
     };
+    if let Some(rotation) = &endpoints.rotation {
+        let _ = shared.rotation.set(rotation.clone());
+    }
     let mut prepared = prepare_load(scenario, endpoints, String::new())?;
     shared.set_phase(Phase::Ready);
     let mut start = shared.start.subscribe();
@@ -298,9 +306,19 @@ async fn stop(State(s): State<Arc<Shared>>) -> &'static str {
 struct WindowsQuery {
     #[serde(default)]
     after: u64,
+    /// The edges the coordinator's kubelet has in rotation now (`Rotation::ready_list`).
+    #[serde(default)]
+    ready: Option<String>,
 }
 
 async fn windows(State(s): State<Arc<Shared>>, Query(q): Query<WindowsQuery>) -> Response {
+    if let (Some(list), Some(rotation)) = (&q.ready, s.rotation.get())
+        && let Err(e) = rotation.apply_ready_list(list)
+    {
+        // The coordinator and this worker read the same endpoints file: a bug, not a reason to
+        // withhold the windows.
+        tracing::warn!(error = %e, "the coordinator's rotation does not fit this worker's");
+    }
     let phase = s.phase();
     let mut buffer = s.records.lock().unwrap_or_else(|e| e.into_inner());
     // What the coordinator has seen is acknowledged: it is dropped, which bounds the buffer by
@@ -321,6 +339,43 @@ async fn windows(State(s): State<Arc<Shared>>, Query(q): Query<WindowsQuery>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_poll_carries_the_coordinators_rotation_into_the_workers_viewers() {
+        let shared = Arc::new(Shared {
+            phase: Mutex::new(Phase::Running),
+            start: watch::channel(None).0,
+            stop: CancellationToken::new(),
+            records: Mutex::new(VecDeque::new()),
+            acknowledged: CancellationToken::new(),
+            rotation: std::sync::OnceLock::new(),
+        });
+        let rotation = Rotation::all_ready(2);
+        shared.rotation.set(rotation.clone()).unwrap();
+        let poll = |ready: Option<&str>| {
+            windows(
+                State(shared.clone()),
+                Query(WindowsQuery {
+                    after: 0,
+                    ready: ready.map(str::to_string),
+                }),
+            )
+        };
+        assert_eq!(poll(Some("1")).await.status(), StatusCode::OK);
+        assert_eq!(
+            rotation.pick(0),
+            1,
+            "viewer 0's edge 0 is out: edge 1 takes it"
+        );
+        // A poll without a list (a coordinator without a kubelet) leaves it as it is.
+        poll(None).await;
+        assert_eq!(rotation.ready_list(), "1");
+        // A list that does not fit is refused, and the windows still go out.
+        assert_eq!(poll(Some("7")).await.status(), StatusCode::OK);
+        assert_eq!(rotation.ready_list(), "1");
+        poll(Some("0,1")).await;
+        assert_eq!(rotation.pick(0), 0);
+    }
 
     #[test]
     fn replies_carry_the_phase_beside_the_records() {
