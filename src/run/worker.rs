@@ -9,7 +9,8 @@
 //!   failure);
 //! - `POST /start?at_unix_ms=N`: the run's time zero, a wall-clock instant;
 //! - `GET /windows?after=N`: the windows after number `N`, as `{"phase", "records"}`; asking
-//!   past the last window acknowledges it and lets the worker exit;
+//!   past the last window acknowledges it and lets the worker exit; `&ready=0,2` (a local
+//!   topology's coordinator) puts exactly those edges in this worker's rotation;
 //! - `POST /stop`: end the load now (Ctrl-C at the coordinator, a knee found).
 //!
 //! Nothing runs for ever: a worker never started exits after `start_timeout`, and a finished one
