@@ -91,6 +91,17 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(phase: Phase) -> Self {
+        Shared {
+            phase: Mutex::new(phase),
+            start: watch::channel(None).0,
+            stop: CancellationToken::new(),
+            records: Mutex::new(VecDeque::new()),
+            acknowledged: CancellationToken::new(),
+            rotation: std::sync::OnceLock::new(),
+        }
+    }
+
     fn set_phase(&self, phase: Phase) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
     }
@@ -124,14 +135,7 @@ pub async fn serve(
         "xiuload worker {} listening on http://{addr}",
         options.shard
     );
-    let shared = Arc::new(Shared {
-        phase: Mutex::new(Phase::Preparing),
-        start: watch::channel(None).0,
-        stop: CancellationToken::new(),
-        records: Mutex::new(VecDeque::new()),
-        acknowledged: CancellationToken::new(),
-        rotation: std::sync::OnceLock::new(),
-    });
+    let shared = Arc::new(Shared::new(Phase::Preparing));
     let server_stop = CancellationToken::new();
     let server = tokio::spawn({
         let app = router(shared.clone());
@@ -343,14 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_poll_carries_the_coordinators_rotation_into_the_workers_viewers() {
-        let shared = Arc::new(Shared {
-            phase: Mutex::new(Phase::Running),
-            start: watch::channel(None).0,
-            stop: CancellationToken::new(),
-            records: Mutex::new(VecDeque::new()),
-            acknowledged: CancellationToken::new(),
-            rotation: std::sync::OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(Phase::Running));
         let rotation = Rotation::all_ready(2);
         shared.rotation.set(rotation.clone()).unwrap();
         let poll = |ready: Option<&str>| {
