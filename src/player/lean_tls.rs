@@ -140,27 +140,14 @@ impl LeanTlsStream {
                     Some(Next::Plaintext)
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    let mut room = 0;
-                    loop {
-                        let start = self.outgoing.len();
-                        self.outgoing.resize(start + room, 0);
-                        match encode.encode(&mut self.outgoing[start..]) {
-                            Ok(n) => {
-                                self.outgoing.truncate(start + n);
-                                break;
-                            }
+                    let Ok(()) =
+                        append_grown(&mut self.outgoing, 0, |room| match encode.encode(room) {
+                            Ok(n) => Ok(n),
                             Err(EncodeError::InsufficientSize(InsufficientSizeError {
                                 required_size,
-                            })) => {
-                                self.outgoing.truncate(start);
-                                room = required_size;
-                            }
-                            Err(EncodeError::AlreadyEncoded) => {
-                                self.outgoing.truncate(start);
-                                break;
-                            }
-                        }
-                    }
+                            })) => Err(Grow::<std::convert::Infallible>::To(required_size)),
+                            Err(EncodeError::AlreadyEncoded) => Ok(0),
+                        });
                     None
                 }
                 // Sent before the next read (`poll_send`): rustls only needs to know it is due.
@@ -247,27 +234,15 @@ impl LeanTlsStream {
                 self.conn.process_tls_records(&mut self.incoming);
             let encrypted = match state.map_err(tls_error)? {
                 ConnectionState::WriteTraffic(mut traffic) => {
-                    let mut room = data.len() + 64;
-                    loop {
-                        let start = self.outgoing.len();
-                        self.outgoing.resize(start + room, 0);
-                        match traffic.encrypt(data, &mut self.outgoing[start..]) {
-                            Ok(n) => {
-                                self.outgoing.truncate(start + n);
-                                break;
-                            }
+                    append_grown(&mut self.outgoing, data.len() + 64, |room| {
+                        match traffic.encrypt(data, room) {
+                            Ok(n) => Ok(n),
                             Err(EncryptError::InsufficientSize(InsufficientSizeError {
                                 required_size,
-                            })) => {
-                                self.outgoing.truncate(start);
-                                room = required_size;
-                            }
-                            Err(e) => {
-                                self.outgoing.truncate(start);
-                                return Err(io::Error::other(e.to_string()));
-                            }
+                            })) => Err(Grow::To(required_size)),
+                            Err(e) => Err(Grow::Fail(io::Error::other(e.to_string()))),
                         }
-                    }
+                    })?;
                     true
                 }
                 ConnectionState::ReadTraffic(mut traffic) => {
@@ -372,9 +347,62 @@ impl AsyncWrite for LeanTlsStream {
     }
 }
 
+/// Why a write into [`append_grown`]'s room did not fit or failed.
+enum Grow<E> {
+    /// rustls needs this many bytes of room: try again with them.
+    To(usize),
+    Fail(E),
+}
+
+/// Appends to `out` what `write` puts into `room` bytes of space at its end (rustls' unbuffered
+/// API writes into a caller's slice and says how much it needs when the slice is too small):
+/// the space is grown to what `write` asks for and it is tried again; nothing is left behind
+/// when it fails.
+fn append_grown<E>(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Grow<E>>,
+) -> Result<(), E> {
+    loop {
+        let start = out.len();
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(Grow::To(needed)) => {
+                out.truncate(start);
+                room = needed;
+            }
+            Err(Grow::Fail(e)) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_grows_the_room_to_what_the_writer_asks_and_leaves_nothing_on_failure() {
+        let mut out = b"ab".to_vec();
+        let mut tries = Vec::new();
+        let r: Result<(), ()> = append_grown(&mut out, 1, |room| {
+            tries.push(room.len());
+            if room.len() < 3 {
+                return Err(Grow::To(3));
+            }
+            room[..3].copy_from_slice(b"cde");
+            Ok(3)
+        });
+        assert_eq!((r, tries, &out[..]), (Ok(()), vec![1, 3], &b"abcde"[..]));
+        let r = append_grown(&mut out, 8, |_| Err(Grow::Fail("refused")));
+        assert_eq!((r, &out[..]), (Err("refused"), &b"abcde"[..]));
+    }
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
     /// A TLS server (tokio-rustls, self-signed for "localhost") that reads a request, answers

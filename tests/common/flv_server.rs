@@ -34,32 +34,50 @@ pub struct TlsFlvServer {
 /// Serves `seconds` of [`synthetic_flv`] over TLS to every client that completes the handshake
 /// (whatever it asks for, then closes), until the test's runtime ends.
 pub async fn tls_flv_server(seconds: u32) -> TlsFlvServer {
+    let body = Arc::new(synthetic_flv(seconds));
+    serve_tls(move |mut tls| {
+        let body = body.clone();
+        async move {
+            let mut request = [0u8; 2048];
+            let _ = tls.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(head.as_bytes()).await;
+            let _ = tls.write_all(&body).await;
+            let _ = tls.shutdown().await;
+        }
+    })
+    .await
+}
+
+/// A TLS server on a loopback port whose every connection, once its handshake is done (a client
+/// that does not trust the certificate gives up before) and counted, is handed to `serve`.
+async fn serve_tls<F, Fut>(serve: F) -> TlsFlvServer
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (acceptor, ca_pem) = self_signed_acceptor();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let body = Arc::new(synthetic_flv(seconds));
     let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     let counter = accepted.clone();
+    let serve = Arc::new(serve);
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
-            let body = body.clone();
             let counter = counter.clone();
+            let serve = serve.clone();
             tokio::spawn(async move {
-                // A client that does not trust the certificate gives up here.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                // No Nagle delay: a live stream's small tags go out as they come.
+                let _ = tcp.set_nodelay(true);
+                let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let mut request = [0u8; 2048];
-                let _ = tls.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = tls.write_all(head.as_bytes()).await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
+                serve(tls).await;
             });
         }
     });
@@ -91,36 +109,13 @@ fn self_signed_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
 /// is in front of a cluster's xiu: each client's decrypted bytes go to a new connection to the
 /// backend and back, keep-alive included, until either side closes.
 pub async fn tls_terminator(backend: u16) -> TlsFlvServer {
-    let (acceptor, ca_pem) = self_signed_acceptor();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted: Arc<std::sync::atomic::AtomicUsize> = Default::default();
-    let counter = accepted.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                // No Nagle delay on either side: a live stream's small tags go out as they come.
-                let _ = tcp.set_nodelay(true);
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
-                else {
-                    return;
-                };
-                let _ = upstream.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    TlsFlvServer {
-        port,
-        ca_pem,
-        accepted,
-        task,
-    }
+    serve_tls(move |mut tls| async move {
+        let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+            return;
+        };
+        let _ = upstream.set_nodelay(true);
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+        let _ = tls.shutdown().await;
+    })
+    .await
 }
